@@ -1,0 +1,166 @@
+//! An owned packet buffer.
+//!
+//! rvs frames fit one segment (pools are made with room for a full MTU frame), so the data
+//! accessors work on the first segment; [`Mbuf::segments`] tells when a driver chained more.
+
+use std::ptr::NonNull;
+
+use dpdk_sys as sys;
+
+/// Why an mbuf length operation was refused; the mbuf is unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum MbufError {
+    #[error("not enough headroom: wanted {wanted} bytes, {room} available")]
+    NoHeadroom { wanted: usize, room: usize },
+    #[error("not enough tailroom: wanted {wanted} bytes, {room} available")]
+    NoTailroom { wanted: usize, room: usize },
+    #[error("cannot remove {wanted} bytes from a {len}-byte segment")]
+    TooShort { wanted: usize, len: usize },
+}
+
+/// One packet buffer from a [`crate::Mempool`], returned to its pool when dropped.
+///
+/// `repr(transparent)` over a non-null pointer: `Option<Mbuf>` has the layout of
+/// `*mut rte_mbuf`, which lets [`crate::Burst`] hand its array straight to the PMD.
+#[repr(transparent)]
+#[derive(Debug)]
+pub struct Mbuf(NonNull<sys::rte_mbuf>);
+
+// SAFETY: an Mbuf is the sole owner of its buffer; DPDK allows an mbuf to be freed or used on any
+// thread (mbufs are routinely passed between lcores), and the pool's ring is multi-thread safe.
+unsafe impl Send for Mbuf {}
+
+impl Mbuf {
+    /// Takes ownership of a raw mbuf.
+    ///
+    /// # Safety
+    /// `raw` must be a valid mbuf that nothing else owns or will free.
+    pub unsafe fn from_raw(raw: NonNull<sys::rte_mbuf>) -> Mbuf {
+        Mbuf(raw)
+    }
+
+    /// Gives up ownership; the caller must free the mbuf (or pass it to a PMD).
+    pub fn into_raw(self) -> NonNull<sys::rte_mbuf> {
+        let raw = self.0;
+        std::mem::forget(self);
+        raw
+    }
+
+    pub fn as_ptr(&self) -> *mut sys::rte_mbuf {
+        self.0.as_ptr()
+    }
+
+    /// Bytes in the first segment.
+    pub fn len(&self) -> usize {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_data_len(self.0.as_ptr()) as usize }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes in the whole packet (all segments).
+    pub fn pkt_len(&self) -> usize {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_pkt_len(self.0.as_ptr()) as usize }
+    }
+
+    pub fn segments(&self) -> u16 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_nb_segs(self.0.as_ptr()) }
+    }
+
+    pub fn headroom(&self) -> usize {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_headroom(self.0.as_ptr()) as usize }
+    }
+
+    pub fn tailroom(&self) -> usize {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_tailroom(self.0.as_ptr()) as usize }
+    }
+
+    /// The first segment's data.
+    pub fn data(&self) -> &[u8] {
+        // SAFETY: mtod points at data_len initialised bytes inside the mbuf's buffer, which self
+        // owns and which lives as long as the borrow of self.
+        unsafe { std::slice::from_raw_parts(sys::rvs_pktmbuf_mtod(self.0.as_ptr()), self.len()) }
+    }
+
+    pub fn data_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for data(), and &mut self guarantees the only access.
+        unsafe {
+            std::slice::from_raw_parts_mut(sys::rvs_pktmbuf_mtod(self.0.as_ptr()), self.len())
+        }
+    }
+
+    /// Grows the packet at the front by `n` bytes (for encapsulation) and returns the new bytes.
+    pub fn prepend(&mut self, n: usize) -> Result<&mut [u8], MbufError> {
+        let room = self.headroom();
+        if n > room {
+            return Err(MbufError::NoHeadroom { wanted: n, room });
+        }
+        // SAFETY: n <= headroom (so it fits u16 and the call succeeds); the returned pointer is
+        // the new start of data, n bytes of which are inside the buffer self owns.
+        unsafe {
+            let p = sys::rvs_pktmbuf_prepend(self.0.as_ptr(), n as u16);
+            Ok(std::slice::from_raw_parts_mut(p, n))
+        }
+    }
+
+    /// Grows the packet at the end by `n` bytes and returns the new bytes.
+    pub fn append(&mut self, n: usize) -> Result<&mut [u8], MbufError> {
+        let room = self.tailroom();
+        if n > room || self.segments() != 1 {
+            return Err(MbufError::NoTailroom { wanted: n, room });
+        }
+        // SAFETY: single segment and n <= tailroom, so append succeeds and returns a pointer to
+        // n bytes at the end of the data, inside the buffer self owns.
+        unsafe {
+            let p = sys::rvs_pktmbuf_append(self.0.as_ptr(), n as u16);
+            Ok(std::slice::from_raw_parts_mut(p, n))
+        }
+    }
+
+    /// Removes `n` bytes from the front (for decapsulation).
+    pub fn adj(&mut self, n: usize) -> Result<(), MbufError> {
+        let len = self.len();
+        if n > len {
+            return Err(MbufError::TooShort { wanted: n, len });
+        }
+        // SAFETY: n <= data_len of the first segment, the condition under which adj succeeds.
+        unsafe { sys::rvs_pktmbuf_adj(self.0.as_ptr(), n as u16) };
+        Ok(())
+    }
+
+    /// Removes `n` bytes from the end.
+    pub fn trim(&mut self, n: usize) -> Result<(), MbufError> {
+        let len = self.len();
+        if n > len || self.segments() != 1 {
+            return Err(MbufError::TooShort { wanted: n, len });
+        }
+        // SAFETY: single segment and n <= data_len, the condition under which trim succeeds.
+        unsafe { sys::rvs_pktmbuf_trim(self.0.as_ptr(), n as u16) };
+        Ok(())
+    }
+
+    /// The RSS hash the NIC computed (0 when the port has no RSS).
+    pub fn rss_hash(&self) -> u32 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_rss_hash(self.0.as_ptr()) }
+    }
+
+    /// The port the packet was received on.
+    pub fn port(&self) -> u16 {
+        // SAFETY: self owns a valid mbuf.
+        unsafe { sys::rvs_pktmbuf_port(self.0.as_ptr()) }
+    }
+}
+
+impl Drop for Mbuf {
+    fn drop(&mut self) {
+        // SAFETY: self is the sole owner; the mbuf is not used after this.
+        unsafe { sys::rvs_pktmbuf_free(self.0.as_ptr()) }
+    }
+}
