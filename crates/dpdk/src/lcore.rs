@@ -47,12 +47,13 @@ where
     F: FnOnce(u32) -> T + Send + 'static,
     T: Send + 'static,
 {
-    let cores = core_affinity::get_core_ids().unwrap_or_default();
-    if !cores.iter().any(|c| c.id == cpu) {
-        let available: Vec<String> = cores.iter().map(|c| c.id.to_string()).collect();
+    // Not core_affinity::get_core_ids(): it lists the *calling* thread's CPUs, and EAL pins
+    // the thread that initialised it to the main lcore's CPU.
+    let online = std::fs::read_to_string("/sys/devices/system/cpu/online").unwrap_or_default();
+    if !parse_cpu_list(&online).contains(&cpu) {
         return Err(Error::NoSuchCpu {
             cpu,
-            available: available.join(","),
+            available: online.trim().to_string(),
         });
     }
     let (ready_tx, ready_rx) = mpsc::sync_channel::<Result<u32>>(1);
@@ -99,6 +100,18 @@ where
     }
 }
 
+/// Parses the kernel's CPU list format ("0-3,8,10-11"); malformed parts are skipped.
+pub(crate) fn parse_cpu_list(s: &str) -> Vec<usize> {
+    s.trim()
+        .split(',')
+        .filter_map(|part| match part.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?..=b.parse().ok()?).collect::<Vec<usize>>()),
+            None => part.parse().ok().map(|c| vec![c]),
+        })
+        .flatten()
+        .collect()
+}
+
 /// The calling thread's lcore id, or None for a thread EAL does not know.
 pub fn current_lcore() -> Option<u32> {
     // SAFETY: reads the calling thread's per-lcore id (LCORE_ID_ANY for unknown threads).
@@ -117,4 +130,15 @@ pub fn tsc() -> u64 {
 pub fn tsc_hz(_eal: &Eal) -> u64 {
     // SAFETY: EAL is initialised, which calibrated the TSC.
     unsafe { sys::rte_get_tsc_hz() }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cpu_lists_parse_like_the_kernel_writes_them() {
+        assert_eq!(super::parse_cpu_list("0-1\n"), vec![0, 1]);
+        assert_eq!(super::parse_cpu_list("0,2-4,7"), vec![0, 2, 3, 4, 7]);
+        assert_eq!(super::parse_cpu_list("x,3"), vec![3]);
+        assert!(super::parse_cpu_list("").is_empty());
+    }
 }

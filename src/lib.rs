@@ -1,0 +1,16 @@
+//! The `rvs` package: the `rvsd` daemon and `rvsadm` CLI, and the pieces they share that are
+//! not part of the pure core or the DPDK layer.
+
+pub mod ealenv;
+pub mod passthrough;
+pub mod traffic;
+
+/// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.
+pub fn version_line(bin: &str) -> String {
+    format!(
+        "{bin} {} (git {}, built against DPDK {})",
+        env!("CARGO_PKG_VERSION"),
+        env!("RVS_GIT_VERSION"),
+        env!("RVS_DPDK_BUILD_VERSION")
+    )
+}

@@ -1,0 +1,106 @@
+//! rvsd and rvsadm as a user runs them.
+
+use std::process::Command;
+
+fn rvsd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_rvsd"))
+}
+
+#[test]
+fn version_names_rvs_and_both_dpdk_versions() {
+    let out = rvsd().arg("--version").output().unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        s.starts_with(&format!("rvsd {} (git ", env!("CARGO_PKG_VERSION"))),
+        "{s}"
+    );
+    assert!(s.contains("built against DPDK 22.11"), "{s}");
+    assert!(s.contains("running DPDK 22.11"), "{s}");
+}
+
+#[test]
+fn demo_moves_every_frame_through_dpdk_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rvsd()
+        .args([
+            "--demo",
+            "--no-huge",
+            "--packets",
+            "3000",
+            "--cpu",
+            "0",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("moved 3000 frames"), "{stdout}");
+    assert!(stdout.contains("ipackets 3000 opackets 3000"), "{stdout}");
+    assert!(stdout.contains("imissed 0"), "{stdout}");
+    assert!(
+        stdout.contains("mbufs in use: 0 before, 0 after"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(3000 frames, identical to the input)"),
+        "{stdout}"
+    );
+    let a = std::fs::read(dir.path().join("demo-in.pcap")).unwrap();
+    let b = std::fs::read(dir.path().join("demo-out.pcap")).unwrap();
+    assert!(a.len() > 3000 * 54, "the input holds real frames");
+    assert_eq!(a.len(), b.len(), "same frames and pcap framing");
+}
+
+#[test]
+fn demo_on_a_missing_cpu_fails_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = rvsd()
+        .args([
+            "--demo",
+            "--no-huge",
+            "--packets",
+            "10",
+            "--cpu",
+            "999",
+            "--out",
+        ])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("CPU 999 does not exist"), "{err}");
+}
+
+#[test]
+fn no_arguments_is_a_usage_error() {
+    let out = rvsd().output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rvsd --demo"));
+}
+
+#[test]
+fn rvsadm_refuses_what_it_cannot_do_yet() {
+    let ok = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .arg("--version")
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("rvsadm "));
+    let no = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .arg("-L")
+        .output()
+        .unwrap();
+    assert_eq!(
+        no.status.code(),
+        Some(2),
+        "an ipvsadm command is refused, not faked"
+    );
+}
