@@ -1,0 +1,624 @@
+use std::fmt::Debug;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::model::{Forward, RealId};
+
+/// An address family the table can hold (IPv4 and IPv6 get a table each, so a v4 entry stays
+/// small).
+pub trait Addr: Copy + Eq + Debug + 'static {
+    /// 0.0.0.0 / ::, for empty entries.
+    const UNSPECIFIED: Self;
+    fn mix(self, h: u64) -> u64;
+    /// The address with only its first `prefix_len` bits kept (persistence netmask).
+    fn masked(self, prefix_len: u8) -> Self;
+    fn ip(self) -> IpAddr;
+}
+
+#[inline]
+fn mix64(h: u64, v: u64) -> u64 {
+    // One round of a multiply-xorshift mixer: cheap, and good enough with a secret seed.
+    let x = (h ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    x ^ (x >> 29)
+}
+
+impl Addr for Ipv4Addr {
+    const UNSPECIFIED: Self = Ipv4Addr::UNSPECIFIED;
+
+    #[inline]
+    fn mix(self, h: u64) -> u64 {
+        mix64(h, u32::from(self) as u64)
+    }
+
+    fn masked(self, prefix_len: u8) -> Self {
+        let m = if prefix_len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - prefix_len.min(32))
+        };
+        Ipv4Addr::from(u32::from(self) & m)
+    }
+
+    fn ip(self) -> IpAddr {
+        IpAddr::V4(self)
+    }
+}
+
+impl Addr for Ipv6Addr {
+    const UNSPECIFIED: Self = Ipv6Addr::UNSPECIFIED;
+
+    #[inline]
+    fn mix(self, h: u64) -> u64 {
+        let v = u128::from(self);
+        mix64(mix64(h, v as u64), (v >> 64) as u64)
+    }
+
+    fn masked(self, prefix_len: u8) -> Self {
+        let m = if prefix_len == 0 {
+            0
+        } else {
+            u128::MAX << (128 - prefix_len.min(128) as u32)
+        };
+        Ipv6Addr::from(u128::from(self) & m)
+    }
+
+    fn ip(self) -> IpAddr {
+        IpAddr::V6(self)
+    }
+}
+
+/// A packet's 5-tuple as it travels (source first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tuple<A> {
+    pub src: A,
+    pub dst: A,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+}
+
+/// Which key of an entry a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// client:cport -> vip:vport
+    In = 1,
+    /// rip:rport -> client:cport (NAT replies)
+    Out = 2,
+    /// masked client -> vip:vport (persistence)
+    Template = 3,
+}
+
+pub const NIL: u32 = u32::MAX;
+pub const CONN_TEMPLATE: u8 = 0x01;
+/// Counted as inactive in the real server's counters (IPVS's IP_VS_CONN_F_INACTIVE).
+pub const CONN_INACTIVE: u8 = 0x02;
+/// DR/TUN: no reply traffic through the director, so the input-only TCP table applies.
+pub const CONN_NO_OUTPUT: u8 = 0x04;
+
+/// One connection (or persistence template).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct Conn<A> {
+    pub client: A,
+    pub vaddr: A,
+    pub raddr: A,
+    /// Absolute expiry time, milliseconds.
+    pub expires: u64,
+    pub real: RealId,
+    /// The template controlling this connection, or NIL.
+    pub template: u32,
+    /// For templates: live connections it controls.
+    pub controlled: u32,
+    /// For templates: the persistence timeout, seconds.
+    pub persist_s: u32,
+    wheel_next: u32,
+    pub cport: u16,
+    pub vport: u16,
+    pub rport: u16,
+    pub proto: u8,
+    pub state: u8,
+    pub forward: Forward,
+    pub flags: u8,
+}
+
+impl<A: Addr> Conn<A> {
+    pub fn new(
+        proto: u8,
+        client: A,
+        cport: u16,
+        vaddr: A,
+        vport: u16,
+        raddr: A,
+        rport: u16,
+        forward: Forward,
+        real: RealId,
+    ) -> Self {
+        Conn {
+            client,
+            vaddr,
+            raddr,
+            expires: 0,
+            real,
+            template: NIL,
+            controlled: 0,
+            persist_s: 0,
+            wheel_next: NIL,
+            cport,
+            vport,
+            rport,
+            proto,
+            state: 0,
+            forward,
+            flags: 0,
+        }
+    }
+
+    pub fn is_template(&self) -> bool {
+        self.flags & CONN_TEMPLATE != 0
+    }
+
+    fn key(&self, kind: KeyKind) -> Tuple<A> {
+        match kind {
+            KeyKind::In | KeyKind::Template => Tuple {
+                src: self.client,
+                dst: self.vaddr,
+                sport: self.cport,
+                dport: self.vport,
+                proto: self.proto,
+            },
+            KeyKind::Out => Tuple {
+                src: self.raddr,
+                dst: self.client,
+                sport: self.rport,
+                dport: self.cport,
+                proto: self.proto,
+            },
+        }
+    }
+}
+
+impl<A: Addr> Default for Conn<A> {
+    fn default() -> Self {
+        Conn::new(
+            0,
+            A::UNSPECIFIED,
+            0,
+            A::UNSPECIFIED,
+            0,
+            A::UNSPECIFIED,
+            0,
+            Forward::Nat,
+            RealId(0),
+        )
+    }
+}
+
+/// The table is full: the new flow is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+const WHEEL_SLOTS: usize = 1024;
+pub const TICK_MS: u64 = 100;
+
+pub struct ConnTable<A> {
+    entries: Box<[Conn<A>]>,
+    free: Vec<u32>,
+    slots: Box<[u64]>,
+    mask: usize,
+    seed: u64,
+    wheel: Box<[u32]>,
+    tick: u64,
+}
+
+impl<A: Addr> Debug for ConnTable<A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConnTable")
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .finish()
+    }
+}
+
+#[inline]
+fn slot_of(tag: u32, kind: KeyKind, idx: u32) -> u64 {
+    ((tag as u64) << 32) | ((kind as u64) << 30) | idx as u64
+}
+
+#[inline]
+fn slot_parts(s: u64) -> (u32, KeyKind, u32) {
+    let kind = match (s >> 30) & 3 {
+        1 => KeyKind::In,
+        2 => KeyKind::Out,
+        _ => KeyKind::Template,
+    };
+    ((s >> 32) as u32, kind, (s & 0x3fff_ffff) as u32)
+}
+
+impl<A: Addr> ConnTable<A> {
+    /// A table for `capacity` entries (connections plus templates). `seed` keys the hash: give
+    /// each worker a random one so that flows cannot be crafted to collide.
+    pub fn new(capacity: usize, seed: u64) -> ConnTable<A> {
+        assert!(
+            capacity > 0 && capacity < (1 << 30),
+            "connection table capacity must be 1..2^30"
+        );
+        // Up to two keys an entry, at most half the slots used.
+        let nslots = (capacity * 4).next_power_of_two();
+        ConnTable {
+            entries: vec![Conn::default(); capacity].into_boxed_slice(),
+            free: (0..capacity as u32).rev().collect(),
+            slots: vec![0u64; nslots].into_boxed_slice(),
+            mask: nslots - 1,
+            seed,
+            wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
+            tick: 0,
+        }
+    }
+
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len() - self.free.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes the table occupies (entries, index, free list, wheel).
+    pub fn memory_bytes(&self) -> usize {
+        self.entries.len() * std::mem::size_of::<Conn<A>>()
+            + self.slots.len() * 8
+            + self.free.capacity() * 4
+            + self.wheel.len() * 4
+    }
+
+    #[inline]
+    pub fn hash(&self, t: &Tuple<A>, kind: KeyKind) -> u32 {
+        let mut h = self.seed ^ ((t.proto as u64) << 8 | kind as u64);
+        h = t.src.mix(h);
+        h = t.dst.mix(h);
+        h = mix64(h, ((t.sport as u64) << 16) | t.dport as u64);
+        (h ^ (h >> 32)) as u32
+    }
+
+    /// Loads the first index slot for `hash` so that a later probe finds it in cache. Called
+    /// for a whole burst before any probe: the loads are independent and overlap.
+    #[inline]
+    pub fn touch(&self, hash: u32) -> u64 {
+        self.slots[hash as usize & self.mask]
+    }
+
+    /// Finds the entry a packet with tuple `t` belongs to: its in key, or (NAT) its out key.
+    #[inline]
+    pub fn lookup(&self, t: &Tuple<A>) -> Option<(u32, KeyKind)> {
+        let h = self.hash(t, KeyKind::In);
+        if let Some(i) = self.find(t, h, KeyKind::In) {
+            return Some((i, KeyKind::In));
+        }
+        let h = self.hash(t, KeyKind::Out);
+        self.find(t, h, KeyKind::Out).map(|i| (i, KeyKind::Out))
+    }
+
+    /// Looks up one key kind with a precomputed hash.
+    #[inline]
+    pub fn find(&self, t: &Tuple<A>, hash: u32, kind: KeyKind) -> Option<u32> {
+        let mut i = hash as usize & self.mask;
+        loop {
+            let s = self.slots[i];
+            if s == 0 {
+                return None;
+            }
+            let (tag, k, idx) = slot_parts(s);
+            if tag == hash && k == kind && self.entries[idx as usize].key(kind) == *t {
+                return Some(idx);
+            }
+            i = (i + 1) & self.mask;
+        }
+    }
+
+    /// The persistence template for a (masked) client, if one lives.
+    pub fn find_template(&self, proto: u8, client: A, vaddr: A, vport: u16) -> Option<u32> {
+        let t = Tuple {
+            src: client,
+            dst: vaddr,
+            sport: 0,
+            dport: vport,
+            proto,
+        };
+        self.find(&t, self.hash(&t, KeyKind::Template), KeyKind::Template)
+    }
+
+    #[inline]
+    pub fn get(&self, idx: u32) -> &Conn<A> {
+        &self.entries[idx as usize]
+    }
+
+    #[inline]
+    pub fn get_mut(&mut self, idx: u32) -> &mut Conn<A> {
+        &mut self.entries[idx as usize]
+    }
+
+    /// Adds an entry (its keys and its timer) expiring at `conn.expires`.
+    pub fn insert(&mut self, conn: Conn<A>) -> Result<u32, Full> {
+        let idx = self.free.pop().ok_or(Full)?;
+        self.entries[idx as usize] = conn;
+        if conn.is_template() {
+            self.index(idx, KeyKind::Template);
+        } else {
+            self.index(idx, KeyKind::In);
+            if conn.forward == Forward::Nat {
+                self.index(idx, KeyKind::Out);
+            }
+        }
+        self.link(idx);
+        Ok(idx)
+    }
+
+    fn index(&mut self, idx: u32, kind: KeyKind) {
+        let t = self.entries[idx as usize].key(kind);
+        let h = self.hash(&t, kind);
+        let mut i = h as usize & self.mask;
+        while self.slots[i] != 0 {
+            i = (i + 1) & self.mask;
+        }
+        self.slots[i] = slot_of(h, kind, idx);
+    }
+
+    fn unindex(&mut self, idx: u32, kind: KeyKind) {
+        let t = self.entries[idx as usize].key(kind);
+        let h = self.hash(&t, kind);
+        let mut i = h as usize & self.mask;
+        let want = slot_of(h, kind, idx);
+        while self.slots[i] != want {
+            debug_assert!(self.slots[i] != 0, "unindexing a key that is not indexed");
+            if self.slots[i] == 0 {
+                return;
+            }
+            i = (i + 1) & self.mask;
+        }
+        // Backward-shift deletion: pull later members of the probe run into the hole when
+        // their home slot is not between the hole and themselves.
+        let mut hole = i;
+        let mut j = i;
+        loop {
+            j = (j + 1) & self.mask;
+            let s = self.slots[j];
+            if s == 0 {
+                break;
+            }
+            let home = (s >> 32) as usize & self.mask;
+            let dist_home = j.wrapping_sub(home) & self.mask;
+            let dist_hole = j.wrapping_sub(hole) & self.mask;
+            if dist_home >= dist_hole {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = 0;
+    }
+
+    fn link(&mut self, idx: u32) {
+        let due = self.entries[idx as usize].expires / TICK_MS;
+        let tick = due.max(self.tick + 1);
+        let w = (tick % WHEEL_SLOTS as u64) as usize;
+        self.entries[idx as usize].wheel_next = self.wheel[w];
+        self.wheel[w] = idx;
+    }
+
+    /// Removes an entry now (its keys and its slab slot; the wheel drops it lazily).
+    fn release(&mut self, idx: u32) {
+        let c = self.entries[idx as usize];
+        if c.is_template() {
+            self.unindex(idx, KeyKind::Template);
+        } else {
+            self.unindex(idx, KeyKind::In);
+            if c.forward == Forward::Nat {
+                self.unindex(idx, KeyKind::Out);
+            }
+        }
+        self.free.push(idx);
+    }
+
+    /// Advances the wheel to `now` (ms). Each due entry is offered to `on_expire`, which returns
+    /// a new expiry to keep it (a template still controlling connections) or None to remove
+    /// it; it sees the entry before removal, and gets the table to update related entries.
+    pub fn advance(
+        &mut self,
+        now: u64,
+        mut on_expire: impl FnMut(&mut Self, u32) -> Option<u64>,
+    ) -> usize {
+        let target = now / TICK_MS;
+        if target <= self.tick {
+            return 0;
+        }
+        // Whole rotations add nothing: each slot is visited at most once per call.
+        let steps = (target - self.tick).min(WHEEL_SLOTS as u64);
+        let mut expired = 0;
+        for s in 0..steps {
+            let tick = target - steps + 1 + s;
+            let w = (tick % WHEEL_SLOTS as u64) as usize;
+            let mut idx = std::mem::replace(&mut self.wheel[w], NIL);
+            self.tick = tick;
+            while idx != NIL {
+                let next = self.entries[idx as usize].wheel_next;
+                if self.entries[idx as usize].expires <= now {
+                    match on_expire(self, idx) {
+                        Some(t) => {
+                            self.entries[idx as usize].expires = t;
+                            self.link(idx);
+                        }
+                        None => {
+                            self.release(idx);
+                            expired += 1;
+                        }
+                    }
+                } else {
+                    self.link(idx);
+                }
+                idx = next;
+            }
+        }
+        self.tick = target;
+        expired
+    }
+
+    /// Every live entry, for listings (`ipvsadm -Lc`); not for the data path.
+    pub fn iter(&self) -> impl Iterator<Item = (u32, &Conn<A>)> + '_ {
+        let mut live = vec![true; self.entries.len()];
+        for &f in &self.free {
+            live[f as usize] = false;
+        }
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(move |(i, _)| live[*i])
+            .map(|(i, c)| (i as u32, c))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v4(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    fn conn(i: u32, fwd: Forward, expires: u64) -> Conn<Ipv4Addr> {
+        let mut c = Conn::new(
+            6,
+            Ipv4Addr::from(0x0a01_0000 + i),
+            1000 + (i % 50000) as u16,
+            v4("10.0.0.100"),
+            80,
+            v4("192.168.1.2"),
+            8080,
+            fwd,
+            RealId(0),
+        );
+        c.expires = expires;
+        c
+    }
+
+    #[test]
+    fn entry_sizes() {
+        assert!(
+            std::mem::size_of::<Conn<Ipv4Addr>>() <= 64,
+            "a v4 entry fits a cache line"
+        );
+        assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 56);
+        assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 88);
+    }
+
+    #[test]
+    fn in_and_out_keys_find_a_nat_entry_dr_has_no_out_key() {
+        let mut t = ConnTable::new(16, 7);
+        let c = conn(1, Forward::Nat, 1000);
+        let i = t.insert(c).unwrap();
+        let inbound = Tuple {
+            src: c.client,
+            dst: c.vaddr,
+            sport: c.cport,
+            dport: 80,
+            proto: 6,
+        };
+        let reply = Tuple {
+            src: c.raddr,
+            dst: c.client,
+            sport: 8080,
+            dport: c.cport,
+            proto: 6,
+        };
+        assert_eq!(t.lookup(&inbound), Some((i, KeyKind::In)));
+        assert_eq!(t.lookup(&reply), Some((i, KeyKind::Out)));
+        let d = conn(2, Forward::Dr, 1000);
+        t.insert(d).unwrap();
+        let reply = Tuple {
+            src: d.raddr,
+            dst: d.client,
+            sport: 8080,
+            dport: d.cport,
+            proto: 6,
+        };
+        assert_eq!(t.lookup(&reply), None);
+    }
+
+    #[test]
+    fn full_table_refuses_and_keeps_live_entries() {
+        let mut t = ConnTable::new(4, 1);
+        for i in 0..4 {
+            t.insert(conn(i, Forward::Nat, 10_000)).unwrap();
+        }
+        assert_eq!(t.insert(conn(9, Forward::Nat, 10_000)), Err(Full));
+        assert_eq!(t.len(), 4);
+        for i in 0..4 {
+            let c = conn(i, Forward::Nat, 0);
+            assert!(t
+                .lookup(&Tuple {
+                    src: c.client,
+                    dst: c.vaddr,
+                    sport: c.cport,
+                    dport: 80,
+                    proto: 6
+                })
+                .is_some());
+        }
+    }
+
+    #[test]
+    fn expiry_removes_due_entries_only_and_frees_their_slots() {
+        let mut t = ConnTable::new(8, 3);
+        t.insert(conn(1, Forward::Nat, 1_000)).unwrap();
+        let keep = t.insert(conn(2, Forward::Nat, 500_000)).unwrap();
+        assert_eq!(t.advance(999, |_, _| None), 0);
+        assert_eq!(t.advance(1_100, |_, _| None), 1);
+        assert_eq!(t.len(), 1);
+        // Refreshing an entry is a store: the wheel moves it when its old slot comes round.
+        t.get_mut(keep).expires = 900_000;
+        assert_eq!(t.advance(600_000, |_, _| None), 0);
+        assert_eq!(t.advance(900_100, |_, _| None), 1);
+        assert!(t.is_empty());
+    }
+
+    #[test]
+    fn many_inserts_and_deletes_keep_every_live_key_findable() {
+        // Backward-shift deletion under heavy churn in a small table.
+        let mut t = ConnTable::new(256, 11);
+        let mut live = std::collections::BTreeMap::new();
+        let mut now = 0u64;
+        for round in 0..40u32 {
+            for i in 0..200u32 {
+                let id = round * 1000 + i;
+                if t.len() < t.capacity() {
+                    let c = conn(
+                        id,
+                        if id % 3 == 0 {
+                            Forward::Dr
+                        } else {
+                            Forward::Nat
+                        },
+                        now + 100 * (1 + (id % 7) as u64),
+                    );
+                    t.insert(c).unwrap();
+                    live.insert(id, c);
+                }
+            }
+            now += 300;
+            t.advance(now, |_, _| None);
+            live.retain(|_, c| c.expires > now);
+            assert_eq!(t.len(), live.len());
+            for c in live.values() {
+                let k = Tuple {
+                    src: c.client,
+                    dst: c.vaddr,
+                    sport: c.cport,
+                    dport: c.vport,
+                    proto: 6,
+                };
+                assert!(t.lookup(&k).is_some(), "live entry lost in round {round}");
+            }
+        }
+    }
+}

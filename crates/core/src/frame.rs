@@ -1,0 +1,97 @@
+//! What the core needs from a packet buffer: its bytes, and room to grow or shrink at either end
+//! (tunnel headers are prepended, ICMP errors are built in place). The data plane implements it
+//! for DPDK mbufs; tests and fuzzers use [`VecFrame`].
+
+pub trait Frame {
+    fn data(&self) -> &[u8];
+    fn data_mut(&mut self) -> &mut [u8];
+    fn headroom(&self) -> usize;
+    /// Grows the front by `n` bytes (contents unspecified); false, and no change, if no room.
+    fn prepend(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the front; false, and no change, if shorter.
+    fn adj(&mut self, n: usize) -> bool;
+    /// Removes `n` bytes from the end; false, and no change, if shorter.
+    fn trim(&mut self, n: usize) -> bool;
+}
+
+/// A frame in a `Vec` with headroom in front, like an mbuf's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VecFrame {
+    buf: Vec<u8>,
+    start: usize,
+}
+
+impl VecFrame {
+    /// DPDK's default mbuf headroom.
+    pub const HEADROOM: usize = 128;
+
+    pub fn new(data: &[u8]) -> VecFrame {
+        VecFrame::with_headroom(data, Self::HEADROOM)
+    }
+
+    pub fn with_headroom(data: &[u8], headroom: usize) -> VecFrame {
+        let mut buf = vec![0u8; headroom + data.len()];
+        buf[headroom..].copy_from_slice(data);
+        VecFrame {
+            buf,
+            start: headroom,
+        }
+    }
+}
+
+impl Frame for VecFrame {
+    fn data(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn data_mut(&mut self) -> &mut [u8] {
+        &mut self.buf[self.start..]
+    }
+
+    fn headroom(&self) -> usize {
+        self.start
+    }
+
+    fn prepend(&mut self, n: usize) -> bool {
+        if n > self.start {
+            return false;
+        }
+        self.start -= n;
+        true
+    }
+
+    fn adj(&mut self, n: usize) -> bool {
+        if n > self.buf.len() - self.start {
+            return false;
+        }
+        self.start += n;
+        true
+    }
+
+    fn trim(&mut self, n: usize) -> bool {
+        if n > self.buf.len() - self.start {
+            return false;
+        }
+        self.buf.truncate(self.buf.len() - n);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grow_and_shrink() {
+        let mut f = VecFrame::with_headroom(&[1, 2, 3, 4], 2);
+        assert!(!f.prepend(3));
+        assert!(f.prepend(2));
+        assert_eq!(f.data().len(), 6);
+        assert!(f.adj(2));
+        assert_eq!(f.data(), &[1, 2, 3, 4]);
+        assert!(f.trim(1));
+        assert_eq!(f.data(), &[1, 2, 3]);
+        assert!(!f.trim(4));
+        assert!(!f.adj(4));
+    }
+}

@@ -1,0 +1,361 @@
+//! What differs between IPv4 and IPv6 on the forwarding path, behind one trait so that NAT,
+//! TUN and ICMP translation are written once.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use crate::checksum;
+use crate::conn::{Addr, ConnTable};
+use crate::drop::DropReason;
+use crate::net::Network;
+use crate::wire::icmp;
+use crate::wire::ipv4::{self, Ipv4Packet};
+use crate::wire::ipv6::{self, Ipv6Packet};
+use crate::wire::{l4, proto};
+
+use super::Director;
+
+/// The IP layer of a frame, checked.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct IpInfo<A> {
+    pub src: A,
+    pub dst: A,
+    pub proto: u8,
+    /// Absolute offset of the upper-layer header.
+    pub l4: usize,
+    /// Absolute end of the IP packet (Ethernet padding excluded).
+    pub end: usize,
+    pub fragment: bool,
+}
+
+pub(crate) trait Family: Addr {
+    const ICMP: u8;
+    /// Length of the header rvs writes (tunnel outer header, ICMP error header).
+    const HEADER_LEN: usize;
+    /// The most an ICMP error may carry in all (RFC 1812: 576; RFC 4443: 1280).
+    const ICMP_ERROR_MAX: usize;
+
+    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason>;
+    /// Parses a header quoted in an ICMP error: the packet may be cut short, so only the header
+    /// itself must be complete.
+    fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>>;
+    fn from_ip(a: IpAddr) -> Option<Self>;
+    fn table(d: &mut Director) -> &mut ConnTable<Self>;
+    fn ttl(ip: &[u8]) -> u8;
+    fn decrement_ttl(ip: &mut [u8]);
+    fn set_ttl(ip: &mut [u8], ttl: u8);
+    fn set_src(ip: &mut [u8], a: Self);
+    fn set_dst(ip: &mut [u8], a: Self);
+    fn pseudo_changed(protocol: u8, l4: &mut [u8], old: Self, new: Self);
+    /// May the packet be fragmented on the way? (IPv6: never by a router.)
+    fn may_fragment(ip: &[u8]) -> bool;
+    fn source(net: &Network, port: u16) -> Option<Self>;
+    /// Writes the outer header of a tunnel carrying `inner_len` bytes of `inner`.
+    fn emit_tunnel(
+        out: &mut [u8],
+        inner: &[u8],
+        src: Self,
+        dst: Self,
+        inner_len: usize,
+        ident: u16,
+    );
+    /// Writes an IP header for an ICMP message of `icmp_len` bytes from `src` to `dst`.
+    fn emit_icmp_ip(out: &mut [u8], src: Self, dst: Self, icmp_len: usize);
+    /// The checksum of an ICMP message sent from `src` to `dst`.
+    fn icmp_checksum(msg: &[u8], src: Self, dst: Self) -> u16;
+    /// ICMP "packet too big" type, code and where the MTU goes.
+    fn too_big(icmp: &mut [u8], mtu: u16);
+    fn is_error(icmp_type: u8) -> bool;
+    fn echo_request() -> u8;
+    fn echo_reply() -> u8;
+}
+
+impl Family for Ipv4Addr {
+    const ICMP: u8 = proto::ICMP;
+    const HEADER_LEN: usize = 20;
+    const ICMP_ERROR_MAX: usize = 576;
+
+    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
+        let ip = Ipv4Packet::new_checked(b)?;
+        if !ip.verify_checksum() {
+            return Err(DropReason::Ipv4BadChecksum);
+        }
+        Ok(IpInfo {
+            src: ip.src(),
+            dst: ip.dst(),
+            proto: ip.protocol(),
+            l4: ip.header_len(),
+            end: ip.total_len(),
+            fragment: ip.is_fragment(),
+        })
+    }
+
+    fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>> {
+        if b.len() < 20 || b[0] >> 4 != 4 {
+            return None;
+        }
+        let ihl = (b[0] & 0x0f) as usize * 4;
+        if ihl < 20 || ihl > b.len() {
+            return None;
+        }
+        let ip = Ipv4Packet::new_unchecked(b);
+        Some(IpInfo {
+            src: ip.src(),
+            dst: ip.dst(),
+            proto: ip.protocol(),
+            l4: ihl,
+            end: b.len(),
+            fragment: ip.is_fragment(),
+        })
+    }
+
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V4(a) => Some(a),
+            IpAddr::V6(_) => None,
+        }
+    }
+
+    fn table(d: &mut Director) -> &mut ConnTable<Self> {
+        &mut d.conns4
+    }
+
+    fn ttl(ip: &[u8]) -> u8 {
+        Ipv4Packet::new_unchecked(ip).ttl()
+    }
+
+    fn decrement_ttl(ip: &mut [u8]) {
+        Ipv4Packet::new_unchecked(ip).decrement_ttl();
+    }
+
+    fn set_ttl(ip: &mut [u8], ttl: u8) {
+        let old = u16::from_be_bytes([ip[8], ip[9]]);
+        let mut p = Ipv4Packet::new_unchecked(&mut *ip);
+        let c = checksum::update16(p.checksum(), old, u16::from_be_bytes([ttl, old as u8]));
+        p.set_checksum(c);
+        ip[8] = ttl;
+    }
+
+    fn set_src(ip: &mut [u8], a: Self) {
+        Ipv4Packet::new_unchecked(ip).set_src(a);
+    }
+
+    fn set_dst(ip: &mut [u8], a: Self) {
+        Ipv4Packet::new_unchecked(ip).set_dst(a);
+    }
+
+    fn pseudo_changed(protocol: u8, l4buf: &mut [u8], old: Self, new: Self) {
+        l4::pseudo_addr_changed_v4(protocol, l4buf, old, new);
+    }
+
+    fn may_fragment(ip: &[u8]) -> bool {
+        !Ipv4Packet::new_unchecked(ip).dont_fragment()
+    }
+
+    fn source(net: &Network, port: u16) -> Option<Self> {
+        net.source4(port)
+    }
+
+    fn emit_tunnel(
+        out: &mut [u8],
+        inner: &[u8],
+        src: Self,
+        dst: Self,
+        inner_len: usize,
+        ident: u16,
+    ) {
+        // IPVS copies the inner TOS and DF bit to the outer header.
+        let p = Ipv4Packet::new_unchecked(inner);
+        let (tos, df) = (p.tos(), p.dont_fragment());
+        ipv4::emit(
+            out,
+            src,
+            dst,
+            proto::IPIP,
+            64,
+            tos,
+            (20 + inner_len) as u16,
+            df,
+            ident,
+        );
+    }
+
+    fn emit_icmp_ip(out: &mut [u8], src: Self, dst: Self, icmp_len: usize) {
+        ipv4::emit(
+            out,
+            src,
+            dst,
+            proto::ICMP,
+            64,
+            0,
+            (20 + icmp_len) as u16,
+            false,
+            0,
+        );
+    }
+
+    fn icmp_checksum(msg: &[u8], _src: Self, _dst: Self) -> u16 {
+        checksum::checksum(msg)
+    }
+
+    fn too_big(icmp: &mut [u8], mtu: u16) {
+        icmp[0] = icmp::v4::DEST_UNREACHABLE;
+        icmp[1] = icmp::v4::FRAG_NEEDED;
+        icmp[4..6].fill(0);
+        icmp[6..8].copy_from_slice(&mtu.to_be_bytes());
+    }
+
+    fn is_error(t: u8) -> bool {
+        icmp::is_error_v4(t)
+    }
+
+    fn echo_request() -> u8 {
+        icmp::v4::ECHO_REQUEST
+    }
+
+    fn echo_reply() -> u8 {
+        icmp::v4::ECHO_REPLY
+    }
+}
+
+impl Family for Ipv6Addr {
+    const ICMP: u8 = proto::ICMPV6;
+    const HEADER_LEN: usize = 40;
+    const ICMP_ERROR_MAX: usize = 1280;
+
+    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
+        let ip = Ipv6Packet::new_checked(b)?;
+        let ul = ip.upper_layer()?;
+        Ok(IpInfo {
+            src: ip.src(),
+            dst: ip.dst(),
+            proto: ul.protocol,
+            l4: ul.offset,
+            end: ip.total_len(),
+            fragment: ul.fragment,
+        })
+    }
+
+    fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>> {
+        if b.len() < 40 || b[0] >> 4 != 6 {
+            return None;
+        }
+        let ip = Ipv6Packet::new_unchecked(b);
+        // Walk the extension headers over what was quoted, whatever the payload length says.
+        let ul = QuotedV6(b).upper_layer()?;
+        Some(IpInfo {
+            src: ip.src(),
+            dst: ip.dst(),
+            proto: ul.0,
+            l4: ul.1,
+            end: b.len(),
+            fragment: ul.2,
+        })
+    }
+
+    fn from_ip(a: IpAddr) -> Option<Self> {
+        match a {
+            IpAddr::V6(a) => Some(a),
+            IpAddr::V4(_) => None,
+        }
+    }
+
+    fn table(d: &mut Director) -> &mut ConnTable<Self> {
+        &mut d.conns6
+    }
+
+    fn ttl(ip: &[u8]) -> u8 {
+        Ipv6Packet::new_unchecked(ip).hop_limit()
+    }
+
+    fn decrement_ttl(ip: &mut [u8]) {
+        Ipv6Packet::new_unchecked(ip).decrement_hop_limit();
+    }
+
+    fn set_ttl(ip: &mut [u8], ttl: u8) {
+        ip[7] = ttl;
+    }
+
+    fn set_src(ip: &mut [u8], a: Self) {
+        Ipv6Packet::new_unchecked(ip).set_src(a);
+    }
+
+    fn set_dst(ip: &mut [u8], a: Self) {
+        Ipv6Packet::new_unchecked(ip).set_dst(a);
+    }
+
+    fn pseudo_changed(protocol: u8, l4buf: &mut [u8], old: Self, new: Self) {
+        l4::pseudo_addr_changed_v6(protocol, l4buf, old, new);
+    }
+
+    fn may_fragment(_ip: &[u8]) -> bool {
+        false
+    }
+
+    fn source(net: &Network, port: u16) -> Option<Self> {
+        net.source6(port)
+    }
+
+    fn emit_tunnel(
+        out: &mut [u8],
+        _inner: &[u8],
+        src: Self,
+        dst: Self,
+        inner_len: usize,
+        _ident: u16,
+    ) {
+        ipv6::emit(out, src, dst, proto::IPV6, 64, inner_len as u16);
+    }
+
+    fn emit_icmp_ip(out: &mut [u8], src: Self, dst: Self, icmp_len: usize) {
+        ipv6::emit(out, src, dst, proto::ICMPV6, 64, icmp_len as u16);
+    }
+
+    fn icmp_checksum(msg: &[u8], src: Self, dst: Self) -> u16 {
+        let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, msg.len() as u32);
+        !checksum::fold(checksum::sum(msg, pseudo))
+    }
+
+    fn too_big(icmp: &mut [u8], mtu: u16) {
+        icmp[0] = icmp::v6::PACKET_TOO_BIG;
+        icmp[1] = 0;
+        icmp[4..8].copy_from_slice(&(mtu as u32).to_be_bytes());
+    }
+
+    fn is_error(t: u8) -> bool {
+        icmp::is_error_v6(t)
+    }
+
+    fn echo_request() -> u8 {
+        icmp::v6::ECHO_REQUEST
+    }
+
+    fn echo_reply() -> u8 {
+        icmp::v6::ECHO_REPLY
+    }
+}
+
+/// The extension-header walk over a quoted IPv6 packet, bounded by what was quoted.
+struct QuotedV6<'a>(&'a [u8]);
+
+impl QuotedV6<'_> {
+    fn upper_layer(&self) -> Option<(u8, usize, bool)> {
+        let b = self.0;
+        let mut next = b[6];
+        let mut off = 40;
+        let mut frag = false;
+        for _ in 0..8 {
+            let len = match next {
+                0 | 43 | 60 => (*b.get(off + 1)? as usize + 1) * 8,
+                44 => {
+                    frag = true;
+                    8
+                }
+                51 => (*b.get(off + 1)? as usize + 2) * 4,
+                _ => return Some((next, off, frag)),
+            };
+            next = *b.get(off)?;
+            off += len;
+        }
+        None
+    }
+}

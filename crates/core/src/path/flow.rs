@@ -1,0 +1,384 @@
+//! Connections: creating them (service lookup, persistence, scheduling), stepping their state,
+//! keeping the real servers' active/inactive counts, expiring them, and forwarding their
+//! packets by the method bound at creation.
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use super::family::{Family, IpInfo};
+use super::{Director, Verdict, L4};
+use crate::conn::state::{sctp_next, tcp_next, Direction, SctpState, TcpState, Timeouts};
+use crate::conn::{Addr, Conn, ConnTable, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_TEMPLATE, NIL};
+use crate::drop::DropReason;
+use crate::frame::Frame;
+use crate::model::{Forward, Protocol, RealRegistry, RealServer, Service};
+use crate::sched::FlowInfo;
+use crate::tables::Tables;
+use crate::wire::ethernet::EthernetFrame;
+use crate::wire::{l4, proto, tcp};
+
+/// Is a connection in this state counted as active (IPVS: ESTABLISHED only)?
+fn is_active(protocol: u8, state: u8) -> bool {
+    match protocol {
+        proto::TCP => state == TcpState::Established as u8,
+        proto::SCTP => state == SctpState::Established as u8,
+        _ => false,
+    }
+}
+
+fn timeout_ms(t: &Timeouts, protocol: u8, state: u8) -> u64 {
+    let s = match protocol {
+        proto::TCP => t.tcp[TcpState::from_u8(state) as usize],
+        proto::SCTP => t.sctp[(state as usize).min(2)],
+        _ => t.udp,
+    };
+    s as u64 * 1000
+}
+
+impl Director {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new_flow<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+        l4: L4,
+        now: u64,
+    ) -> Verdict {
+        let dst = ip.dst.ip();
+        let inbound = t.is_vip(dst);
+        // A miss here may be a hit in the owner's table: NAT replies come from real servers
+        // (client = destination), new flows from clients (client = source).
+        let (client, cport) = if inbound {
+            (ip.src.ip(), l4.sport)
+        } else {
+            (dst, l4.dport)
+        };
+        let owner = self.owner(ip.proto, client, cport);
+        if owner != self.worker() {
+            return Verdict::Redirect { worker: owner };
+        }
+        if !inbound {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        let Some(protocol) = Protocol::from_number(ip.proto) else {
+            return Verdict::Drop(DropReason::UnsupportedProtocol);
+        };
+        let Some(svc) = t.service(protocol, dst, l4.dport) else {
+            return Verdict::Drop(DropReason::NoService);
+        };
+        // IPVS schedules TCP only on a SYN, SCTP only on an INIT: anything else is a stray.
+        let initial = match protocol {
+            Protocol::Tcp => l4.tcp_flags & (tcp::flags::SYN | tcp::flags::RST) == tcp::flags::SYN,
+            Protocol::Sctp => l4.sctp_chunk == Some(crate::wire::sctp::chunk::INIT),
+            Protocol::Udp => true,
+        };
+        if !initial {
+            return Verdict::Drop(DropReason::NoConnNotInitial);
+        }
+        let idx = match self.create::<A>(t, svc, ip, l4, now) {
+            Ok(idx) => idx,
+            Err(r) => return Verdict::Drop(r),
+        };
+        self.inbound(t, port, f, l2, ip, idx, l4, now)
+    }
+
+    /// Picks the real server (through the client's persistence template if the service has
+    /// one) and inserts the connection.
+    fn create<A: Family>(
+        &mut self,
+        t: &Tables,
+        svc: &Service,
+        ip: IpInfo<A>,
+        l4: L4,
+        now: u64,
+    ) -> Result<u32, DropReason> {
+        let reg = &t.reals;
+        let table = A::table(self);
+        let mut template = NIL;
+        let real: &RealServer = match svc.persistence {
+            Some(p) => {
+                let masked = ip.src.masked(p.prefix_len);
+                let existing = table
+                    .find_template(ip.proto, masked, ip.dst, l4.dport)
+                    .filter(|&i| svc.real_by_id(table.get(i).real).is_some());
+                match existing {
+                    Some(i) => {
+                        template = i;
+                        svc.real_by_id(table.get(i).real).expect("filtered above")
+                    }
+                    None => {
+                        let r = schedule(svc, reg, ip, l4)?;
+                        let mut tc = Conn::new(
+                            ip.proto,
+                            masked,
+                            0,
+                            ip.dst,
+                            l4.dport,
+                            A::from_ip(r.addr).ok_or(DropReason::NoRealServer)?,
+                            r.port,
+                            r.forward,
+                            r.id,
+                        );
+                        tc.flags = CONN_TEMPLATE;
+                        tc.persist_s = p.timeout_s;
+                        tc.expires = now + p.timeout_s as u64 * 1000;
+                        template = table.insert(tc).map_err(|_| DropReason::ConnTableFull)?;
+                        reg.get(r.id).persistent.fetch_add(1, Ordering::Relaxed);
+                        r
+                    }
+                }
+            }
+            None => schedule(svc, reg, ip, l4)?,
+        };
+        let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
+        let mut c = Conn::new(
+            ip.proto,
+            ip.src,
+            l4.sport,
+            ip.dst,
+            l4.dport,
+            raddr,
+            real.port,
+            real.forward,
+            real.id,
+        );
+        c.flags = CONN_INACTIVE
+            | if real.forward == Forward::Nat {
+                0
+            } else {
+                CONN_NO_OUTPUT
+            };
+        c.template = template;
+        c.expires = now + timeout_ms(&t.timeouts, ip.proto, 0);
+        let idx = match table.insert(c) {
+            Ok(i) => i,
+            Err(_) => return Err(DropReason::ConnTableFull),
+        };
+        if template != NIL {
+            let tc = table.get_mut(template);
+            tc.controlled += 1;
+            tc.expires = tc.expires.max(now + tc.persist_s as u64 * 1000);
+        }
+        let shared = reg.get(real.id);
+        shared.inactive.fetch_add(1, Ordering::Relaxed);
+        shared.conns.fetch_add(1, Ordering::Relaxed);
+        shared.update_overload();
+        self.stats.conns_created += 1;
+        Ok(idx)
+    }
+
+    /// Steps the connection's state for a packet in `dir`, refreshes its expiry and moves it
+    /// between the active and inactive counts when that changes.
+    fn step<A: Addr>(
+        table: &mut ConnTable<A>,
+        reg: &RealRegistry,
+        timeouts: &Timeouts,
+        idx: u32,
+        dir: Direction,
+        l4: &L4,
+        now: u64,
+    ) {
+        let c = table.get_mut(idx);
+        let dir = if c.flags & CONN_NO_OUTPUT != 0 && dir == Direction::Input {
+            Direction::InputOnly
+        } else {
+            dir
+        };
+        let new = match c.proto {
+            proto::TCP => tcp_next(TcpState::from_u8(c.state), dir, l4.tcp_flags) as u8,
+            proto::SCTP => sctp_next(SctpState::from_u8(c.state), l4.sctp_chunk) as u8,
+            _ => 0,
+        };
+        c.state = new;
+        c.expires = now + timeout_ms(timeouts, c.proto, new);
+        let was_inactive = c.flags & CONN_INACTIVE != 0;
+        let active = is_active(c.proto, new);
+        if active == was_inactive {
+            let shared = reg.get(c.real);
+            if active {
+                c.flags &= !CONN_INACTIVE;
+                shared.inactive.fetch_sub(1, Ordering::Relaxed);
+                shared.active.fetch_add(1, Ordering::Relaxed);
+            } else {
+                c.flags |= CONN_INACTIVE;
+                shared.active.fetch_sub(1, Ordering::Relaxed);
+                shared.inactive.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A packet from the client side of a connection.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn inbound<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+        idx: u32,
+        l4: L4,
+        now: u64,
+    ) -> Verdict {
+        let table = A::table(self);
+        Self::step(
+            table,
+            &t.reals,
+            &t.timeouts,
+            idx,
+            Direction::Input,
+            &l4,
+            now,
+        );
+        let c = *table.get(idx);
+        match c.forward {
+            Forward::Nat => {
+                let b = f.data_mut();
+                if A::ttl(&b[l2..]) <= 1 {
+                    return Verdict::Drop(DropReason::TtlExceeded);
+                }
+                rewrite_dst(b, l2, &ip, c.raddr, c.rport);
+                A::decrement_ttl(&mut b[l2..]);
+                route(t, b, c.raddr.ip())
+            }
+            Forward::Dr => route(t, f.data_mut(), c.raddr.ip()),
+            Forward::Tun => self.tunnel::<A, F>(t, port, f, l2, ip, c.raddr),
+        }
+    }
+
+    /// A reply from a real server of a NAT connection.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn outbound<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+        idx: u32,
+        l4: L4,
+        now: u64,
+    ) -> Verdict {
+        let table = A::table(self);
+        Self::step(
+            table,
+            &t.reals,
+            &t.timeouts,
+            idx,
+            Direction::Output,
+            &l4,
+            now,
+        );
+        let c = *table.get(idx);
+        let b = f.data_mut();
+        if A::ttl(&b[l2..]) <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        rewrite_src(b, l2, &ip, c.vaddr, c.vport);
+        A::decrement_ttl(&mut b[l2..]);
+        route(t, b, c.client.ip())
+    }
+
+    /// Advances the connection timers to `now` (ms), expiring what is due and keeping the real
+    /// servers' counts. Call once per poll loop.
+    pub fn advance(&mut self, t: &Tables, now: u64) {
+        let reg = &t.reals;
+        let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i, now));
+        let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i, now));
+        self.stats.conns_expired += (n4 + n6) as u64;
+    }
+}
+
+/// The expiry of one entry: None removes it; Some(t) keeps a template that still controls
+/// connections (IPVS re-arms such templates).
+fn expire<A: Addr>(
+    table: &mut ConnTable<A>,
+    reg: &RealRegistry,
+    idx: u32,
+    now: u64,
+) -> Option<u64> {
+    let c = *table.get(idx);
+    let shared = reg.get(c.real);
+    if c.is_template() {
+        if c.controlled > 0 {
+            return Some(now + c.persist_s as u64 * 1000);
+        }
+        shared.persistent.fetch_sub(1, Ordering::Relaxed);
+        return None;
+    }
+    if c.flags & CONN_INACTIVE != 0 {
+        shared.inactive.fetch_sub(1, Ordering::Relaxed);
+    } else {
+        shared.active.fetch_sub(1, Ordering::Relaxed);
+    }
+    shared.update_overload();
+    if c.template != NIL {
+        let tc = table.get_mut(c.template);
+        tc.controlled = tc.controlled.saturating_sub(1);
+    }
+    None
+}
+
+fn schedule<'s, A: Family>(
+    svc: &'s Service,
+    reg: &RealRegistry,
+    ip: IpInfo<A>,
+    l4: L4,
+) -> Result<&'s RealServer, DropReason> {
+    let flow = FlowInfo {
+        client: ip.src.ip(),
+        client_port: l4.sport,
+        vip: ip.dst.ip(),
+        vport: l4.dport,
+    };
+    svc.scheduler
+        .pick(svc, reg, &flow)
+        .map(|i| &svc.reals[i])
+        .ok_or(DropReason::NoRealServer)
+}
+
+/// Routes to `dst` and sets the source MAC to the egress port's.
+pub(super) fn route(t: &Tables, b: &mut [u8], dst: IpAddr) -> Verdict {
+    let Some((port, next_hop)) = t.net.route(dst) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let mac = t.net.ports[port as usize].mac;
+    EthernetFrame::new_checked(b)
+        .expect("classified")
+        .set_src(mac);
+    Verdict::Forward { port, next_hop }
+}
+
+/// NAT inbound: destination VIP:vport -> RIP:rport, every checksum updated incrementally.
+pub(super) fn rewrite_dst<A: Family>(
+    b: &mut [u8],
+    l2: usize,
+    ip: &IpInfo<A>,
+    raddr: A,
+    rport: u16,
+) {
+    let (l4s, end) = (l2 + ip.l4, l2 + ip.end);
+    A::set_dst(&mut b[l2..], raddr);
+    let seg = &mut b[l4s..end];
+    A::pseudo_changed(ip.proto, seg, ip.dst, raddr);
+    l4::set_dst_port(ip.proto, seg, rport);
+    l4::finish(ip.proto, seg);
+}
+
+/// NAT outbound: source RIP:rport -> VIP:vport.
+pub(super) fn rewrite_src<A: Family>(
+    b: &mut [u8],
+    l2: usize,
+    ip: &IpInfo<A>,
+    vaddr: A,
+    vport: u16,
+) {
+    let (l4s, end) = (l2 + ip.l4, l2 + ip.end);
+    A::set_src(&mut b[l2..], vaddr);
+    let seg = &mut b[l4s..end];
+    A::pseudo_changed(ip.proto, seg, ip.src, vaddr);
+    l4::set_src_port(ip.proto, seg, vport);
+    l4::finish(ip.proto, seg);
+}

@@ -1,0 +1,131 @@
+//! ICMP: echo for the director's addresses, and errors that quote a tracked flow, translated
+//! the way IPVS does (`ip_vs_nat_icmp`) and sent toward the right party:
+//! - an error from the server side about a packet rvs forwarded to a NAT real server
+//!   (quoted client -> RIP) goes to the client, as if from the VIP;
+//! - an error sent to a VIP about a reply (quoted VIP -> client) goes to the connection's real
+//!   server by its method (NAT rewritten back to the RIP, DR as is, TUN encapsulated).
+//!
+//! Outer and quoted IP headers and the quoted ports are rewritten; the quoted transport
+//! checksum is updated when it was quoted, and the ICMP checksum recomputed over the message.
+
+use super::family::{Family, IpInfo};
+use super::{Director, Verdict};
+use crate::conn::{KeyKind, Tuple};
+use crate::drop::DropReason;
+use crate::frame::Frame;
+use crate::model::Forward;
+use crate::tables::Tables;
+use crate::wire::icmp::HEADER_LEN as ICMP_HDR;
+use crate::wire::{l4, proto};
+
+impl Director {
+    pub(super) fn icmp<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+    ) -> Verdict {
+        let msg_type = f.data()[l2 + ip.l4];
+        let ours = t.owns(ip.dst.ip());
+        if msg_type == A::echo_request() {
+            return if ours {
+                self.echo(t, port, f, l2, ip)
+            } else {
+                Verdict::Drop(DropReason::NotForUs)
+            };
+        }
+        if A::is_error(msg_type) {
+            return self.icmp_error(t, port, f, l2, ip);
+        }
+        Verdict::Drop(if ours {
+            DropReason::IcmpUnhandled
+        } else {
+            DropReason::NotForUs
+        })
+    }
+
+    fn icmp_error<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+    ) -> Verdict {
+        let body_at = l2 + ip.l4 + ICMP_HDR;
+        let end = l2 + ip.end;
+        let Some(q) = A::parse_quoted(&f.data()[body_at..end]) else {
+            return Verdict::Drop(DropReason::IcmpQuoteTruncated);
+        };
+        if !matches!(q.proto, proto::TCP | proto::UDP | proto::SCTP) {
+            return Verdict::Drop(DropReason::IcmpNoConn);
+        }
+        if body_at + q.l4 + 4 > end {
+            return Verdict::Drop(DropReason::IcmpQuoteTruncated);
+        }
+        let (qsport, qdport) = l4::ports(&f.data()[body_at + q.l4..end]);
+        let rev = Tuple {
+            src: q.dst,
+            dst: q.src,
+            sport: qdport,
+            dport: qsport,
+            proto: q.proto,
+        };
+        let Some((idx, kind)) = A::table(self).lookup(&rev) else {
+            let (client, cport) = if t.is_vip(q.src.ip()) {
+                (q.dst.ip(), qdport)
+            } else {
+                (q.src.ip(), qsport)
+            };
+            let owner = self.owner(q.proto, client, cport);
+            if owner != self.worker() {
+                return Verdict::Redirect { worker: owner };
+            }
+            return Verdict::Drop(DropReason::IcmpNoConn);
+        };
+        let c = *A::table(self).get(idx);
+        let b = f.data_mut();
+        if A::ttl(&b[l2..]) <= 1 && (kind == KeyKind::Out || c.forward == Forward::Nat) {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        match (kind, c.forward) {
+            (KeyKind::Out, _) => {
+                // Server side -> client: outer source and quoted destination become the VIP.
+                let (outer_src, outer_dst) = (c.vaddr, ip.dst);
+                A::set_src(&mut b[l2..], outer_src);
+                A::decrement_ttl(&mut b[l2..]);
+                let quoted = &mut b[body_at..end];
+                A::set_dst(quoted, c.vaddr);
+                let seg = &mut quoted[q.l4..];
+                A::pseudo_changed(q.proto, seg, q.dst, c.vaddr);
+                l4::set_dst_port(q.proto, seg, c.vport);
+                finish_icmp::<A>(&mut b[l2 + ip.l4..end], outer_src, outer_dst);
+                super::flow::route(t, b, c.client.ip())
+            }
+            (_, Forward::Nat) => {
+                // Internet -> VIP about a reply: back to the real server, addresses restored.
+                let (outer_src, outer_dst) = (ip.src, c.raddr);
+                A::set_dst(&mut b[l2..], outer_dst);
+                A::decrement_ttl(&mut b[l2..]);
+                let quoted = &mut b[body_at..end];
+                A::set_src(quoted, c.raddr);
+                let seg = &mut quoted[q.l4..];
+                A::pseudo_changed(q.proto, seg, q.src, c.raddr);
+                l4::set_src_port(q.proto, seg, c.rport);
+                finish_icmp::<A>(&mut b[l2 + ip.l4..end], outer_src, outer_dst);
+                super::flow::route(t, b, c.raddr.ip())
+            }
+            (_, Forward::Dr) => super::flow::route(t, b, c.raddr.ip()),
+            (_, Forward::Tun) => self.tunnel::<A, F>(t, port, f, l2, ip, c.raddr),
+        }
+    }
+}
+
+/// Recomputes the ICMP checksum over the whole message (the quoted bytes changed).
+fn finish_icmp<A: Family>(msg: &mut [u8], src: A, dst: A) {
+    msg[2..4].fill(0);
+    let c = A::icmp_checksum(msg, src, dst);
+    msg[2..4].copy_from_slice(&c.to_be_bytes());
+}

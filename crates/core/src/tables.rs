@@ -1,0 +1,96 @@
+//! The tables the control plane publishes and every worker reads: network, services with their
+//! real servers, timeouts. Immutable once built; a change builds a new `Tables`.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::conn::state::Timeouts;
+use crate::model::{Protocol, RealRegistry, Service, ServiceKey};
+use crate::net::Network;
+
+/// FNV-1a: service lookups happen once per new flow, on small keys, where SipHash's
+/// flood resistance buys nothing (the keys are the operator's, not the attacker's).
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h = (h ^ b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+
+#[derive(Debug)]
+pub struct Tables {
+    pub net: Network,
+    pub services: Vec<Service>,
+    pub timeouts: Timeouts,
+    pub reals: Arc<RealRegistry>,
+    by_key: FastMap<ServiceKey, usize>,
+    vips: FastMap<IpAddr, ()>,
+}
+
+impl Tables {
+    /// Builds the lookup indexes and publishes each real server's thresholds to its shared
+    /// counters.
+    pub fn new(
+        net: Network,
+        services: Vec<Service>,
+        timeouts: Timeouts,
+        reals: Arc<RealRegistry>,
+    ) -> Tables {
+        let mut by_key = FastMap::default();
+        let mut vips = FastMap::default();
+        for (i, s) in services.iter().enumerate() {
+            by_key.insert(s.key, i);
+            vips.insert(s.key.vip, ());
+            for r in &s.reals {
+                reals.get(r.id).set_thresholds(r.upper, r.lower);
+            }
+        }
+        Tables {
+            net,
+            services,
+            timeouts,
+            reals,
+            by_key,
+            vips,
+        }
+    }
+
+    #[inline]
+    pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
+        self.by_key
+            .get(&ServiceKey {
+                protocol,
+                vip,
+                port,
+            })
+            .map(|&i| &self.services[i])
+    }
+
+    #[inline]
+    pub fn is_vip(&self, a: IpAddr) -> bool {
+        self.vips.contains_key(&a)
+    }
+
+    /// A VIP or one of the director's own addresses: what ARP and ping are answered for.
+    pub fn owns(&self, a: IpAddr) -> bool {
+        self.is_vip(a) || self.net.is_local(a)
+    }
+}
