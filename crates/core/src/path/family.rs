@@ -25,6 +25,8 @@ pub(crate) struct IpInfo<A> {
     /// Absolute end of the IP packet (Ethernet padding excluded).
     pub end: usize,
     pub fragment: bool,
+    /// TTL or hop limit as received.
+    pub ttl: u8,
 }
 
 pub(crate) trait Family: Addr {
@@ -40,7 +42,6 @@ pub(crate) trait Family: Addr {
     fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>>;
     fn from_ip(a: IpAddr) -> Option<Self>;
     fn table(d: &mut Director) -> &mut ConnTable<Self>;
-    fn ttl(ip: &[u8]) -> u8;
     fn decrement_ttl(ip: &mut [u8]);
     fn set_ttl(ip: &mut [u8], ttl: u8);
     fn set_src(ip: &mut [u8], a: Self);
@@ -86,6 +87,7 @@ impl Family for Ipv4Addr {
             l4: ip.header_len(),
             end: ip.total_len(),
             fragment: ip.is_fragment(),
+            ttl: ip.ttl(),
         })
     }
 
@@ -105,6 +107,7 @@ impl Family for Ipv4Addr {
             l4: ihl,
             end: b.len(),
             fragment: ip.is_fragment(),
+            ttl: ip.ttl(),
         })
     }
 
@@ -117,10 +120,6 @@ impl Family for Ipv4Addr {
 
     fn table(d: &mut Director) -> &mut ConnTable<Self> {
         &mut d.conns4
-    }
-
-    fn ttl(ip: &[u8]) -> u8 {
-        Ipv4Packet::new_unchecked(ip).ttl()
     }
 
     fn decrement_ttl(ip: &mut [u8]) {
@@ -232,6 +231,7 @@ impl Family for Ipv6Addr {
             l4: ul.offset,
             end: ip.total_len(),
             fragment: ul.fragment,
+            ttl: ip.hop_limit(),
         })
     }
 
@@ -249,6 +249,7 @@ impl Family for Ipv6Addr {
             l4: ul.1,
             end: b.len(),
             fragment: ul.2,
+            ttl: ip.hop_limit(),
         })
     }
 
@@ -261,10 +262,6 @@ impl Family for Ipv6Addr {
 
     fn table(d: &mut Director) -> &mut ConnTable<Self> {
         &mut d.conns6
-    }
-
-    fn ttl(ip: &[u8]) -> u8 {
-        Ipv6Packet::new_unchecked(ip).hop_limit()
     }
 
     fn decrement_ttl(ip: &mut [u8]) {

@@ -133,6 +133,11 @@ impl Director {
             }
             None => schedule(svc, reg, ip, l4)?,
         };
+        if real.forward == Forward::Nat && ip.ttl <= 1 {
+            // NAT forwards like a router: check before a connection is made for a packet that
+            // cannot be sent (a traceroute probe, say).
+            return Err(DropReason::TtlExceeded);
+        }
         let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
         let mut c = Conn::new(
             ip.proto,
@@ -236,10 +241,10 @@ impl Director {
         let c = *table.get(idx);
         match c.forward {
             Forward::Nat => {
-                let b = f.data_mut();
-                if A::ttl(&b[l2..]) <= 1 {
+                if ip.ttl <= 1 {
                     return Verdict::Drop(DropReason::TtlExceeded);
                 }
+                let b = f.data_mut();
                 rewrite_dst(b, l2, &ip, c.raddr, c.rport);
                 A::decrement_ttl(&mut b[l2..]);
                 route(t, b, c.raddr.ip())
@@ -272,10 +277,10 @@ impl Director {
             now,
         );
         let c = *table.get(idx);
-        let b = f.data_mut();
-        if A::ttl(&b[l2..]) <= 1 {
+        if ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
+        let b = f.data_mut();
         rewrite_src(b, l2, &ip, c.vaddr, c.vport);
         A::decrement_ttl(&mut b[l2..]);
         route(t, b, c.client.ip())

@@ -87,7 +87,7 @@ impl Director {
         };
         let c = *A::table(self).get(idx);
         let b = f.data_mut();
-        if A::ttl(&b[l2..]) <= 1 && (kind == KeyKind::Out || c.forward == Forward::Nat) {
+        if ip.ttl <= 1 && (kind == KeyKind::Out || c.forward == Forward::Nat) {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         match (kind, c.forward) {

@@ -1,0 +1,368 @@
+//! Behaviour of the data path beyond single frames: connection accounting, expiry,
+//! persistence templates, a full table, worker ownership, batching.
+
+mod support;
+
+use std::net::Ipv4Addr;
+use std::sync::atomic::Ordering;
+
+use rvs_core::conn::state::TcpState;
+use rvs_core::model::RealId;
+use rvs_core::{Director, DirectorConfig, DropReason, Frame, VecFrame, Verdict};
+use support::*;
+
+const VIP: [u8; 4] = [10, 0, 0, 100];
+const RS2: [u8; 4] = [192, 168, 1, 2];
+
+fn run(
+    d: &mut Director,
+    t: &rvs_core::Tables,
+    port: u16,
+    frame: Vec<u8>,
+    now: u64,
+) -> (Verdict, Vec<u8>) {
+    d.advance(t, now);
+    let mut f = VecFrame::new(&frame);
+    let v = d.process(t, port, &mut f, now);
+    (v, f.data().to_vec())
+}
+
+fn counts(t: &rvs_core::Tables, id: u32) -> (u32, u32, u32) {
+    let s = t.reals.get(RealId(id));
+    (
+        s.active(),
+        s.inactive(),
+        s.persistent.load(Ordering::Relaxed),
+    )
+}
+
+#[test]
+fn nat_connection_moves_between_inactive_and_active_and_expires() {
+    let t = tables();
+    let mut d = director();
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""),
+        0,
+    );
+    assert_eq!(counts(&t, 0), (0, 1, 0), "SYN_RECV is inactive");
+    run(
+        &mut d,
+        &t,
+        1,
+        tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, SYNACK, b""),
+        1,
+    );
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, ACK, b""),
+        2,
+    );
+    assert_eq!(counts(&t, 0), (1, 0, 0), "ESTABLISHED is active");
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(TcpState::from_u8(c.state), TcpState::Established);
+    assert!(c.expires >= 900_000, "established timeout is 900 s");
+
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, FINACK, b""),
+        3,
+    );
+    assert_eq!(counts(&t, 0), (0, 1, 0), "CLOSE_WAIT is inactive again");
+    run(
+        &mut d,
+        &t,
+        1,
+        tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, FINACK, b""),
+        4,
+    );
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(TcpState::from_u8(c.state), TcpState::TimeWait);
+
+    d.advance(&t, 4 + 119_000);
+    assert_eq!(d.conns_v4().len(), 1, "TIME_WAIT lasts 120 s");
+    d.advance(&t, 4 + 120_200);
+    assert_eq!(d.conns_v4().len(), 0);
+    assert_eq!(counts(&t, 0), (0, 0, 0), "expiry releases the count");
+    assert_eq!(d.stats.conns_created, 1);
+    assert_eq!(d.stats.conns_expired, 1);
+}
+
+#[test]
+fn dr_uses_the_input_only_table() {
+    let t = tables();
+    let mut d = director();
+    let vip = [10, 0, 0, 101];
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, vip, 64, 40000, 80, SYN, b""),
+        0,
+    );
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, vip, 64, 40000, 80, ACK, b""),
+        1,
+    );
+    assert_eq!(counts(&t, 3), (1, 0, 0));
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, vip, 64, 40000, 80, FINACK, b""),
+        2,
+    );
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(
+        TcpState::from_u8(c.state),
+        TcpState::FinWait,
+        "input-only: the client's FIN is FIN_WAIT"
+    );
+    assert_eq!(counts(&t, 3), (0, 1, 0));
+}
+
+#[test]
+fn udp_flows_are_inactive_and_expire_after_the_udp_timeout() {
+    let t = tables();
+    let mut d = director();
+    run(
+        &mut d,
+        &t,
+        0,
+        udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"q"),
+        0,
+    );
+    assert_eq!(counts(&t, 2), (0, 1, 0));
+    d.advance(&t, 299_000);
+    assert_eq!(d.conns_v4().len(), 1);
+    d.advance(&t, 300_200);
+    assert_eq!(d.conns_v4().len(), 0);
+    assert_eq!(counts(&t, 2), (0, 0, 0));
+}
+
+#[test]
+fn set_timeouts_change_when_connections_expire() {
+    let mut t = tables();
+    t.timeouts.set(0, 0, 30);
+    assert_eq!(t.timeouts.shown(), (900, 120, 30));
+    let mut d = director();
+    run(
+        &mut d,
+        &t,
+        0,
+        udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"q"),
+        0,
+    );
+    d.advance(&t, 30_200);
+    assert_eq!(d.conns_v4().len(), 0, "the udp timeout set to 30 s applies");
+}
+
+#[test]
+fn persistence_template_outlives_its_connections_then_expires() {
+    let t = tables();
+    let mut d = director();
+    let vip = [10, 0, 0, 103];
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, vip, 64, 41000, 443, SYN, b""),
+        0,
+    );
+    assert_eq!(counts(&t, 5), (0, 1, 1), "one connection, one template");
+    assert_eq!(d.conns_v4().len(), 2);
+    // The connection (SYN_RECV, 60 s) expires; the template (300 s) stays.
+    d.advance(&t, 61_000);
+    assert_eq!(d.conns_v4().len(), 1);
+    assert_eq!(counts(&t, 5), (0, 0, 1));
+    // A new connection of the client within the template's life goes to the same server.
+    let (v, _) = run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, vip, 64, 41001, 443, SYN, b""),
+        100_000,
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: 1,
+            next_hop: ip4([192, 168, 1, 6])
+        }
+    );
+    // While it controls a live connection the template is re-armed instead of expiring.
+    d.advance(&t, 300_500);
+    assert_eq!(counts(&t, 5).2, 1);
+    // Once idle past its timeout, it goes.
+    d.advance(&t, 2_000_000);
+    assert_eq!(d.conns_v4().len(), 0);
+    assert_eq!(counts(&t, 5), (0, 0, 0));
+}
+
+#[test]
+fn a_full_table_refuses_new_flows_and_keeps_forwarding_old_ones() {
+    let t = tables();
+    let mut d = Director::new(DirectorConfig {
+        worker: 0,
+        workers: 1,
+        conn_capacity_v4: 4,
+        conn_capacity_v6: 4,
+        seed: 1,
+    });
+    for i in 0..4u16 {
+        let (v, _) = run(
+            &mut d,
+            &t,
+            0,
+            tcp4(IN0, CLIENT, VIP, 64, 1000 + i, 80, SYN, b""),
+            0,
+        );
+        assert!(matches!(v, Verdict::Forward { .. }));
+    }
+    let (v, _) = run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 2000, 80, SYN, b""),
+        1,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::ConnTableFull));
+    assert_eq!(d.drops.get(DropReason::ConnTableFull), 1);
+    for i in 0..4u16 {
+        let (v, _) = run(
+            &mut d,
+            &t,
+            0,
+            tcp4(IN0, CLIENT, VIP, 64, 1000 + i, 80, ACK, b""),
+            2,
+        );
+        assert!(
+            matches!(v, Verdict::Forward { .. }),
+            "existing flow {i} still forwarded"
+        );
+    }
+}
+
+#[test]
+fn a_ttl_1_probe_creates_no_connection() {
+    let t = tables();
+    let mut d = director();
+    let (v, _) = run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 1, 40000, 80, SYN, b""),
+        0,
+    );
+    assert_eq!(v, Verdict::Drop(DropReason::TtlExceeded));
+    assert!(d.conns_v4().is_empty());
+}
+
+#[test]
+fn flows_are_owned_by_one_worker_and_replies_are_redirected_to_it() {
+    let t = tables();
+    let mk = |w| {
+        Director::new(DirectorConfig {
+            worker: w,
+            workers: 2,
+            conn_capacity_v4: 64,
+            conn_capacity_v6: 16,
+            seed: w as u64,
+        })
+    };
+    let mut ws = [mk(0), mk(1)];
+    let mut redirected = 0;
+    for cport in 30000..30040u16 {
+        let syn = tcp4(IN0, CLIENT, VIP, 64, cport, 80, SYN, b"");
+        // Arrives on worker 0 (as RSS might choose); followed to whichever owns it.
+        let (mut v, mut out) = run(&mut ws[0], &t, 0, syn.clone(), 0);
+        let mut owner = 0;
+        if let Verdict::Redirect { worker } = v {
+            assert_eq!(worker, 1);
+            redirected += 1;
+            owner = 1;
+            (v, out) = run(&mut ws[1], &t, 0, syn, 0);
+        }
+        let Verdict::Forward { next_hop, .. } = v else {
+            panic!("{v:?}")
+        };
+        let std::net::IpAddr::V4(rs) = next_hop else {
+            unreachable!()
+        };
+        let rs = rs.octets();
+        assert_eq!(&out[30..34], &rs, "DNATed to the scheduled server");
+        // The server's reply lands on the other worker's queue: it is steered to the owner.
+        let reply = tcp4(from_rs(next_hop), rs, CLIENT, 64, 8080, cport, SYNACK, b"");
+        let other = 1 - owner;
+        let (v, _) = run(&mut ws[other], &t, 1, reply.clone(), 0);
+        assert_eq!(
+            v,
+            Verdict::Redirect {
+                worker: owner as u16
+            },
+            "reply steered to the owner"
+        );
+        let (v, out) = run(&mut ws[owner], &t, 1, reply, 0);
+        assert_eq!(
+            v,
+            Verdict::Forward {
+                port: 0,
+                next_hop: ip4(GW4)
+            }
+        );
+        assert_eq!(
+            Ipv4Addr::from(<[u8; 4]>::try_from(&out[26..30]).unwrap()),
+            Ipv4Addr::from(VIP)
+        );
+    }
+    assert!(
+        redirected > 5 && redirected < 35,
+        "both workers own flows ({redirected} of 40 redirected)"
+    );
+    assert_eq!(
+        ws[0].stats.redirects + ws[1].stats.redirects,
+        40 + redirected,
+        "one redirect per steered reply and SYN"
+    );
+}
+
+#[test]
+fn a_burst_gives_the_same_verdicts_and_frames_as_one_by_one() {
+    let t = tables();
+    let frames: Vec<Vec<u8>> = (0..70u16)
+        .map(|i| match i % 5 {
+            0 => tcp4(IN0, CLIENT, VIP, 64, 10000 + i, 80, SYN, b""),
+            1 => udp4(IN0, CLIENT, VIP, 64, 10000 + i, 53, b"x"),
+            2 => echo4(IN0, CLIENT, VIP, 64, false),
+            3 => tcp4(IN0, CLIENT, VIP, 64, 10000 + i - 3, 80, ACK, b"data"),
+            _ => vec![0u8; 20],
+        })
+        .collect();
+    let mut one = director();
+    let singles: Vec<(Verdict, Vec<u8>)> = frames
+        .iter()
+        .map(|f| {
+            let mut vf = VecFrame::new(f);
+            (one.process(&t, 0, &mut vf, 5), vf.data().to_vec())
+        })
+        .collect();
+    let mut batch = director();
+    let mut vfs: Vec<VecFrame> = frames.iter().map(|f| VecFrame::new(f)).collect();
+    let mut verdicts = vec![Verdict::Neighbor; vfs.len()];
+    batch.process_burst(&t, 0, &mut vfs, 5, &mut verdicts);
+    for (i, ((v, f), (sv, sf))) in verdicts.iter().zip(&vfs).zip(&singles).enumerate() {
+        assert_eq!(v, sv, "frame {i}");
+        assert_eq!(f.data(), &sf[..], "frame {i}");
+    }
+    assert_eq!(batch.stats, one.stats);
+    assert_eq!(batch.drops.get(DropReason::UnknownEthertype), 14);
+}
