@@ -15,11 +15,10 @@ pub enum Memory {
 impl Memory {
     /// Hugepages when hugetlbfs is mounted and has free 2 MB pages, else `NoHuge`.
     pub fn detect() -> Memory {
-        let free =
-            std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
-                .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .unwrap_or(0);
+        let free = std::fs::read_to_string("/sys/kernel/mm/hugepages/hugepages-2048kB/free_hugepages")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let mounted = std::fs::read_to_string("/proc/mounts")
             .map(|m| {
                 m.lines()
@@ -46,12 +45,7 @@ impl Memory {
 /// processes: `-l 0` (workers are registered threads, see `dpdk::spawn_worker`), no PCI scan
 /// unless `pci` is set, and nothing left behind on disk.
 pub fn eal_args(prefix: &str, memory: Memory, mem_mb: u32, pci: bool) -> Vec<String> {
-    let mut a: Vec<String> = vec![
-        "-l".into(),
-        "0".into(),
-        "--file-prefix".into(),
-        prefix.into(),
-    ];
+    let mut a: Vec<String> = vec!["-l".into(), "0".into(), "--file-prefix".into(), prefix.into()];
     match memory {
         // In-memory mode keeps hugepage files out of hugetlbfs (nothing to clean up).
         Memory::Hugepages => a.push("--in-memory".into()),

@@ -46,11 +46,7 @@ pub fn run(rx: &mut RxQueue, tx: &mut TxQueue, until: Until<'_>) -> Moved {
         }
         last_rx = Instant::now();
         moved.rx += n as u64;
-        moved.rx_bytes += burst
-            .as_slice()
-            .iter()
-            .map(|m| m.pkt_len() as u64)
-            .sum::<u64>();
+        moved.rx_bytes += burst.as_slice().iter().map(|m| m.pkt_len() as u64).sum::<u64>();
         let mut tries = 0;
         while !burst.is_empty() && tries < TX_RETRIES {
             moved.tx += tx.tx_burst(&mut burst) as u64;

@@ -109,14 +109,7 @@ pub const TCP_PSH: u8 = 0x08;
 pub const TCP_ACK: u8 = 0x10;
 
 /// Ethernet + IPv4 + TCP (no options) with valid checksums.
-pub fn tcp_v4(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    sport: u16,
-    dport: u16,
-    flags: u8,
-    data: &[u8],
-) -> Vec<u8> {
+pub fn tcp_v4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
     let mut l4 = vec![0u8; 20];
     l4[0..2].copy_from_slice(&sport.to_be_bytes());
     l4[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -225,10 +218,7 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(t.frames(), t.frames());
-        let u = DemoTraffic {
-            seed: 2,
-            ..t.clone()
-        };
+        let u = DemoTraffic { seed: 2, ..t.clone() };
         assert_ne!(t.frames(), u.frames());
     }
 

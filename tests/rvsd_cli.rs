@@ -23,15 +23,7 @@ fn version_names_rvs_and_both_dpdk_versions() {
 fn demo_moves_every_frame_through_dpdk_unchanged() {
     let dir = tempfile::tempdir().unwrap();
     let out = rvsd()
-        .args([
-            "--demo",
-            "--no-huge",
-            "--packets",
-            "3000",
-            "--cpu",
-            "0",
-            "--out",
-        ])
+        .args(["--demo", "--no-huge", "--packets", "3000", "--cpu", "0", "--out"])
         .arg(dir.path())
         .output()
         .unwrap();
@@ -44,10 +36,7 @@ fn demo_moves_every_frame_through_dpdk_unchanged() {
     assert!(stdout.contains("moved 3000 frames"), "{stdout}");
     assert!(stdout.contains("ipackets 3000 opackets 3000"), "{stdout}");
     assert!(stdout.contains("imissed 0"), "{stdout}");
-    assert!(
-        stdout.contains("mbufs in use: 0 before, 0 after"),
-        "{stdout}"
-    );
+    assert!(stdout.contains("mbufs in use: 0 before, 0 after"), "{stdout}");
     assert!(
         stdout.contains("(3000 frames, identical to the input)"),
         "{stdout}"
@@ -62,15 +51,7 @@ fn demo_moves_every_frame_through_dpdk_unchanged() {
 fn demo_on_a_missing_cpu_fails_with_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = rvsd()
-        .args([
-            "--demo",
-            "--no-huge",
-            "--packets",
-            "10",
-            "--cpu",
-            "999",
-            "--out",
-        ])
+        .args(["--demo", "--no-huge", "--packets", "10", "--cpu", "999", "--out"])
         .arg(dir.path())
         .output()
         .unwrap();

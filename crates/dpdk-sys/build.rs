@@ -36,9 +36,7 @@ fn main() {
         shim.include(inc);
     }
     // rte_memcpy.h uses SSSE3 intrinsics: Debian's libdpdk.pc asks for corei7, keep it explicit.
-    shim.flag("-march=corei7")
-        .flag("-include")
-        .flag("rte_config.h");
+    shim.flag("-march=corei7").flag("-include").flag("rte_config.h");
     shim.compile("rvs_dpdk_shim");
 
     let mut builder = bindgen::Builder::default()

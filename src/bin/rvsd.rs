@@ -67,8 +67,7 @@ fn demo(args: &Args) -> Result<()> {
             .unwrap_or(0)
     });
 
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
     let inp = args.out.join("demo-in.pcap");
     let outp = args.out.join("demo-out.pcap");
     let frames = DemoTraffic {
@@ -97,11 +96,7 @@ fn demo(args: &Args) -> Result<()> {
 
     let pool = dpdk::Mempool::new(&eal, "demo_pool", 8191, 256, dpdk::DEFAULT_DATA_ROOM)?;
     let start_in_use = pool.in_use();
-    let dev = format!(
-        "net_pcap_demo0,rx_pcap={},tx_pcap={}",
-        abs(&inp)?,
-        abs(&outp)?
-    );
+    let dev = format!("net_pcap_demo0,rx_pcap={},tx_pcap={}", abs(&inp)?, abs(&outp)?);
     let port = dpdk::Port::open(&eal, &dev, &dpdk::PortConfig::default(), &pool)
         .with_context(|| format!("opening port {dev}"))?;
     port.start()?;
@@ -143,16 +138,18 @@ fn demo(args: &Args) -> Result<()> {
     );
     println!(
         "counters: ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
-        stats.ipackets, stats.opackets, stats.ibytes, stats.obytes, stats.imissed, stats.ierrors, stats.oerrors, stats.rx_nombuf
+        stats.ipackets,
+        stats.opackets,
+        stats.ibytes,
+        stats.obytes,
+        stats.imissed,
+        stats.ierrors,
+        stats.oerrors,
+        stats.rx_nombuf
     );
-    println!(
-        "mbufs in use: {} before, {} after",
-        start_in_use,
-        pool.in_use()
-    );
+    println!("mbufs in use: {} before, {} after", start_in_use, pool.in_use());
 
-    let out_frames =
-        traffic::read_pcap(&outp).with_context(|| format!("reading {}", outp.display()))?;
+    let out_frames = traffic::read_pcap(&outp).with_context(|| format!("reading {}", outp.display()))?;
     if out_frames != frames {
         bail!(
             "output {} differs from the input: {} frames out, {} in",
@@ -179,8 +176,5 @@ fn abs(p: &std::path::Path) -> Result<String> {
 }
 
 fn mac(m: [u8; 6]) -> String {
-    m.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

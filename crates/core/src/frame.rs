@@ -32,10 +32,7 @@ impl VecFrame {
     pub fn with_headroom(data: &[u8], headroom: usize) -> VecFrame {
         let mut buf = vec![0u8; headroom + data.len()];
         buf[headroom..].copy_from_slice(data);
-        VecFrame {
-            buf,
-            start: headroom,
-        }
+        VecFrame { buf, start: headroom }
     }
 }
 

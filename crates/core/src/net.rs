@@ -101,9 +101,7 @@ mod tests {
         p0.gateway4 = Some("10.0.0.254".parse().unwrap());
         let mut p1 = PortNet::new([2, 0, 0, 0, 0, 2]);
         p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
-        let n = Network {
-            ports: vec![p0, p1],
-        };
+        let n = Network { ports: vec![p0, p1] };
         assert_eq!(
             n.route("192.168.1.7".parse().unwrap()),
             Some((1, "192.168.1.7".parse().unwrap()))

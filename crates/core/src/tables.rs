@@ -48,12 +48,7 @@ pub struct Tables {
 impl Tables {
     /// Builds the lookup indexes and publishes each real server's thresholds to its shared
     /// counters.
-    pub fn new(
-        net: Network,
-        services: Vec<Service>,
-        timeouts: Timeouts,
-        reals: Arc<RealRegistry>,
-    ) -> Tables {
+    pub fn new(net: Network, services: Vec<Service>, timeouts: Timeouts, reals: Arc<RealRegistry>) -> Tables {
         let mut by_key = FastMap::default();
         let mut vips = FastMap::default();
         for (i, s) in services.iter().enumerate() {
@@ -76,11 +71,7 @@ impl Tables {
     #[inline]
     pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
         self.by_key
-            .get(&ServiceKey {
-                protocol,
-                vip,
-                port,
-            })
+            .get(&ServiceKey { protocol, vip, port })
             .map(|&i| &self.services[i])
     }
 

@@ -14,13 +14,7 @@ use support::*;
 const VIP: [u8; 4] = [10, 0, 0, 100];
 const RS2: [u8; 4] = [192, 168, 1, 2];
 
-fn run(
-    d: &mut Director,
-    t: &rvs_core::Tables,
-    port: u16,
-    frame: Vec<u8>,
-    now: u64,
-) -> (Verdict, Vec<u8>) {
+fn run(d: &mut Director, t: &rvs_core::Tables, port: u16, frame: Vec<u8>, now: u64) -> (Verdict, Vec<u8>) {
     d.advance(t, now);
     let mut f = VecFrame::new(&frame);
     let v = d.process(t, port, &mut f, now);
@@ -29,24 +23,14 @@ fn run(
 
 fn counts(t: &rvs_core::Tables, id: u32) -> (u32, u32, u32) {
     let s = t.reals.get(RealId(id));
-    (
-        s.active(),
-        s.inactive(),
-        s.persistent.load(Ordering::Relaxed),
-    )
+    (s.active(), s.inactive(), s.persistent.load(Ordering::Relaxed))
 }
 
 #[test]
 fn nat_connection_moves_between_inactive_and_active_and_expires() {
     let t = tables();
     let mut d = director();
-    run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""),
-        0,
-    );
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""), 0);
     assert_eq!(counts(&t, 0), (0, 1, 0), "SYN_RECV is inactive");
     run(
         &mut d,
@@ -55,13 +39,7 @@ fn nat_connection_moves_between_inactive_and_active_and_expires() {
         tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, SYNACK, b""),
         1,
     );
-    run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, ACK, b""),
-        2,
-    );
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 64, 40000, 80, ACK, b""), 2);
     assert_eq!(counts(&t, 0), (1, 0, 0), "ESTABLISHED is active");
     let (_, c) = d.conns_v4().iter().next().unwrap();
     assert_eq!(TcpState::from_u8(c.state), TcpState::Established);
@@ -99,20 +77,8 @@ fn dr_uses_the_input_only_table() {
     let t = tables();
     let mut d = director();
     let vip = [10, 0, 0, 101];
-    run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, vip, 64, 40000, 80, SYN, b""),
-        0,
-    );
-    run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, vip, 64, 40000, 80, ACK, b""),
-        1,
-    );
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, vip, 64, 40000, 80, SYN, b""), 0);
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, vip, 64, 40000, 80, ACK, b""), 1);
     assert_eq!(counts(&t, 3), (1, 0, 0));
     run(
         &mut d,
@@ -134,13 +100,7 @@ fn dr_uses_the_input_only_table() {
 fn udp_flows_are_inactive_and_expire_after_the_udp_timeout() {
     let t = tables();
     let mut d = director();
-    run(
-        &mut d,
-        &t,
-        0,
-        udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"q"),
-        0,
-    );
+    run(&mut d, &t, 0, udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"q"), 0);
     assert_eq!(counts(&t, 2), (0, 1, 0));
     d.advance(&t, 299_000);
     assert_eq!(d.conns_v4().len(), 1);
@@ -155,13 +115,7 @@ fn set_timeouts_change_when_connections_expire() {
     t.timeouts.set(0, 0, 30);
     assert_eq!(t.timeouts.shown(), (900, 120, 30));
     let mut d = director();
-    run(
-        &mut d,
-        &t,
-        0,
-        udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"q"),
-        0,
-    );
+    run(&mut d, &t, 0, udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"q"), 0);
     d.advance(&t, 30_200);
     assert_eq!(d.conns_v4().len(), 0, "the udp timeout set to 30 s applies");
 }
@@ -171,13 +125,7 @@ fn persistence_template_outlives_its_connections_then_expires() {
     let t = tables();
     let mut d = director();
     let vip = [10, 0, 0, 103];
-    run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, vip, 64, 41000, 443, SYN, b""),
-        0,
-    );
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, vip, 64, 41000, 443, SYN, b""), 0);
     assert_eq!(counts(&t, 5), (0, 1, 1), "one connection, one template");
     assert_eq!(d.conns_v4().len(), 2);
     // The connection (SYN_RECV, 60 s) expires; the template (300 s) stays.
@@ -228,13 +176,7 @@ fn a_full_table_refuses_new_flows_and_keeps_forwarding_old_ones() {
         );
         assert!(matches!(v, Verdict::Forward { .. }));
     }
-    let (v, _) = run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, VIP, 64, 2000, 80, SYN, b""),
-        1,
-    );
+    let (v, _) = run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 64, 2000, 80, SYN, b""), 1);
     assert_eq!(v, Verdict::Drop(DropReason::ConnTableFull));
     assert_eq!(d.drops.get(DropReason::ConnTableFull), 1);
     for i in 0..4u16 {
@@ -256,13 +198,7 @@ fn a_full_table_refuses_new_flows_and_keeps_forwarding_old_ones() {
 fn a_ttl_1_probe_creates_no_connection() {
     let t = tables();
     let mut d = director();
-    let (v, _) = run(
-        &mut d,
-        &t,
-        0,
-        tcp4(IN0, CLIENT, VIP, 1, 40000, 80, SYN, b""),
-        0,
-    );
+    let (v, _) = run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 1, 40000, 80, SYN, b""), 0);
     assert_eq!(v, Verdict::Drop(DropReason::TtlExceeded));
     assert!(d.conns_v4().is_empty());
 }
@@ -306,9 +242,7 @@ fn flows_are_owned_by_one_worker_and_replies_are_redirected_to_it() {
         let (v, _) = run(&mut ws[other], &t, 1, reply.clone(), 0);
         assert_eq!(
             v,
-            Verdict::Redirect {
-                worker: owner as u16
-            },
+            Verdict::Redirect { worker: owner as u16 },
             "reply steered to the owner"
         );
         let (v, out) = run(&mut ws[owner], &t, 1, reply, 0);

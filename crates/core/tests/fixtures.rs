@@ -84,15 +84,7 @@ fn crc32c(data: &[u8]) -> u32 {
     !crc
 }
 
-fn sctp4(
-    l2: L2,
-    src: [u8; 4],
-    dst: [u8; 4],
-    ttl: u8,
-    sport: u16,
-    dport: u16,
-    chunk_type: u8,
-) -> Vec<u8> {
+fn sctp4(l2: L2, src: [u8; 4], dst: [u8; 4], ttl: u8, sport: u16, dport: u16, chunk_type: u8) -> Vec<u8> {
     let mut s = vec![0u8; 12 + 20];
     s[0..2].copy_from_slice(&sport.to_be_bytes());
     s[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -177,16 +169,7 @@ fn cases() -> Vec<Case> {
         0,
         tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""),
         fwd(1, ip4(RS2)),
-        Some(tcp4(
-            out(1, ip4(RS2)),
-            CLIENT,
-            RS2,
-            63,
-            40000,
-            8080,
-            SYN,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS2)), CLIENT, RS2, 63, 40000, 8080, SYN, b"")),
     );
     c(
         "nat tcp4: SYN-ACK from the real server is SNATed to the VIP",
@@ -194,16 +177,7 @@ fn cases() -> Vec<Case> {
         1,
         tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, SYNACK, b""),
         fwd(0, ip4(GW4)),
-        Some(tcp4(
-            out(0, ip4(GW4)),
-            VIP,
-            CLIENT,
-            63,
-            80,
-            40000,
-            SYNACK,
-            b"",
-        )),
+        Some(tcp4(out(0, ip4(GW4)), VIP, CLIENT, 63, 80, 40000, SYNACK, b"")),
     );
     c(
         "nat tcp4: client ACK completes the handshake",
@@ -211,31 +185,13 @@ fn cases() -> Vec<Case> {
         2,
         tcp4(IN0, CLIENT, VIP, 64, 40000, 80, ACK, b""),
         fwd(1, ip4(RS2)),
-        Some(tcp4(
-            out(1, ip4(RS2)),
-            CLIENT,
-            RS2,
-            63,
-            40000,
-            8080,
-            ACK,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS2)), CLIENT, RS2, 63, 40000, 8080, ACK, b"")),
     );
     c(
         "nat tcp4: client data",
         0,
         3,
-        tcp4(
-            IN0,
-            CLIENT,
-            VIP,
-            64,
-            40000,
-            80,
-            PSHACK,
-            b"GET / HTTP/1.1\r\n\r\n",
-        ),
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, PSHACK, b"GET / HTTP/1.1\r\n\r\n"),
         fwd(1, ip4(RS2)),
         Some(tcp4(
             out(1, ip4(RS2)),
@@ -329,16 +285,7 @@ fn cases() -> Vec<Case> {
         10,
         tcp4(IN0, CLIENT, VIP, 64, 40000, 80, FINACK, b""),
         fwd(1, ip4(RS2)),
-        Some(tcp4(
-            out(1, ip4(RS2)),
-            CLIENT,
-            RS2,
-            63,
-            40000,
-            8080,
-            FINACK,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS2)), CLIENT, RS2, 63, 40000, 8080, FINACK, b"")),
     );
     c(
         "nat tcp4: server FIN",
@@ -346,16 +293,7 @@ fn cases() -> Vec<Case> {
         11,
         tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, FINACK, b""),
         fwd(0, ip4(GW4)),
-        Some(tcp4(
-            out(0, ip4(GW4)),
-            VIP,
-            CLIENT,
-            63,
-            80,
-            40000,
-            FINACK,
-            b"",
-        )),
+        Some(tcp4(out(0, ip4(GW4)), VIP, CLIENT, 63, 80, 40000, FINACK, b"")),
     );
     c(
         "nat tcp4: last ACK, TIME_WAIT",
@@ -363,16 +301,7 @@ fn cases() -> Vec<Case> {
         12,
         tcp4(IN0, CLIENT, VIP, 64, 40000, 80, ACK, b""),
         fwd(1, ip4(RS2)),
-        Some(tcp4(
-            out(1, ip4(RS2)),
-            CLIENT,
-            RS2,
-            63,
-            40000,
-            8080,
-            ACK,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS2)), CLIENT, RS2, 63, 40000, 8080, ACK, b"")),
     );
     c(
         "tcp: a segment without SYN and without a connection is not scheduled",
@@ -398,15 +327,7 @@ fn cases() -> Vec<Case> {
         20,
         udp4(IN0, CLIENT, VIP, 64, 44000, 53, b"query"),
         fwd(1, ip4(RS2)),
-        Some(udp4(
-            out(1, ip4(RS2)),
-            CLIENT,
-            RS2,
-            63,
-            44000,
-            5353,
-            b"query",
-        )),
+        Some(udp4(out(1, ip4(RS2)), CLIENT, RS2, 63, 44000, 5353, b"query")),
     );
     c(
         "nat udp4: reply SNATed",
@@ -414,15 +335,7 @@ fn cases() -> Vec<Case> {
         21,
         udp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 5353, 44000, b"answer"),
         fwd(0, ip4(GW4)),
-        Some(udp4(
-            out(0, ip4(GW4)),
-            VIP,
-            CLIENT,
-            63,
-            53,
-            44000,
-            b"answer",
-        )),
+        Some(udp4(out(0, ip4(GW4)), VIP, CLIENT, 63, 53, 44000, b"answer")),
     );
     c(
         "nat udp4: a zero (absent) UDP checksum stays zero",
@@ -456,16 +369,7 @@ fn cases() -> Vec<Case> {
         30,
         tcp4(IN0, CLIENT, VIP_DR, 64, 40100, 80, SYN, b""),
         fwd(1, ip4(RS4)),
-        Some(tcp4(
-            out(1, ip4(RS4)),
-            CLIENT,
-            VIP_DR,
-            64,
-            40100,
-            80,
-            SYN,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS4)), CLIENT, VIP_DR, 64, 40100, 80, SYN, b"")),
     );
     c(
         "dr tcp4: the client's ACK follows the connection",
@@ -473,16 +377,7 @@ fn cases() -> Vec<Case> {
         31,
         tcp4(IN0, CLIENT, VIP_DR, 64, 40100, 80, ACK, b"x"),
         fwd(1, ip4(RS4)),
-        Some(tcp4(
-            out(1, ip4(RS4)),
-            CLIENT,
-            VIP_DR,
-            64,
-            40100,
-            80,
-            ACK,
-            b"x",
-        )),
+        Some(tcp4(out(1, ip4(RS4)), CLIENT, VIP_DR, 64, 40100, 80, ACK, b"x")),
     );
 
     // --- TUN ---
@@ -539,16 +434,7 @@ fn cases() -> Vec<Case> {
         50,
         tcp4(IN0, CLIENT, VIP_P, 64, 41000, 443, SYN, b""),
         fwd(1, ip4(RS6)),
-        Some(tcp4(
-            out(1, ip4(RS6)),
-            CLIENT,
-            RS6,
-            63,
-            41000,
-            443,
-            SYN,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS6)), CLIENT, RS6, 63, 41000, 443, SYN, b"")),
     );
     c(
         "persistence: the same client's next connection sticks to its server",
@@ -556,16 +442,7 @@ fn cases() -> Vec<Case> {
         51,
         tcp4(IN0, CLIENT, VIP_P, 64, 41001, 443, SYN, b""),
         fwd(1, ip4(RS6)),
-        Some(tcp4(
-            out(1, ip4(RS6)),
-            CLIENT,
-            RS6,
-            63,
-            41001,
-            443,
-            SYN,
-            b"",
-        )),
+        Some(tcp4(out(1, ip4(RS6)), CLIENT, RS6, 63, 41001, 443, SYN, b"")),
     );
     c(
         "persistence: a client of the same /24 shares the template",
@@ -635,16 +512,7 @@ fn cases() -> Vec<Case> {
             b"",
         ),
         fwd(0, ip6(GW6)),
-        Some(tcp6(
-            out(0, ip6(GW6)),
-            VIP6,
-            CLIENT6,
-            63,
-            80,
-            42000,
-            SYNACK,
-            b"",
-        )),
+        Some(tcp6(out(0, ip6(GW6)), VIP6, CLIENT6, 63, 80, 42000, SYNACK, b"")),
     );
     c(
         "dr udp6: only the MACs change",
@@ -652,15 +520,7 @@ fn cases() -> Vec<Case> {
         62,
         udp6(IN0, CLIENT6, VIP6, 64, 42100, 53, b"q6"),
         fwd(1, ip6(RS6_DR)),
-        Some(udp6(
-            out(1, ip6(RS6_DR)),
-            CLIENT6,
-            VIP6,
-            64,
-            42100,
-            53,
-            b"q6",
-        )),
+        Some(udp6(out(1, ip6(RS6_DR)), CLIENT6, VIP6, 64, 42100, 53, b"q6")),
     );
     let syn6 = tcp6(IN0, CLIENT6, VIP6_TUN, 64, 42200, 80, SYN, b"");
     c(
@@ -859,15 +719,7 @@ fn cases() -> Vec<Case> {
         "arp request for a director address is answered",
         1,
         91,
-        arp(
-            [0xff; 6],
-            neigh(ip4(RS2)),
-            1,
-            neigh(ip4(RS2)),
-            RS2,
-            [0; 6],
-            DIR1,
-        ),
+        arp([0xff; 6], neigh(ip4(RS2)), 1, neigh(ip4(RS2)), RS2, [0; 6], DIR1),
         Verdict::Reply { port: 1 },
         Some(arp(
             neigh(ip4(RS2)),
@@ -891,15 +743,7 @@ fn cases() -> Vec<Case> {
         "arp reply goes to the neighbor table",
         1,
         93,
-        arp(
-            P1_MAC,
-            neigh(ip4(RS2)),
-            2,
-            neigh(ip4(RS2)),
-            RS2,
-            P1_MAC,
-            DIR1,
-        ),
+        arp(P1_MAC, neigh(ip4(RS2)), 2, neigh(ip4(RS2)), RS2, P1_MAC, DIR1),
         Verdict::Neighbor,
         None,
     );
@@ -925,14 +769,7 @@ fn cases() -> Vec<Case> {
     );
 
     // --- Malformed frames: every layer, each with its reason ---
-    c(
-        "empty frame",
-        0,
-        100,
-        Vec::new(),
-        drop(D::EthTruncated),
-        None,
-    );
+    c("empty frame", 0, 100, Vec::new(), drop(D::EthTruncated), None);
     c(
         "shorter than an Ethernet header",
         0,
@@ -1221,9 +1058,7 @@ fn fixture_table() {
         if let Some(want) = &case.output {
             assert_eq!(hex(&got), hex(want), "{}: output frame", case.desc);
         }
-        if matches!(verdict, Verdict::Forward { .. } | Verdict::Reply { .. })
-            && got[12..14] != [0x08, 0x06]
-        {
+        if matches!(verdict, Verdict::Forward { .. } | Verdict::Reply { .. }) && got[12..14] != [0x08, 0x06] {
             reparsed += 1;
             verify(&got);
         }
@@ -1234,12 +1069,7 @@ fn fixture_table() {
 
 fn hex(b: &[u8]) -> String {
     b.chunks(16)
-        .map(|l| {
-            l.iter()
-                .map(|x| format!("{x:02x}"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
+        .map(|l| l.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(" "))
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -122,10 +122,7 @@ fn seeds() -> Vec<Vec<u8>> {
         echo4(IN0, CLIENT, [10, 0, 0, 100], 64, false),
         echo6(IN0, CLIENT6, "2001:db8::100", 64, false),
         tcp4(
-            L2 {
-                vlan: Some(7),
-                ..IN0
-            },
+            L2 { vlan: Some(7), ..IN0 },
             CLIENT,
             [10, 0, 0, 101],
             64,

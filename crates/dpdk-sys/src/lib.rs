@@ -5,12 +5,7 @@
 //! PMDs are not linked: Debian's shared DPDK build makes EAL load them from its plugin directory
 //! (`/usr/lib/x86_64-linux-gnu/dpdk/pmds-*`) at `rte_eal_init`.
 
-#![allow(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code
-)]
+#![allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code)]
 #![allow(clippy::all)]
 
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));

@@ -18,9 +18,7 @@ pub enum Error {
     EalAlreadyInitialised,
     #[error("invalid argument for {what}: {why}")]
     Invalid { what: &'static str, why: String },
-    #[error(
-        "CPU {cpu} does not exist or is not available to this process (available: {available})"
-    )]
+    #[error("CPU {cpu} does not exist or is not available to this process (available: {available})")]
     NoSuchCpu { cpu: usize, available: String },
     #[error("the queues of port {port} were already taken")]
     QueuesTaken { port: u16 },

@@ -90,9 +90,7 @@ impl Mbuf {
 
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as for data(), and &mut self guarantees the only access.
-        unsafe {
-            std::slice::from_raw_parts_mut(sys::rvs_pktmbuf_mtod(self.0.as_ptr()), self.len())
-        }
+        unsafe { std::slice::from_raw_parts_mut(sys::rvs_pktmbuf_mtod(self.0.as_ptr()), self.len()) }
     }
 
     /// Grows the packet at the front by `n` bytes (for encapsulation) and returns the new bytes.

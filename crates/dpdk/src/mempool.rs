@@ -54,10 +54,8 @@ impl Mempool {
         // SAFETY: EAL is initialised (the &Eal proves it); the name is a valid C string.
         let socket = unsafe { sys::rte_socket_id() } as i32;
         // SAFETY: as above; all sizes were checked.
-        let raw =
-            unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
-        let raw =
-            NonNull::new(raw).ok_or_else(|| Error::from_rte_errno("rte_pktmbuf_pool_create"))?;
+        let raw = unsafe { sys::rte_pktmbuf_pool_create(cname.as_ptr(), n, cache, 0, data_room, socket) };
+        let raw = NonNull::new(raw).ok_or_else(|| Error::from_rte_errno("rte_pktmbuf_pool_create"))?;
         Ok(Mempool {
             inner: Arc::new(Inner {
                 raw,

@@ -217,15 +217,9 @@ impl Port {
 
     /// Hands out the rx and tx queue handles, once: each is meant to be owned by one worker.
     pub fn take_queues(&self) -> Result<(Vec<RxQueue>, Vec<TxQueue>)> {
-        let mut taken = self
-            .inner
-            .queues_taken
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut taken = self.inner.queues_taken.lock().unwrap_or_else(|p| p.into_inner());
         if *taken {
-            return Err(Error::QueuesTaken {
-                port: self.inner.id,
-            });
+            return Err(Error::QueuesTaken { port: self.inner.id });
         }
         *taken = true;
         let rx = (0..self.inner.rx_queues)

@@ -27,11 +27,7 @@ fn frames_move_through_a_pcap_vdev_byte_for_byte() {
 
     let mp = pool("pcap", 4095);
     let start_in_use = mp.in_use();
-    let dev = format!(
-        "net_pcap_t0,rx_pcap={},tx_pcap={}",
-        inp.display(),
-        out.display()
-    );
+    let dev = format!("net_pcap_t0,rx_pcap={},tx_pcap={}", inp.display(), out.display());
     let port = Port::open(eal(), &dev, &PortConfig::default(), &mp).expect("open pcap port");
     port.start().unwrap();
     let (mut rxq, mut txq) = port.take_queues().unwrap();
@@ -46,11 +42,7 @@ fn frames_move_through_a_pcap_vdev_byte_for_byte() {
             sent += tx.tx_burst(&mut burst);
         }
     }
-    assert_eq!(
-        got,
-        frames.len(),
-        "every frame of the input pcap is received"
-    );
+    assert_eq!(got, frames.len(), "every frame of the input pcap is received");
     assert_eq!(sent, frames.len());
     let stats = port.stats().unwrap();
     assert_eq!(stats.ipackets, frames.len() as u64);
@@ -107,20 +99,8 @@ fn mbuf_prepend_adj_append_keep_data_and_refuse_cleanly() {
             room: tail
         }
     );
-    assert_eq!(
-        m.adj(len + 1),
-        Err(MbufError::TooShort {
-            wanted: len + 1,
-            len
-        })
-    );
-    assert_eq!(
-        m.trim(len + 1),
-        Err(MbufError::TooShort {
-            wanted: len + 1,
-            len
-        })
-    );
+    assert_eq!(m.adj(len + 1), Err(MbufError::TooShort { wanted: len + 1, len }));
+    assert_eq!(m.trim(len + 1), Err(MbufError::TooShort { wanted: len + 1, len }));
     assert_eq!((m.len(), m.headroom(), m.tailroom()), (len, head, tail));
     assert_eq!(m.data(), &payload[..150]);
 
@@ -225,10 +205,7 @@ fn a_second_eal_init_is_an_error_not_an_abort() {
 fn two_pinned_workers_have_their_own_lcores_and_use_the_mempool_cache() {
     let mp = pool("workers", 1023);
     let main_lcore = dpdk::current_lcore();
-    let cpus = [
-        0usize,
-        1 % std::thread::available_parallelism().unwrap().get(),
-    ];
+    let cpus = [0usize, 1 % std::thread::available_parallelism().unwrap().get()];
     // Both workers stay registered until both have looked, so their lcore ids coexist.
     let together = Arc::new(Barrier::new(2));
     let mut workers = Vec::new();

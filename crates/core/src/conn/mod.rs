@@ -15,5 +15,6 @@ pub mod state;
 mod table;
 
 pub use table::{
-    Addr, Conn, ConnTable, Full, KeyKind, Tuple, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_TEMPLATE, NIL,
+    Addr, Conn, ConnTable, Full, KeyKind, Tuple, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT,
+    CONN_RS_VIA_GW, CONN_TEMPLATE, NIL,
 };

@@ -93,6 +93,10 @@ pub const CONN_TEMPLATE: u8 = 0x01;
 pub const CONN_INACTIVE: u8 = 0x02;
 /// DR/TUN: no reply traffic through the director, so the input-only TCP table applies.
 pub const CONN_NO_OUTPUT: u8 = 0x04;
+/// The real server is reached through its port's gateway (else it is on-link).
+pub const CONN_RS_VIA_GW: u8 = 0x08;
+/// The client is reached through its port's gateway.
+pub const CONN_CLIENT_VIA_GW: u8 = 0x10;
 
 /// One connection (or persistence template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,9 +122,16 @@ pub struct Conn<A> {
     pub state: u8,
     pub forward: Forward,
     pub flags: u8,
+    /// Egress ports toward the real server and toward the client, resolved once at creation
+    /// (IPVS caches the route in the destination the same way).
+    pub rs_port: u8,
+    pub client_port: u8,
 }
 
 impl<A: Addr> Conn<A> {
+    /// A connection of `client:cport -> vaddr:vport` bound to real server `real` at
+    /// `raddr:rport` with its forwarding method; state NONE, no template, no expiry yet.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         proto: u8,
         client: A,
@@ -149,6 +160,8 @@ impl<A: Addr> Conn<A> {
             state: 0,
             forward,
             flags: 0,
+            rs_port: 0,
+            client_port: 0,
         }
     }
 
@@ -293,12 +306,22 @@ impl<A: Addr> ConnTable<A> {
     /// Finds the entry a packet with tuple `t` belongs to: its in key, or (NAT) its out key.
     #[inline]
     pub fn lookup(&self, t: &Tuple<A>) -> Option<(u32, KeyKind)> {
-        let h = self.hash(t, KeyKind::In);
-        if let Some(i) = self.find(t, h, KeyKind::In) {
+        self.lookup_hashed(t, self.hashes(t))
+    }
+
+    /// A tuple's hashes as an in key and as an out key, for [`Self::lookup_hashed`].
+    #[inline]
+    pub fn hashes(&self, t: &Tuple<A>) -> (u32, u32) {
+        (self.hash(t, KeyKind::In), self.hash(t, KeyKind::Out))
+    }
+
+    /// [`Self::lookup`] with the hashes computed beforehand (for a whole burst at once).
+    #[inline]
+    pub fn lookup_hashed(&self, t: &Tuple<A>, (h_in, h_out): (u32, u32)) -> Option<(u32, KeyKind)> {
+        if let Some(i) = self.find(t, h_in, KeyKind::In) {
             return Some((i, KeyKind::In));
         }
-        let h = self.hash(t, KeyKind::Out);
-        self.find(t, h, KeyKind::Out).map(|i| (i, KeyKind::Out))
+        self.find(t, h_out, KeyKind::Out).map(|i| (i, KeyKind::Out))
     }
 
     /// Looks up one key kind with a precomputed hash.
@@ -424,11 +447,7 @@ impl<A: Addr> ConnTable<A> {
     /// Advances the wheel to `now` (ms). Each due entry is offered to `on_expire`, which returns
     /// a new expiry to keep it (a template still controlling connections) or None to remove
     /// it; it sees the entry before removal, and gets the table to update related entries.
-    pub fn advance(
-        &mut self,
-        now: u64,
-        mut on_expire: impl FnMut(&mut Self, u32) -> Option<u64>,
-    ) -> usize {
+    pub fn advance(&mut self, now: u64, mut on_expire: impl FnMut(&mut Self, u32) -> Option<u64>) -> usize {
         let target = now / TICK_MS;
         if target <= self.tick {
             return 0;
@@ -594,11 +613,7 @@ mod tests {
                 if t.len() < t.capacity() {
                     let c = conn(
                         id,
-                        if id % 3 == 0 {
-                            Forward::Dr
-                        } else {
-                            Forward::Nat
-                        },
+                        if id % 3 == 0 { Forward::Dr } else { Forward::Nat },
                         now + 100 * (1 + (id % 7) as u64),
                     );
                     t.insert(c).unwrap();

@@ -51,14 +51,7 @@ pub(crate) trait Family: Addr {
     fn may_fragment(ip: &[u8]) -> bool;
     fn source(net: &Network, port: u16) -> Option<Self>;
     /// Writes the outer header of a tunnel carrying `inner_len` bytes of `inner`.
-    fn emit_tunnel(
-        out: &mut [u8],
-        inner: &[u8],
-        src: Self,
-        dst: Self,
-        inner_len: usize,
-        ident: u16,
-    );
+    fn emit_tunnel(out: &mut [u8], inner: &[u8], src: Self, dst: Self, inner_len: usize, ident: u16);
     /// Writes an IP header for an ICMP message of `icmp_len` bytes from `src` to `dst`.
     fn emit_icmp_ip(out: &mut [u8], src: Self, dst: Self, icmp_len: usize);
     /// The checksum of an ICMP message sent from `src` to `dst`.
@@ -154,14 +147,7 @@ impl Family for Ipv4Addr {
         net.source4(port)
     }
 
-    fn emit_tunnel(
-        out: &mut [u8],
-        inner: &[u8],
-        src: Self,
-        dst: Self,
-        inner_len: usize,
-        ident: u16,
-    ) {
+    fn emit_tunnel(out: &mut [u8], inner: &[u8], src: Self, dst: Self, inner_len: usize, ident: u16) {
         // IPVS copies the inner TOS and DF bit to the outer header.
         let p = Ipv4Packet::new_unchecked(inner);
         let (tos, df) = (p.tos(), p.dont_fragment());
@@ -292,14 +278,7 @@ impl Family for Ipv6Addr {
         net.source6(port)
     }
 
-    fn emit_tunnel(
-        out: &mut [u8],
-        _inner: &[u8],
-        src: Self,
-        dst: Self,
-        inner_len: usize,
-        _ident: u16,
-    ) {
+    fn emit_tunnel(out: &mut [u8], _inner: &[u8], src: Self, dst: Self, inner_len: usize, _ident: u16) {
         ipv6::emit(out, src, dst, proto::IPV6, 64, inner_len as u16);
     }
 

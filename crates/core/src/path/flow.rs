@@ -8,13 +8,15 @@ use std::sync::atomic::Ordering;
 use super::family::{Family, IpInfo};
 use super::{Director, Verdict, L4};
 use crate::conn::state::{sctp_next, tcp_next, Direction, SctpState, TcpState, Timeouts};
-use crate::conn::{Addr, Conn, ConnTable, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_TEMPLATE, NIL};
+use crate::conn::{
+    Addr, Conn, ConnTable, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW, CONN_TEMPLATE,
+    NIL,
+};
 use crate::drop::DropReason;
 use crate::frame::Frame;
 use crate::model::{Forward, Protocol, RealRegistry, RealServer, Service};
 use crate::sched::FlowInfo;
 use crate::tables::Tables;
-use crate::wire::ethernet::EthernetFrame;
 use crate::wire::{l4, proto, tcp};
 
 /// Is a connection in this state counted as active (IPVS: ESTABLISHED only)?
@@ -139,6 +141,17 @@ impl Director {
             return Err(DropReason::TtlExceeded);
         }
         let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
+        // Routes are resolved once, here, and kept in the connection.
+        let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(DropReason::NoRoute)?;
+        let mut route_flags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
+        let mut client_port = 0;
+        if real.forward == Forward::Nat {
+            let (p, hop) = t.net.route(ip.src.ip()).ok_or(DropReason::NoRoute)?;
+            client_port = p;
+            if hop != ip.src.ip() {
+                route_flags |= CONN_CLIENT_VIA_GW;
+            }
+        }
         let mut c = Conn::new(
             ip.proto,
             ip.src,
@@ -150,12 +163,14 @@ impl Director {
             real.forward,
             real.id,
         );
-        c.flags = CONN_INACTIVE
-            | if real.forward == Forward::Nat {
-                0
-            } else {
-                CONN_NO_OUTPUT
-            };
+        let method = if real.forward == Forward::Nat {
+            0
+        } else {
+            CONN_NO_OUTPUT
+        };
+        c.flags = CONN_INACTIVE | route_flags | method;
+        c.rs_port = rs_port as u8;
+        c.client_port = client_port as u8;
         c.template = template;
         c.expires = now + timeout_ms(&t.timeouts, ip.proto, 0);
         let idx = match table.insert(c) {
@@ -229,15 +244,7 @@ impl Director {
         now: u64,
     ) -> Verdict {
         let table = A::table(self);
-        Self::step(
-            table,
-            &t.reals,
-            &t.timeouts,
-            idx,
-            Direction::Input,
-            &l4,
-            now,
-        );
+        Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
         let c = *table.get(idx);
         match c.forward {
             Forward::Nat => {
@@ -247,9 +254,9 @@ impl Director {
                 let b = f.data_mut();
                 rewrite_dst(b, l2, &ip, c.raddr, c.rport);
                 A::decrement_ttl(&mut b[l2..]);
-                route(t, b, c.raddr.ip())
+                to_real(t, b, &c)
             }
-            Forward::Dr => route(t, f.data_mut(), c.raddr.ip()),
+            Forward::Dr => to_real(t, f.data_mut(), &c),
             Forward::Tun => self.tunnel::<A, F>(t, port, f, l2, ip, c.raddr),
         }
     }
@@ -267,15 +274,7 @@ impl Director {
         now: u64,
     ) -> Verdict {
         let table = A::table(self);
-        Self::step(
-            table,
-            &t.reals,
-            &t.timeouts,
-            idx,
-            Direction::Output,
-            &l4,
-            now,
-        );
+        Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
         let c = *table.get(idx);
         if ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
@@ -283,7 +282,13 @@ impl Director {
         let b = f.data_mut();
         rewrite_src(b, l2, &ip, c.vaddr, c.vport);
         A::decrement_ttl(&mut b[l2..]);
-        route(t, b, c.client.ip())
+        via(
+            t,
+            b,
+            c.client_port,
+            c.flags & CONN_CLIENT_VIA_GW != 0,
+            c.client.ip(),
+        )
     }
 
     /// Advances the connection timers to `now` (ms), expiring what is due and keeping the real
@@ -298,12 +303,7 @@ impl Director {
 
 /// The expiry of one entry: None removes it; Some(t) keeps a template that still controls
 /// connections (IPVS re-arms such templates).
-fn expire<A: Addr>(
-    table: &mut ConnTable<A>,
-    reg: &RealRegistry,
-    idx: u32,
-    now: u64,
-) -> Option<u64> {
+fn expire<A: Addr>(table: &mut ConnTable<A>, reg: &RealRegistry, idx: u32, now: u64) -> Option<u64> {
     let c = *table.get(idx);
     let shared = reg.get(c.real);
     if c.is_template() {
@@ -349,21 +349,46 @@ pub(super) fn route(t: &Tables, b: &mut [u8], dst: IpAddr) -> Verdict {
     let Some((port, next_hop)) = t.net.route(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
-    let mac = t.net.ports[port as usize].mac;
-    EthernetFrame::new_checked(b)
-        .expect("classified")
-        .set_src(mac);
+    set_src_mac(b, t.net.ports[port as usize].mac);
     Verdict::Forward { port, next_hop }
 }
 
+/// Toward a connection's real server by the route resolved at its creation.
+fn to_real<A: Addr>(t: &Tables, b: &mut [u8], c: &Conn<A>) -> Verdict {
+    via(t, b, c.rs_port, c.flags & CONN_RS_VIA_GW != 0, c.raddr.ip())
+}
+
+/// Out of `port`, to `dst` itself or to the port's gateway of its family.
+fn via(t: &Tables, b: &mut [u8], port: u8, via_gateway: bool, dst: IpAddr) -> Verdict {
+    let Some(p) = t.net.ports.get(port as usize) else {
+        return Verdict::Drop(DropReason::NoRoute);
+    };
+    let next_hop = match (via_gateway, dst) {
+        (false, _) => dst,
+        (true, IpAddr::V4(_)) => match p.gateway4 {
+            Some(g) => IpAddr::V4(g),
+            None => return Verdict::Drop(DropReason::NoRoute),
+        },
+        (true, IpAddr::V6(_)) => match p.gateway6 {
+            Some(g) => IpAddr::V6(g),
+            None => return Verdict::Drop(DropReason::NoRoute),
+        },
+    };
+    set_src_mac(b, p.mac);
+    Verdict::Forward {
+        port: port as u16,
+        next_hop,
+    }
+}
+
+/// The frame was classified, so it holds an Ethernet header.
+#[inline]
+fn set_src_mac(b: &mut [u8], mac: crate::wire::ethernet::Mac) {
+    b[6..12].copy_from_slice(&mac);
+}
+
 /// NAT inbound: destination VIP:vport -> RIP:rport, every checksum updated incrementally.
-pub(super) fn rewrite_dst<A: Family>(
-    b: &mut [u8],
-    l2: usize,
-    ip: &IpInfo<A>,
-    raddr: A,
-    rport: u16,
-) {
+pub(super) fn rewrite_dst<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, raddr: A, rport: u16) {
     let (l4s, end) = (l2 + ip.l4, l2 + ip.end);
     A::set_dst(&mut b[l2..], raddr);
     let seg = &mut b[l4s..end];
@@ -373,13 +398,7 @@ pub(super) fn rewrite_dst<A: Family>(
 }
 
 /// NAT outbound: source RIP:rport -> VIP:vport.
-pub(super) fn rewrite_src<A: Family>(
-    b: &mut [u8],
-    l2: usize,
-    ip: &IpInfo<A>,
-    vaddr: A,
-    vport: u16,
-) {
+pub(super) fn rewrite_src<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, vaddr: A, vport: u16) {
     let (l4s, end) = (l2 + ip.l4, l2 + ip.end);
     A::set_src(&mut b[l2..], vaddr);
     let seg = &mut b[l4s..end];

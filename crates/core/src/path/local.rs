@@ -55,8 +55,7 @@ impl Director {
         A::set_src(iph, ip.dst);
         A::set_dst(iph, ip.src);
         A::set_ttl(iph, 64);
-        let mut icmp =
-            IcmpPacket::new_checked(&mut b[l2 + ip.l4..l2 + ip.end]).expect("classified");
+        let mut icmp = IcmpPacket::new_checked(&mut b[l2 + ip.l4..l2 + ip.end]).expect("classified");
         icmp.set_type(A::echo_reply());
         let mut eth = EthernetFrame::new_checked(&mut b[..]).expect("classified");
         let peer = eth.src();

@@ -89,19 +89,9 @@ pub struct Director {
 /// What the first pass learns about a frame.
 #[derive(Debug, Clone, Copy)]
 enum Class {
-    Arp {
-        l2: usize,
-    },
-    V4 {
-        l2: usize,
-        ip: IpInfo<Ipv4Addr>,
-        l4: L4,
-    },
-    V6 {
-        l2: usize,
-        ip: IpInfo<Ipv6Addr>,
-        l4: L4,
-    },
+    Arp { l2: usize },
+    V4 { l2: usize, ip: IpInfo<Ipv4Addr>, l4: L4 },
+    V6 { l2: usize, ip: IpInfo<Ipv6Addr>, l4: L4 },
     Drop(DropReason),
 }
 
@@ -161,17 +151,23 @@ impl Director {
             }
             // Load the index slots of the whole burst before probing any: independent loads
             // that the CPU overlaps, instead of one cache miss after another.
+            let mut hashes = [(0u32, 0u32); MAX_BURST];
             let mut touched = 0u64;
-            for c in &classes[..frames.len()] {
+            for (c, h) in classes[..frames.len()].iter().zip(hashes.iter_mut()) {
                 touched ^= match c {
-                    Class::V4 { ip, l4, .. } => touch(&self.conns4, ip, l4),
-                    Class::V6 { ip, l4, .. } => touch(&self.conns6, ip, l4),
+                    Class::V4 { ip, l4, .. } => touch(&self.conns4, ip, l4, h),
+                    Class::V6 { ip, l4, .. } => touch(&self.conns6, ip, l4, h),
                     _ => 0,
                 };
             }
             std::hint::black_box(touched);
-            for ((c, f), v) in classes.iter().zip(frames.iter_mut()).zip(out.iter_mut()) {
-                *v = self.dispatch(t, port, f, *c, now);
+            for (((c, h), f), v) in classes
+                .iter()
+                .zip(hashes)
+                .zip(frames.iter_mut())
+                .zip(out.iter_mut())
+            {
+                *v = self.dispatch(t, port, f, *c, h, now);
                 self.count(*v);
             }
         }
@@ -188,19 +184,21 @@ impl Director {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn dispatch<F: Frame>(
         &mut self,
         t: &Tables,
         port: u16,
         f: &mut F,
         c: Class,
+        h: (u32, u32),
         now: u64,
     ) -> Verdict {
         match c {
             Class::Drop(r) => Verdict::Drop(r),
             Class::Arp { l2 } => self.arp(t, port, f, l2),
-            Class::V4 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, now),
-            Class::V6 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, now),
+            Class::V4 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
+            Class::V6 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
         }
     }
 
@@ -213,6 +211,7 @@ impl Director {
         l2: usize,
         ip: IpInfo<A>,
         l4: L4,
+        hashes: (u32, u32),
         now: u64,
     ) -> Verdict {
         if ip.proto == A::ICMP {
@@ -225,7 +224,7 @@ impl Director {
             dport: l4.dport,
             proto: ip.proto,
         };
-        match A::table(self).lookup(&tuple) {
+        match A::table(self).lookup_hashed(&tuple, hashes) {
             Some((idx, KeyKind::Out)) => self.outbound(t, f, l2, ip, idx, l4, now),
             Some((idx, _)) => self.inbound(t, port, f, l2, ip, idx, l4, now),
             None => self.new_flow(t, port, f, l2, ip, l4, now),
@@ -262,7 +261,8 @@ pub fn owner_of(proto: u8, client: IpAddr, client_port: u16, workers: u16) -> u1
     ((h >> 32) % workers as u64) as u16
 }
 
-fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4) -> u64 {
+/// Computes a frame's hashes and loads their first index slots.
+fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32)) -> u64 {
     let tuple = Tuple {
         src: ip.src,
         dst: ip.dst,
@@ -270,7 +270,8 @@ fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4) -> u64 {
         dport: l4.dport,
         proto: ip.proto,
     };
-    t.touch(t.hash(&tuple, KeyKind::In)) ^ t.touch(t.hash(&tuple, KeyKind::Out))
+    *h = t.hashes(&tuple);
+    t.touch(h.0) ^ t.touch(h.1)
 }
 
 /// First pass: parse and check every header the path will rely on.

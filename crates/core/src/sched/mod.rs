@@ -31,12 +31,7 @@ pub struct UnknownScheduler(pub String);
 
 impl std::fmt::Display for UnknownScheduler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "unknown scheduler {:?} (valid: {})",
-            self.0,
-            NAMES.join(", ")
-        )
+        write!(f, "unknown scheduler {:?} (valid: {})", self.0, NAMES.join(", "))
     }
 }
 

@@ -28,12 +28,7 @@ impl RoundRobin {
         }
     }
 
-    pub fn pick(
-        &self,
-        reals: &[RealServer],
-        reg: &RealRegistry,
-        _flow: &FlowInfo,
-    ) -> Option<usize> {
+    pub fn pick(&self, reals: &[RealServer], reg: &RealRegistry, _flow: &FlowInfo) -> Option<usize> {
         let n = reals.len();
         if n == 0 {
             return None;
@@ -90,14 +85,10 @@ mod tests {
         let reg = RealRegistry::new(8);
         let rr = RoundRobin::new();
         let r = reals(&[1, 1, 1]);
-        let seq: Vec<_> = (0..6)
-            .map(|_| rr.pick(&r, &reg, &flow()).unwrap())
-            .collect();
+        let seq: Vec<_> = (0..6).map(|_| rr.pick(&r, &reg, &flow()).unwrap()).collect();
         assert_eq!(seq, [0, 1, 2, 0, 1, 2]);
         let r = reals(&[1, 0, 1]);
-        let seq: Vec<_> = (0..4)
-            .map(|_| rr.pick(&r, &reg, &flow()).unwrap())
-            .collect();
+        let seq: Vec<_> = (0..4).map(|_| rr.pick(&r, &reg, &flow()).unwrap()).collect();
         assert_eq!(
             seq,
             [0, 2, 0, 2],

@@ -60,8 +60,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
     /// The VLAN id of the 802.1Q tag, if any.
     pub fn vlan(&self) -> Option<u16> {
-        (self.header_len == VLAN_HEADER_LEN)
-            .then(|| be16(self.buf.as_ref(), field::VLAN_TCI) & 0x0fff)
+        (self.header_len == VLAN_HEADER_LEN).then(|| be16(self.buf.as_ref(), field::VLAN_TCI) & 0x0fff)
     }
 
     /// The ethertype of the payload (after the VLAN tag, if any).
@@ -103,16 +102,10 @@ mod tests {
         let mut f = [0u8; 60];
         f[12..14].copy_from_slice(&[0x08, 0x00]);
         let e = EthernetFrame::new_checked(&f[..]).unwrap();
-        assert_eq!(
-            (e.header_len(), e.vlan(), e.ethertype()),
-            (14, None, 0x0800)
-        );
+        assert_eq!((e.header_len(), e.vlan(), e.ethertype()), (14, None, 0x0800));
         f[12..18].copy_from_slice(&[0x81, 0x00, 0x20, 0x64, 0x86, 0xdd]);
         let e = EthernetFrame::new_checked(&f[..]).unwrap();
-        assert_eq!(
-            (e.header_len(), e.vlan(), e.ethertype()),
-            (18, Some(100), 0x86dd)
-        );
+        assert_eq!((e.header_len(), e.vlan(), e.ethertype()), (18, Some(100), 0x86dd));
     }
 
     #[test]

@@ -224,12 +224,7 @@ mod tests {
         assert!(p.verify_checksum());
         assert_eq!(
             (p.src(), p.dst(), p.protocol(), p.ttl()),
-            (
-                Ipv4Addr::new(10, 0, 0, 1),
-                Ipv4Addr::new(10, 0, 0, 2),
-                6,
-                64
-            )
+            (Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 2), 6, 64)
         );
         assert!(p.dont_fragment() && !p.is_fragment());
     }

@@ -160,14 +160,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
 }
 
 /// Writes a 40-byte header into `b[..40]`.
-pub fn emit(
-    b: &mut [u8],
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    next_header: u8,
-    hop_limit: u8,
-    payload_len: u16,
-) {
+pub fn emit(b: &mut [u8], src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, hop_limit: u8, payload_len: u16) {
     b[..40].fill(0);
     b[0] = 0x60;
     put16(b, field::PAYLOAD_LEN, payload_len);

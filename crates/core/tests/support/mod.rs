@@ -8,8 +8,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use etherparse::{
-    EtherType, Ethernet2Header, IpHeaders, IpNumber, Ipv4Header, Ipv6Header, NetSlice,
-    PacketBuilder, SlicedPacket, TransportSlice,
+    EtherType, Ethernet2Header, IpHeaders, IpNumber, Ipv4Header, Ipv6Header, NetSlice, PacketBuilder,
+    SlicedPacket, TransportSlice,
 };
 use rvs_core::conn::state::Timeouts;
 use rvs_core::model::{
@@ -92,9 +92,7 @@ pub fn tables() -> Tables {
     let mut p1 = PortNet::new(P1_MAC);
     p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
     p1.v6.push(("2001:db8:1::1".parse().unwrap(), 64));
-    let net = Network {
-        ports: vec![p0, p1],
-    };
+    let net = Network { ports: vec![p0, p1] };
     use Forward::*;
     use Protocol::*;
     let services = vec![
@@ -334,15 +332,7 @@ pub fn tcp4(
     out
 }
 
-pub fn udp4(
-    l2: L2,
-    src: [u8; 4],
-    dst: [u8; 4],
-    ttl: u8,
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn udp4(l2: L2, src: [u8; 4], dst: [u8; 4], ttl: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(l2.src, l2.dst)
         .ipv4(src, dst, ttl)
@@ -371,15 +361,7 @@ pub fn tcp6(
     out
 }
 
-pub fn udp6(
-    l2: L2,
-    src: &str,
-    dst: &str,
-    hop: u8,
-    sport: u16,
-    dport: u16,
-    payload: &[u8],
-) -> Vec<u8> {
+pub fn udp6(l2: L2, src: &str, dst: &str, hop: u8, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(l2.src, l2.dst)
         .ipv6(v6(src), v6(dst), hop)
@@ -440,14 +422,7 @@ pub fn icmp4(
     out
 }
 
-pub fn icmp6(
-    l2: L2,
-    src: &str,
-    dst: &str,
-    hop: u8,
-    icmp: etherparse::Icmpv6Type,
-    quoted: &[u8],
-) -> Vec<u8> {
+pub fn icmp6(l2: L2, src: &str, dst: &str, hop: u8, icmp: etherparse::Icmpv6Type, quoted: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     PacketBuilder::ethernet2(l2.src, l2.dst)
         .ipv6(v6(src), v6(dst), hop)
@@ -459,11 +434,7 @@ pub fn icmp6(
 
 /// The IP packet of a frame (Ethernet header, and VLAN tag, cut off).
 pub fn ip_of(frame: &[u8]) -> Vec<u8> {
-    let l2 = if frame[12..14] == [0x81, 0x00] {
-        18
-    } else {
-        14
-    };
+    let l2 = if frame[12..14] == [0x81, 0x00] { 18 } else { 14 };
     frame[l2..].to_vec()
 }
 
@@ -514,8 +485,8 @@ pub fn ip6ip6(l2: L2, src: &str, dst: &str, inner: &[u8]) -> Vec<u8> {
 /// the IPv4 header checksum, TCP/UDP checksums with their pseudo-header, ICMP/ICMPv6
 /// checksums, and for a tunnel the inner packet the same way.
 pub fn verify(frame: &[u8]) {
-    let p = SlicedPacket::from_ethernet(frame)
-        .unwrap_or_else(|e| panic!("etherparse rejects the output: {e:?}"));
+    let p =
+        SlicedPacket::from_ethernet(frame).unwrap_or_else(|e| panic!("etherparse rejects the output: {e:?}"));
     verify_sliced(&p);
 }
 
@@ -534,8 +505,7 @@ fn verify_sliced(p: &SlicedPacket) {
             src6 = [0; 16];
             dst6 = [0; 16];
             if h.protocol == IpNumber::IPV4 || h.protocol.0 == 41 {
-                let inner =
-                    SlicedPacket::from_ip(ip.payload().payload).expect("inner packet parses");
+                let inner = SlicedPacket::from_ip(ip.payload().payload).expect("inner packet parses");
                 return verify_sliced(&inner);
             }
         }
@@ -546,8 +516,7 @@ fn verify_sliced(p: &SlicedPacket) {
             src4 = [0; 4];
             dst4 = [0; 4];
             if h.next_header.0 == 41 {
-                let inner =
-                    SlicedPacket::from_ip(ip.payload().payload).expect("inner packet parses");
+                let inner = SlicedPacket::from_ip(ip.payload().payload).expect("inner packet parses");
                 return verify_sliced(&inner);
             }
         }
@@ -564,18 +533,17 @@ fn verify_sliced(p: &SlicedPacket) {
             .unwrap();
             assert_eq!(c, t.checksum(), "TCP checksum");
         }
-        Some(TransportSlice::Udp(u)) => {
-            if u.checksum() != 0 || !v4 {
-                let h = u.to_header();
-                let c = if v4 {
-                    h.calc_checksum_ipv4_raw(src4, dst4, u.payload())
-                } else {
-                    h.calc_checksum_ipv6_raw(src6, dst6, u.payload())
-                }
-                .unwrap();
-                assert_eq!(c, u.checksum(), "UDP checksum");
+        Some(TransportSlice::Udp(u)) if u.checksum() != 0 || !v4 => {
+            let h = u.to_header();
+            let c = if v4 {
+                h.calc_checksum_ipv4_raw(src4, dst4, u.payload())
+            } else {
+                h.calc_checksum_ipv6_raw(src6, dst6, u.payload())
             }
+            .unwrap();
+            assert_eq!(c, u.checksum(), "UDP checksum");
         }
+        Some(TransportSlice::Udp(_)) => {} // IPv4 UDP without a checksum
         Some(TransportSlice::Icmpv4(i)) => {
             assert_eq!(
                 i.header().icmp_type.calc_checksum(i.payload()),

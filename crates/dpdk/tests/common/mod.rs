@@ -57,8 +57,7 @@ pub fn write_pcap(path: &Path, frames: &[Vec<u8>]) {
     let mut w = PcapWriter::with_header(file, header).unwrap();
     for (i, f) in frames.iter().enumerate() {
         let ts = std::time::Duration::from_micros(i as u64);
-        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f))
-            .unwrap();
+        w.write_packet(&PcapPacket::new(ts, f.len() as u32, f)).unwrap();
     }
 }
 
