@@ -514,6 +514,31 @@ fn cases() -> Vec<Case> {
         fwd(0, ip6(GW6)),
         Some(tcp6(out(0, ip6(GW6)), VIP6, CLIENT6, 63, 80, 42000, SYNACK, b"")),
     );
+    let fwd6 = tcp6(out(1, ip6(RS6_NAT)), CLIENT6, RS6_NAT, 63, 42000, 8080, SYN, b"");
+    let sent6 = tcp6(out(1, ip6(RS6_NAT)), CLIENT6, VIP6, 63, 42000, 80, SYN, b"");
+    let unreach6 = Icmpv6Type::DestinationUnreachable(etherparse::icmpv6::DestUnreachableCode::Port);
+    c(
+        "icmpv6 error from a NAT real server goes to the client, translated to the VIP",
+        1,
+        62,
+        icmp6(
+            from_rs(ip6(RS6_NAT)),
+            RS6_NAT,
+            CLIENT6,
+            64,
+            unreach6,
+            &ip_of(&fwd6),
+        ),
+        fwd(0, ip6(GW6)),
+        Some(icmp6(
+            out(0, ip6(GW6)),
+            VIP6,
+            CLIENT6,
+            63,
+            unreach6,
+            &ip_of(&sent6),
+        )),
+    );
     c(
         "dr udp6: only the MACs change",
         0,
