@@ -137,6 +137,7 @@ fn main() {
         conn_capacity_v4: (n + flows) as usize * 2,
         conn_capacity_v6: 16,
         seed: 42,
+        real_capacity: 64,
     });
     let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
     // Established flows first (handshake done), outside the measurement.

@@ -24,5 +24,5 @@ pub mod wire;
 
 pub use drop::{DropCounters, DropReason};
 pub use frame::{Frame, VecFrame};
-pub use path::{Director, DirectorConfig, Verdict, WorkerStats};
+pub use path::{Director, DirectorConfig, RealTraffic, Verdict, WorkerStats};
 pub use tables::Tables;

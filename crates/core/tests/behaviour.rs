@@ -62,6 +62,9 @@ fn nat_connection_moves_between_inactive_and_active_and_expires() {
     );
     let (_, c) = d.conns_v4().iter().next().unwrap();
     assert_eq!(TcpState::from_u8(c.state), TcpState::TimeWait);
+    let traffic = d.real_traffic(RealId(0));
+    assert_eq!((traffic.in_packets, traffic.in_bytes), (3, 120), "SYN, ACK, FIN: 40-byte IP packets");
+    assert_eq!((traffic.out_packets, traffic.out_bytes), (2, 80));
 
     d.advance(&t, 4 + 119_000);
     assert_eq!(d.conns_v4().len(), 1, "TIME_WAIT lasts 120 s");
@@ -165,6 +168,7 @@ fn a_full_table_refuses_new_flows_and_keeps_forwarding_old_ones() {
         conn_capacity_v4: 4,
         conn_capacity_v6: 4,
         seed: 1,
+        real_capacity: 64,
     });
     for i in 0..4u16 {
         let (v, _) = run(
@@ -213,6 +217,7 @@ fn flows_are_owned_by_one_worker_and_replies_are_redirected_to_it() {
             conn_capacity_v4: 64,
             conn_capacity_v6: 16,
             seed: w as u64,
+            real_capacity: 64,
         })
     };
     let mut ws = [mk(0), mk(1)];

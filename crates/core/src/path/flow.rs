@@ -246,6 +246,7 @@ impl Director {
         let table = A::table(self);
         Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
         let c = *table.get(idx);
+        self.account(c.real, true, ip.end);
         match c.forward {
             Forward::Nat => {
                 if ip.ttl <= 1 {
@@ -276,6 +277,7 @@ impl Director {
         let table = A::table(self);
         Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
         let c = *table.get(idx);
+        self.account(c.real, false, ip.end);
         if ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }

@@ -73,6 +73,18 @@ pub struct DirectorConfig {
     pub conn_capacity_v6: usize,
     /// Keys the connection-table hash; random per worker in production.
     pub seed: u64,
+    /// How many real-server ids the traffic counters cover (the registry's capacity).
+    pub real_capacity: usize,
+}
+
+/// Traffic of one real server through one worker (IPVS's per-destination stats). Written only
+/// by that worker; the control plane sums the workers'.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RealTraffic {
+    pub in_packets: u64,
+    pub in_bytes: u64,
+    pub out_packets: u64,
+    pub out_bytes: u64,
 }
 
 /// One worker's data path: its connection tables and counters.
@@ -83,6 +95,7 @@ pub struct Director {
     pub(crate) conns6: ConnTable<Ipv6Addr>,
     pub drops: DropCounters,
     pub stats: WorkerStats,
+    traffic: Box<[RealTraffic]>,
     ident: u16,
 }
 
@@ -114,7 +127,27 @@ impl Director {
             cfg,
             drops: DropCounters::default(),
             stats: WorkerStats::default(),
+            traffic: vec![RealTraffic::default(); cfg.real_capacity].into_boxed_slice(),
             ident: 0,
+        }
+    }
+
+    /// This worker's traffic to and from real server `id`.
+    pub fn real_traffic(&self, id: crate::model::RealId) -> RealTraffic {
+        self.traffic.get(id.0 as usize).copied().unwrap_or_default()
+    }
+
+    /// Counts a packet of a connection to (`inbound`) or from its real server.
+    #[inline]
+    pub(crate) fn account(&mut self, id: crate::model::RealId, inbound: bool, bytes: usize) {
+        if let Some(t) = self.traffic.get_mut(id.0 as usize) {
+            if inbound {
+                t.in_packets += 1;
+                t.in_bytes += bytes as u64;
+            } else {
+                t.out_packets += 1;
+                t.out_bytes += bytes as u64;
+            }
         }
     }
 

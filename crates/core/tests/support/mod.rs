@@ -191,6 +191,7 @@ pub fn director() -> Director {
         conn_capacity_v4: 1024,
         conn_capacity_v6: 256,
         seed: 0x5eed,
+        real_capacity: 64,
     })
 }
 
