@@ -14,7 +14,7 @@ use rvs_core::conn::state::Timeouts;
 use rvs_core::conn::ConnTable;
 use rvs_core::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
 use rvs_core::net::{Network, PortNet};
-use rvs_core::sched::Scheduler;
+use rvs_core::sched::SchedFlags;
 use rvs_core::{checksum, Director, DirectorConfig, Tables, VecFrame, Verdict};
 
 const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
@@ -35,15 +35,13 @@ fn tables() -> Tables {
         upper: 0,
         lower: 0,
     };
-    let svc = |vip, reals| Service {
-        key: ServiceKey {
+    let svc = |vip, reals| {
+        let key = ServiceKey {
             protocol: Protocol::Tcp,
             vip: IpAddr::V4(vip),
             port: 80,
-        },
-        scheduler: Scheduler::by_name("rr").unwrap(),
-        persistence: None,
-        reals,
+        };
+        Service::new(key, "rr", SchedFlags::default(), None, reals).unwrap()
     };
     let services = vec![
         svc(

@@ -3,7 +3,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
-use crate::sched::Scheduler;
+use crate::sched::{SchedError, SchedFlags, Scheduler};
 use crate::wire::proto;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -175,11 +175,30 @@ pub struct ServiceKey {
 pub struct Service {
     pub key: ServiceKey,
     pub scheduler: Scheduler,
+    pub flags: SchedFlags,
     pub persistence: Option<Persistence>,
     pub reals: Vec<RealServer>,
 }
 
 impl Service {
+    /// A service with its scheduler built for `reals` (any table it needs is made here).
+    pub fn new(
+        key: ServiceKey,
+        scheduler: &str,
+        flags: SchedFlags,
+        persistence: Option<Persistence>,
+        reals: Vec<RealServer>,
+    ) -> Result<Service, SchedError> {
+        let scheduler = Scheduler::new(scheduler, flags, &reals)?;
+        Ok(Service {
+            key,
+            scheduler,
+            flags,
+            persistence,
+            reals,
+        })
+    }
+
     pub fn real_by_id(&self, id: RealId) -> Option<&RealServer> {
         self.reals.iter().find(|r| r.id == id)
     }

@@ -63,7 +63,11 @@ fn nat_connection_moves_between_inactive_and_active_and_expires() {
     let (_, c) = d.conns_v4().iter().next().unwrap();
     assert_eq!(TcpState::from_u8(c.state), TcpState::TimeWait);
     let traffic = d.real_traffic(RealId(0));
-    assert_eq!((traffic.in_packets, traffic.in_bytes), (3, 120), "SYN, ACK, FIN: 40-byte IP packets");
+    assert_eq!(
+        (traffic.in_packets, traffic.in_bytes),
+        (3, 120),
+        "SYN, ACK, FIN: 40-byte IP packets"
+    );
     assert_eq!((traffic.out_packets, traffic.out_bytes), (2, 80));
 
     d.advance(&t, 4 + 119_000);

@@ -112,7 +112,7 @@ impl Director {
                         svc.real_by_id(table.get(i).real).expect("filtered above")
                     }
                     None => {
-                        let r = schedule(svc, reg, ip, l4)?;
+                        let r = schedule(svc, reg, ip, l4, now)?;
                         let mut tc = Conn::new(
                             ip.proto,
                             masked,
@@ -133,7 +133,7 @@ impl Director {
                     }
                 }
             }
-            None => schedule(svc, reg, ip, l4)?,
+            None => schedule(svc, reg, ip, l4, now)?,
         };
         if real.forward == Forward::Nat && ip.ttl <= 1 {
             // NAT forwards like a router: check before a connection is made for a packet that
@@ -333,15 +333,17 @@ fn schedule<'s, A: Family>(
     reg: &RealRegistry,
     ip: IpInfo<A>,
     l4: L4,
+    now: u64,
 ) -> Result<&'s RealServer, DropReason> {
     let flow = FlowInfo {
         client: ip.src.ip(),
         client_port: l4.sport,
         vip: ip.dst.ip(),
         vport: l4.dport,
+        now,
     };
     svc.scheduler
-        .pick(svc, reg, &flow)
+        .pick(&svc.reals, reg, &flow)
         .map(|i| &svc.reals[i])
         .ok_or(DropReason::NoRealServer)
 }

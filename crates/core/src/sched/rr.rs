@@ -6,7 +6,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{available, FlowInfo};
+use super::available;
 use crate::model::{RealRegistry, RealServer};
 
 #[derive(Debug)]
@@ -28,7 +28,7 @@ impl RoundRobin {
         }
     }
 
-    pub fn pick(&self, reals: &[RealServer], reg: &RealRegistry, _flow: &FlowInfo) -> Option<usize> {
+    pub fn pick(&self, reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
         let n = reals.len();
         if n == 0 {
             return None;
@@ -53,42 +53,18 @@ impl RoundRobin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Forward, RealId};
-
-    fn reals(weights: &[u32]) -> Vec<RealServer> {
-        weights
-            .iter()
-            .enumerate()
-            .map(|(i, &w)| RealServer {
-                id: RealId(i as u32),
-                addr: format!("192.168.1.{}", i + 1).parse().unwrap(),
-                port: 80,
-                forward: Forward::Nat,
-                weight: w,
-                upper: 0,
-                lower: 0,
-            })
-            .collect()
-    }
-
-    fn flow() -> FlowInfo {
-        FlowInfo {
-            client: "10.1.0.1".parse().unwrap(),
-            client_port: 1000,
-            vip: "10.0.0.100".parse().unwrap(),
-            vport: 80,
-        }
-    }
+    use crate::sched::testutil::reals;
 
     #[test]
     fn rotates_and_skips_quiesced_servers_fairly() {
         let reg = RealRegistry::new(8);
         let rr = RoundRobin::new();
         let r = reals(&[1, 1, 1]);
-        let seq: Vec<_> = (0..6).map(|_| rr.pick(&r, &reg, &flow()).unwrap()).collect();
+        let seq: Vec<_> = (0..6).map(|_| rr.pick(&r, &reg).unwrap()).collect();
         assert_eq!(seq, [0, 1, 2, 0, 1, 2]);
+        let rr = RoundRobin::new();
         let r = reals(&[1, 0, 1]);
-        let seq: Vec<_> = (0..4).map(|_| rr.pick(&r, &reg, &flow()).unwrap()).collect();
+        let seq: Vec<_> = (0..4).map(|_| rr.pick(&r, &reg).unwrap()).collect();
         assert_eq!(
             seq,
             [0, 2, 0, 2],
@@ -99,7 +75,7 @@ mod tests {
     #[test]
     fn no_available_server_is_none() {
         let reg = RealRegistry::new(8);
-        assert_eq!(RoundRobin::new().pick(&reals(&[0, 0]), &reg, &flow()), None);
-        assert_eq!(RoundRobin::new().pick(&[], &reg, &flow()), None);
+        assert_eq!(RoundRobin::new().pick(&reals(&[0, 0]), &reg), None);
+        assert_eq!(RoundRobin::new().pick(&[], &reg), None);
     }
 }

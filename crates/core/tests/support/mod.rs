@@ -16,7 +16,7 @@ use rvs_core::model::{
     Forward, Persistence, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey,
 };
 use rvs_core::net::{Network, PortNet};
-use rvs_core::sched::Scheduler;
+use rvs_core::sched::SchedFlags;
 use rvs_core::{Director, DirectorConfig, Tables};
 
 pub const GW_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
@@ -70,16 +70,18 @@ fn svc(
     reals: Vec<RealServer>,
     persistence: Option<Persistence>,
 ) -> Service {
-    Service {
-        key: ServiceKey {
+    Service::new(
+        ServiceKey {
             protocol: p,
             vip: vip.parse().unwrap(),
             port,
         },
-        scheduler: Scheduler::by_name("rr").unwrap(),
+        "rr",
+        SchedFlags::default(),
         persistence,
         reals,
-    }
+    )
+    .unwrap()
 }
 
 /// Port 0 faces the clients (routers behind 203.0.113.254), port 1 the real servers.
