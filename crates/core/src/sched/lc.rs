@@ -12,6 +12,9 @@ pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
             continue;
         }
         let o = overhead(r, reg);
+        if o == 0 {
+            return Some(i); // nothing after it can be strictly less
+        }
         if least.is_none_or(|(_, lo)| o < lo) {
             least = Some((i, o));
         }

@@ -216,6 +216,8 @@ pub(crate) fn overhead(r: &RealServer, reg: &RealRegistry) -> u64 {
 
 /// The weighted-least family's scan (IPVS wlc/sed): the available server minimising
 /// `cost / weight`, compared as `c1 * w2 > c2 * w1` to avoid division; ties keep the first.
+/// The first available server of cost 0 ends the scan: nothing after it can be strictly
+/// better, so the answer is IPVS's, found sooner when servers are idle.
 #[inline]
 pub(crate) fn least_weighted(
     reals: &[RealServer],
@@ -228,6 +230,9 @@ pub(crate) fn least_weighted(
             continue;
         }
         let c = cost(r);
+        if c == 0 {
+            return Some(i);
+        }
         let w = r.weight as u64;
         match least {
             Some((_, lc, lw)) if lc * w <= c * lw => {}
