@@ -185,7 +185,7 @@ mod tests {
             (ext.len() + payload) as u16,
         );
         b.extend_from_slice(ext);
-        b.extend(std::iter::repeat(0).take(payload));
+        b.resize(b.len() + payload, 0);
         b
     }
 
