@@ -1,0 +1,761 @@
+//! The rvsd configuration file.
+//!
+//! ```toml
+//! [dataplane]
+//! workers = [1]                 # CPUs of the worker threads
+//! conn_capacity = 1048576       # connections per worker and address family
+//!
+//! [eal]
+//! memory = "auto"               # auto | hugepages | no-huge
+//! memory_mb = 512               # with no-huge
+//! args = []                     # extra EAL arguments
+//!
+//! [[port]]
+//! name = "outside"
+//! device = "net_pcap0,rx_pcap=in.pcap,tx_pcap=out.pcap"
+//! addresses = ["203.0.113.1/24"]
+//! gateway = "203.0.113.254"
+//! neighbors = [{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }]
+//!
+//! [timeouts]                    # ipvsadm --set tcp tcpfin udp
+//! tcp = 900
+//!
+//! [[service]]
+//! protocol = "tcp"
+//! address = "10.0.0.100:80"
+//! scheduler = "wlc"
+//! persistence = 300             # seconds, optional (-p)
+//! netmask = "255.255.255.0"     # optional (-M)
+//!
+//! [[service.real]]
+//! address = "192.168.1.2:8080"
+//! method = "nat"                # nat (-m) | dr (-g) | tun (-i)
+//! weight = 1
+//! ```
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use rvs_core::conn::state::Timeouts;
+use rvs_core::model::{Forward, Persistence, Protocol, ServiceKey};
+use rvs_core::sched::{SchedFlags, Scheduler};
+use rvs_core::wire::ethernet::Mac;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub dataplane: RawDataplane,
+    #[serde(default)]
+    pub eal: RawEal,
+    #[serde(default)]
+    pub control: RawControl,
+    #[serde(default)]
+    pub port: Vec<RawPort>,
+    #[serde(default)]
+    pub timeouts: RawTimeouts,
+    #[serde(default)]
+    pub service: Vec<RawService>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDataplane {
+    pub workers: Option<Vec<i64>>,
+    pub conn_capacity: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEal {
+    pub memory: Option<String>,
+    pub memory_mb: Option<i64>,
+    #[serde(default)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawControl {
+    pub socket: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPort {
+    pub name: Option<String>,
+    pub device: Option<String>,
+    #[serde(default)]
+    pub addresses: Vec<String>,
+    pub gateway: Option<String>,
+    pub gateway6: Option<String>,
+    pub mtu: Option<i64>,
+    pub mac: Option<String>,
+    pub rx_queues: Option<i64>,
+    #[serde(default)]
+    pub neighbors: Vec<RawNeighbor>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNeighbor {
+    pub ip: String,
+    pub mac: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTimeouts {
+    pub tcp: Option<i64>,
+    pub tcpfin: Option<i64>,
+    pub udp: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub protocol: Option<String>,
+    pub address: Option<String>,
+    pub scheduler: Option<String>,
+    pub flags: Option<String>,
+    pub persistence: Option<i64>,
+    pub netmask: Option<String>,
+    #[serde(default)]
+    pub real: Vec<RawReal>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawReal {
+    pub address: Option<String>,
+    pub method: Option<String>,
+    pub weight: Option<i64>,
+    pub upper: Option<i64>,
+    pub lower: Option<i64>,
+}
+
+/// How EAL memory is backed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemoryMode {
+    /// Hugepages when some are free, otherwise ordinary pages.
+    Auto,
+    Hugepages,
+    NoHuge,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortConfig {
+    pub name: String,
+    pub device: String,
+    pub v4: Vec<(Ipv4Addr, u8)>,
+    pub v6: Vec<(Ipv6Addr, u8)>,
+    pub gateway4: Option<Ipv4Addr>,
+    pub gateway6: Option<Ipv6Addr>,
+    pub mtu: u16,
+    /// Overrides the device's MAC (vdevs such as net_pcap make one up).
+    pub mac: Option<Mac>,
+    pub rx_queues: Option<u16>,
+    pub neighbors: Vec<(IpAddr, Mac)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RealConfig {
+    pub addr: IpAddr,
+    pub port: u16,
+    pub forward: Forward,
+    pub weight: u32,
+    pub upper: u32,
+    pub lower: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceConfig {
+    pub key: ServiceKey,
+    pub scheduler: String,
+    pub flags: SchedFlags,
+    pub persistence: Option<Persistence>,
+    pub reals: Vec<RealConfig>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub workers: Vec<usize>,
+    pub conn_capacity: usize,
+    pub memory: MemoryMode,
+    pub memory_mb: u32,
+    pub eal_args: Vec<String>,
+    pub socket: PathBuf,
+    pub ports: Vec<PortConfig>,
+    pub timeouts: Timeouts,
+    pub services: Vec<ServiceConfig>,
+}
+
+pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
+
+/// Everything wrong with a configuration, one line per problem, each naming its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub Vec<String>);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Parses and validates a TOML document.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError(vec![syntax_error(&e)]))?;
+        raw.validate()
+    }
+}
+
+fn syntax_error(e: &toml::de::Error) -> String {
+    let msg = e.message().to_string();
+    match e.span() {
+        Some(s) => format!("TOML (at byte {}): {msg}", s.start),
+        None => format!("TOML: {msg}"),
+    }
+}
+
+/// Collects errors under field paths.
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn add(&mut self, field: impl fmt::Display, msg: impl fmt::Display) {
+        self.0.push(format!("{field}: {msg}"));
+    }
+}
+
+fn parse_mac(s: &str) -> Option<Mac> {
+    let parts: Vec<&str> = s.split(':').collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut m = [0u8; 6];
+    for (b, p) in m.iter_mut().zip(parts) {
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    Some(m)
+}
+
+fn parse_prefix(s: &str) -> Option<(IpAddr, u8)> {
+    let (a, l) = s.split_once('/')?;
+    let a: IpAddr = a.parse().ok()?;
+    let l: u8 = l.parse().ok()?;
+    let max = if a.is_ipv4() { 32 } else { 128 };
+    (l <= max).then_some((a, l))
+}
+
+/// A netmask as a prefix length: dotted IPv4 mask or a number (`-M 255.255.255.0`, `-M 64`).
+fn parse_netmask(s: &str, v6: bool) -> Option<u8> {
+    if let Ok(n) = s.trim_start_matches('/').parse::<u8>() {
+        return (n <= if v6 { 128 } else { 32 }).then_some(n);
+    }
+    if v6 {
+        return None;
+    }
+    let m = u32::from(s.parse::<Ipv4Addr>().ok()?);
+    let len = m.leading_ones();
+    (m.checked_shl(len).unwrap_or(0) == 0).then_some(len as u8)
+}
+
+/// A real server address: `IP:port`, `[IPv6]:port`, or a bare IP (the virtual port).
+fn parse_real_addr(s: &str, vport: u16) -> Option<(IpAddr, u16)> {
+    if let Ok(sa) = s.parse::<SocketAddr>() {
+        return Some((sa.ip(), sa.port()));
+    }
+    let bare = s.trim_start_matches('[').trim_end_matches(']');
+    bare.parse::<IpAddr>().ok().map(|ip| (ip, vport))
+}
+
+fn in_range(v: i64, lo: i64, hi: i64) -> bool {
+    (lo..=hi).contains(&v)
+}
+
+fn on_link(ports: &[PortConfig], a: IpAddr) -> bool {
+    let net = rvs_core::net::Network {
+        ports: ports
+            .iter()
+            .map(|p| rvs_core::net::PortNet {
+                mac: [0; 6],
+                v4: p.v4.clone(),
+                v6: p.v6.clone(),
+                gateway4: None,
+                gateway6: None,
+                mtu: p.mtu,
+            })
+            .collect(),
+    };
+    net.route(a).is_some()
+}
+
+impl RawConfig {
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let mut e = Errors(Vec::new());
+
+        let workers: Vec<usize> = match &self.dataplane.workers {
+            None => vec![0],
+            Some(w) if w.is_empty() => {
+                e.add("dataplane.workers", "needs at least one CPU");
+                Vec::new()
+            }
+            Some(w) => {
+                let mut seen = HashSet::new();
+                w.iter()
+                    .enumerate()
+                    .filter_map(|(i, &c)| {
+                        if !in_range(c, 0, 4095) {
+                            e.add(
+                                format!("dataplane.workers[{i}]"),
+                                format!("{c} is not a CPU number"),
+                            );
+                            None
+                        } else if !seen.insert(c) {
+                            e.add(
+                                format!("dataplane.workers[{i}]"),
+                                format!("CPU {c} is listed twice"),
+                            );
+                            None
+                        } else {
+                            Some(c as usize)
+                        }
+                    })
+                    .collect()
+            }
+        };
+        let conn_capacity = match self.dataplane.conn_capacity {
+            None => 1 << 20,
+            Some(c) if in_range(c, 1, 1 << 29) => c as usize,
+            Some(c) => {
+                e.add("dataplane.conn_capacity", format!("{c} is outside 1..=536870912"));
+                1
+            }
+        };
+        let memory = match self.eal.memory.as_deref() {
+            None | Some("auto") => MemoryMode::Auto,
+            Some("hugepages") => MemoryMode::Hugepages,
+            Some("no-huge") => MemoryMode::NoHuge,
+            Some(other) => {
+                e.add(
+                    "eal.memory",
+                    format!("{other:?} is not one of auto, hugepages, no-huge"),
+                );
+                MemoryMode::Auto
+            }
+        };
+        let memory_mb = match self.eal.memory_mb {
+            None => 512,
+            Some(m) if in_range(m, 64, 1 << 20) => m as u32,
+            Some(m) => {
+                e.add("eal.memory_mb", format!("{m} is outside 64..=1048576"));
+                512
+            }
+        };
+        for (i, a) in self.eal.args.iter().enumerate() {
+            if a.contains('\0') {
+                e.add(format!("eal.args[{i}]"), "contains a NUL byte");
+            }
+        }
+
+        let ports = self.validate_ports(&mut e);
+        let mut timeouts = Timeouts::default();
+        let mut t = |field: &str, v: Option<i64>| -> u32 {
+            match v {
+                None => 0,
+                Some(s) if in_range(s, 1, 31 * 24 * 3600) => s as u32,
+                Some(s) => {
+                    e.add(
+                        format!("timeouts.{field}"),
+                        format!("{s} is not a number of seconds in 1..=2678400"),
+                    );
+                    0
+                }
+            }
+        };
+        let (tcp, fin, udp) = (
+            t("tcp", self.timeouts.tcp),
+            t("tcpfin", self.timeouts.tcpfin),
+            t("udp", self.timeouts.udp),
+        );
+        timeouts.set(tcp, fin, udp);
+        let services = self.validate_services(&mut e, &ports);
+
+        if e.0.is_empty() {
+            Ok(Config {
+                workers,
+                conn_capacity,
+                memory,
+                memory_mb,
+                eal_args: self.eal.args.clone(),
+                socket: PathBuf::from(
+                    self.control
+                        .socket
+                        .clone()
+                        .unwrap_or_else(|| DEFAULT_SOCKET.into()),
+                ),
+                ports,
+                timeouts,
+                services,
+            })
+        } else {
+            Err(ConfigError(e.0))
+        }
+    }
+
+    fn validate_ports(&self, e: &mut Errors) -> Vec<PortConfig> {
+        if self.port.is_empty() {
+            e.add("port", "at least one [[port]] is needed");
+        }
+        let mut names = HashSet::new();
+        let mut out = Vec::new();
+        for (i, p) in self.port.iter().enumerate() {
+            let f = |x: &str| format!("port[{i}].{x}");
+            let name = p.name.clone().unwrap_or_else(|| format!("port{i}"));
+            if !names.insert(name.clone()) {
+                e.add(f("name"), format!("{name:?} is used by another port"));
+            }
+            let device = match p.device.as_deref().map(str::trim) {
+                None | Some("") => {
+                    e.add(
+                        f("device"),
+                        "missing: a DPDK device string (net_pcap0,rx_pcap=..., or a PCI address)",
+                    );
+                    String::new()
+                }
+                Some(d) if d.contains('\0') || d.starts_with(',') => {
+                    e.add(f("device"), format!("{d:?} is not a DPDK device string"));
+                    String::new()
+                }
+                Some(d) => d.to_string(),
+            };
+            let (mut v4, mut v6) = (Vec::new(), Vec::new());
+            for (k, a) in p.addresses.iter().enumerate() {
+                match parse_prefix(a) {
+                    Some((IpAddr::V4(x), l)) => v4.push((x, l)),
+                    Some((IpAddr::V6(x), l)) => v6.push((x, l)),
+                    None => e.add(
+                        f(&format!("addresses[{k}]")),
+                        format!("{a:?} is not an address with prefix (10.0.0.1/24)"),
+                    ),
+                }
+            }
+            let gateway4 = p.gateway.as_ref().and_then(|g| match g.parse::<Ipv4Addr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    e.add(f("gateway"), format!("{g:?} is not an IPv4 address"));
+                    None
+                }
+            });
+            let gateway6 = p.gateway6.as_ref().and_then(|g| match g.parse::<Ipv6Addr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    e.add(f("gateway6"), format!("{g:?} is not an IPv6 address"));
+                    None
+                }
+            });
+            let mtu = match p.mtu {
+                None => 1500,
+                Some(m) if in_range(m, 576, 9600) => m as u16,
+                Some(m) => {
+                    e.add(f("mtu"), format!("{m} is outside 576..=9600"));
+                    1500
+                }
+            };
+            let mac = p.mac.as_ref().and_then(|m| {
+                let v = parse_mac(m);
+                if v.is_none() {
+                    e.add(
+                        f("mac"),
+                        format!("{m:?} is not a MAC address (02:00:00:00:00:01)"),
+                    );
+                }
+                v
+            });
+            let rx_queues = p.rx_queues.and_then(|q| {
+                if in_range(q, 1, 64) {
+                    Some(q as u16)
+                } else {
+                    e.add(f("rx_queues"), format!("{q} is outside 1..=64"));
+                    None
+                }
+            });
+            let mut neighbors = Vec::new();
+            for (k, n) in p.neighbors.iter().enumerate() {
+                match (n.ip.parse::<IpAddr>(), parse_mac(&n.mac)) {
+                    (Ok(ip), Some(mac)) => neighbors.push((ip, mac)),
+                    (Err(_), _) => e.add(
+                        f(&format!("neighbors[{k}].ip")),
+                        format!("{:?} is not an IP address", n.ip),
+                    ),
+                    (_, None) => e.add(
+                        f(&format!("neighbors[{k}].mac")),
+                        format!("{:?} is not a MAC address", n.mac),
+                    ),
+                }
+            }
+            out.push(PortConfig {
+                name,
+                device,
+                v4,
+                v6,
+                gateway4,
+                gateway6,
+                mtu,
+                mac,
+                rx_queues,
+                neighbors,
+            });
+        }
+        for (i, p) in out.iter().enumerate() {
+            if let Some(g) = p.gateway4 {
+                if !on_link(std::slice::from_ref(p), IpAddr::V4(g)) {
+                    e.add(
+                        format!("port[{i}].gateway"),
+                        format!("{g} is not in any of the port's subnets"),
+                    );
+                }
+            }
+            if let Some(g) = p.gateway6 {
+                if !on_link(std::slice::from_ref(p), IpAddr::V6(g)) {
+                    e.add(
+                        format!("port[{i}].gateway6"),
+                        format!("{g} is not in any of the port's subnets"),
+                    );
+                }
+            }
+        }
+        out
+    }
+
+    fn validate_services(&self, e: &mut Errors, ports: &[PortConfig]) -> Vec<ServiceConfig> {
+        let mut keys = HashSet::new();
+        let mut out = Vec::new();
+        for (i, s) in self.service.iter().enumerate() {
+            let f = |x: &str| format!("service[{i}].{x}");
+            let protocol = match s.protocol.as_deref() {
+                None | Some("tcp") => Some(Protocol::Tcp),
+                Some("udp") => Some(Protocol::Udp),
+                Some("sctp") => Some(Protocol::Sctp),
+                Some(other) => {
+                    e.add(f("protocol"), format!("{other:?} is not one of tcp, udp, sctp"));
+                    None
+                }
+            };
+            let vip = match s.address.as_deref() {
+                None => {
+                    e.add(
+                        f("address"),
+                        "missing: the virtual address and port (10.0.0.100:80)",
+                    );
+                    None
+                }
+                Some(a) => match a.parse::<SocketAddr>() {
+                    Ok(sa) if sa.port() != 0 => Some(sa),
+                    Ok(_) => {
+                        e.add(f("address"), format!("{a:?}: port 0 is not a service port"));
+                        None
+                    }
+                    Err(_) => {
+                        e.add(f("address"), format!("{a:?} is not an IPv4/IPv6 socket address"));
+                        None
+                    }
+                },
+            };
+            let scheduler = s.scheduler.clone().unwrap_or_else(|| "wlc".into());
+            if !Scheduler::is_known(&scheduler) {
+                e.add(
+                    f("scheduler"),
+                    rvs_core::sched::SchedError::Unknown(scheduler.clone()),
+                );
+            }
+            let flags = match s.flags.as_deref().map(SchedFlags::parse) {
+                None => SchedFlags::default(),
+                Some(Ok(fl)) => fl,
+                Some(Err(err)) => {
+                    e.add(f("flags"), err);
+                    SchedFlags::default()
+                }
+            };
+            let v6 = vip.is_some_and(|v| v.is_ipv6());
+            let persistence = match (s.persistence, s.netmask.as_deref()) {
+                (None, None) => None,
+                (None, Some(_)) => {
+                    e.add(f("netmask"), "needs persistence (ipvsadm -M goes with -p)");
+                    None
+                }
+                (Some(t), mask) => {
+                    if !in_range(t, 1, 31 * 24 * 3600) {
+                        e.add(
+                            f("persistence"),
+                            format!("{t} is not a timeout in 1..=2678400 seconds"),
+                        );
+                    }
+                    let prefix_len = match mask {
+                        None => Some(if v6 { 128 } else { 32 }),
+                        Some(m) => {
+                            let p = parse_netmask(m, v6);
+                            if p.is_none() {
+                                e.add(f("netmask"), format!("{m:?} is not a netmask for this family"));
+                            }
+                            p
+                        }
+                    };
+                    prefix_len.map(|p| Persistence {
+                        timeout_s: t.max(1) as u32,
+                        prefix_len: p,
+                    })
+                }
+            };
+            let reals = self.validate_reals(e, i, s, vip, ports);
+            if let (Some(protocol), Some(vip)) = (protocol, vip) {
+                let key = ServiceKey {
+                    protocol,
+                    vip: vip.ip(),
+                    port: vip.port(),
+                };
+                if !keys.insert(key) {
+                    e.add(
+                        f("address"),
+                        format!(
+                            "{} {vip} is defined twice",
+                            s.protocol.as_deref().unwrap_or("tcp")
+                        ),
+                    );
+                }
+                out.push(ServiceConfig {
+                    key,
+                    scheduler,
+                    flags,
+                    persistence,
+                    reals,
+                });
+            }
+        }
+        out
+    }
+
+    fn validate_reals(
+        &self,
+        e: &mut Errors,
+        i: usize,
+        s: &RawService,
+        vip: Option<SocketAddr>,
+        ports: &[PortConfig],
+    ) -> Vec<RealConfig> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (k, r) in s.real.iter().enumerate() {
+            let f = |x: &str| format!("service[{i}].real[{k}].{x}");
+            let vport = vip.map_or(0, |v| v.port());
+            let addr = match r.address.as_deref() {
+                None => {
+                    e.add(
+                        f("address"),
+                        "missing: the real server's address (192.168.1.2:80)",
+                    );
+                    None
+                }
+                Some(a) => match parse_real_addr(a, vport) {
+                    Some(x) => Some(x),
+                    None => {
+                        e.add(f("address"), format!("{a:?} is not an IPv4/IPv6 socket address"));
+                        None
+                    }
+                },
+            };
+            let forward = match r.method.as_deref() {
+                None | Some("dr") | Some("route") | Some("gatewaying") => Some(Forward::Dr),
+                Some("nat") | Some("masq") | Some("masquerading") => Some(Forward::Nat),
+                Some("tun") | Some("tunnel") | Some("ipip") => Some(Forward::Tun),
+                Some(other) => {
+                    e.add(f("method"), format!("{other:?} is not one of nat, dr, tun"));
+                    None
+                }
+            };
+            let num = |e: &mut Errors, field: &str, v: Option<i64>, default: u32| -> u32 {
+                match v {
+                    None => default,
+                    Some(x) if in_range(x, 0, 65535) => x as u32,
+                    Some(x) => {
+                        e.add(f(field), format!("{x} is outside 0..=65535"));
+                        default
+                    }
+                }
+            };
+            let weight = num(e, "weight", r.weight, 1);
+            let upper = num(e, "upper", r.upper, 0);
+            let lower = num(e, "lower", r.lower, 0);
+            if upper > 0 && lower > upper {
+                e.add(
+                    f("lower"),
+                    format!("{lower} is above the upper threshold {upper}"),
+                );
+            }
+            let (Some((ip, port)), Some(forward)) = (addr, forward) else {
+                continue;
+            };
+            if let Some(v) = vip {
+                if v.is_ipv4() != ip.is_ipv4() {
+                    e.add(
+                        f("address"),
+                        format!("{ip} is not of the virtual address's family"),
+                    );
+                    continue;
+                }
+            }
+            if forward != Forward::Nat && port != vport {
+                e.add(f("address"), format!("port {port} differs from the virtual port {vport}: DR and TUN cannot change the port (use nat)"));
+            }
+            if !ports.is_empty()
+                && !ports.iter().any(|p| p.gateway4.is_some() || p.gateway6.is_some())
+                && !on_link(ports, ip)
+            {
+                e.add(
+                    f("address"),
+                    format!("{ip} is on no port's subnet and no port has a gateway"),
+                );
+            }
+            if forward == Forward::Dr && !on_link(ports, ip) {
+                e.add(
+                    f("address"),
+                    format!("{ip}: direct routing needs the real server on a port's subnet"),
+                );
+            }
+            if !seen.insert((ip, port)) {
+                e.add(
+                    f("address"),
+                    format!("{ip}:{port} is already a real server of this service"),
+                );
+                continue;
+            }
+            out.push(RealConfig {
+                addr: ip,
+                port,
+                forward,
+                weight,
+                upper,
+                lower,
+            });
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

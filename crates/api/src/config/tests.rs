@@ -1,0 +1,161 @@
+use super::*;
+
+const GOOD: &str = r#"
+[dataplane]
+workers = [1]
+conn_capacity = 4096
+
+[eal]
+memory = "no-huge"
+
+[[port]]
+name = "outside"
+device = "net_pcap0,rx_pcap=/tmp/in.pcap,tx_pcap=/tmp/out.pcap"
+addresses = ["203.0.113.1/24", "2001:db8:ff::1/64"]
+gateway = "203.0.113.254"
+mac = "02:00:00:00:00:a0"
+neighbors = [{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }]
+
+[[port]]
+name = "inside"
+device = "net_pcap1,rx_pcap=/tmp/in1.pcap,tx_pcap=/tmp/out1.pcap"
+addresses = ["192.168.1.1/24"]
+
+[timeouts]
+tcp = 600
+udp = 30
+
+[[service]]
+protocol = "tcp"
+address = "10.0.0.100:80"
+scheduler = "rr"
+persistence = 300
+netmask = "255.255.255.0"
+
+[[service.real]]
+address = "192.168.1.2:8080"
+method = "nat"
+weight = 3
+
+[[service.real]]
+address = "192.168.1.3"
+method = "dr"
+upper = 100
+lower = 50
+
+[[service]]
+protocol = "udp"
+address = "[2001:db8::100]:53"
+scheduler = "mh"
+flags = "mh-port"
+"#;
+
+#[test]
+fn a_complete_config_validates() {
+    let c = Config::from_toml(GOOD).unwrap();
+    assert_eq!(c.workers, vec![1]);
+    assert_eq!(c.conn_capacity, 4096);
+    assert_eq!(c.memory, MemoryMode::NoHuge);
+    assert_eq!(c.socket, PathBuf::from(DEFAULT_SOCKET));
+    assert_eq!(c.ports.len(), 2);
+    assert_eq!(c.ports[0].v4, vec![("203.0.113.1".parse().unwrap(), 24)]);
+    assert_eq!(c.ports[0].mac, Some([2, 0, 0, 0, 0, 0xa0]));
+    assert_eq!(c.ports[0].neighbors.len(), 1);
+    assert_eq!(c.timeouts.shown(), (600, 120, 30));
+    let s = &c.services[0];
+    assert_eq!(
+        s.persistence,
+        Some(Persistence {
+            timeout_s: 300,
+            prefix_len: 24
+        })
+    );
+    assert_eq!(
+        s.reals[0],
+        RealConfig {
+            addr: "192.168.1.2".parse().unwrap(),
+            port: 8080,
+            forward: Forward::Nat,
+            weight: 3,
+            upper: 0,
+            lower: 0
+        }
+    );
+    assert_eq!(s.reals[1].port, 80, "a bare real address takes the virtual port");
+    assert_eq!(s.reals[1].forward, Forward::Dr);
+    assert_eq!(
+        c.services[1].flags,
+        SchedFlags {
+            fallback: false,
+            port: true
+        }
+    );
+}
+
+/// Each broken field gives its own error naming the field.
+#[test]
+fn each_invalid_field_names_itself() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("workers = [1]", "workers = []", "dataplane.workers: needs at least one CPU"),
+        ("workers = [1]", "workers = [1, 1]", "dataplane.workers[1]: CPU 1 is listed twice"),
+        ("conn_capacity = 4096", "conn_capacity = 0", "dataplane.conn_capacity: 0 is outside"),
+        ("memory = \"no-huge\"", "memory = \"lots\"", "eal.memory: \"lots\" is not one of"),
+        ("name = \"inside\"", "name = \"outside\"", "port[1].name: \"outside\" is used by another port"),
+        ("device = \"net_pcap1,rx_pcap=/tmp/in1.pcap,tx_pcap=/tmp/out1.pcap\"", "device = \"\"", "port[1].device: missing"),
+        ("addresses = [\"192.168.1.1/24\"]", "addresses = [\"192.168.1.1\"]", "port[1].addresses[0]: \"192.168.1.1\" is not an address with prefix"),
+        ("gateway = \"203.0.113.254\"", "gateway = \"10.9.9.9\"", "port[0].gateway: 10.9.9.9 is not in any of the port's subnets"),
+        ("gateway = \"203.0.113.254\"", "gateway = \"nope\"", "port[0].gateway: \"nope\" is not an IPv4 address"),
+        ("mac = \"02:00:00:00:00:a0\"", "mac = \"02:00:00\"", "port[0].mac: \"02:00:00\" is not a MAC address"),
+        ("mac = \"02:00:00:00:00:01\" }", "mac = \"zz\" }", "port[0].neighbors[0].mac"),
+        ("tcp = 600", "tcp = -5", "timeouts.tcp: -5 is not a number of seconds"),
+        ("protocol = \"tcp\"", "protocol = \"icmp\"", "service[0].protocol: \"icmp\" is not one of tcp, udp, sctp"),
+        ("address = \"10.0.0.100:80\"", "address = \"10.0.0.100\"", "service[0].address: \"10.0.0.100\" is not an IPv4/IPv6 socket address"),
+        ("scheduler = \"rr\"", "scheduler = \"fastest\"", "service[0].scheduler: unknown scheduler \"fastest\" (valid: rr, wrr"),
+        ("flags = \"mh-port\"", "flags = \"mh-bogus\"", "service[1].flags: unknown scheduler flag \"mh-bogus\""),
+        ("persistence = 300", "persistence = 0", "service[0].persistence: 0 is not a timeout"),
+        ("netmask = \"255.255.255.0\"", "netmask = \"255.0.255.0\"", "service[0].netmask: \"255.0.255.0\" is not a netmask"),
+        ("address = \"192.168.1.2:8080\"", "address = \"192.168.1.2:99999\"", "service[0].real[0].address: \"192.168.1.2:99999\" is not an IPv4/IPv6 socket address"),
+        ("address = \"192.168.1.2:8080\"", "address = \"2001:db8::5\"", "service[0].real[0].address: 2001:db8::5 is not of the virtual address's family"),
+        ("method = \"nat\"", "method = \"teleport\"", "service[0].real[0].method: \"teleport\" is not one of nat, dr, tun"),
+        ("method = \"nat\"", "method = \"dr\"", "service[0].real[0].address: port 8080 differs from the virtual port 80: DR and TUN cannot change the port"),
+        ("weight = 3", "weight = 70000", "service[0].real[0].weight: 70000 is outside 0..=65535"),
+        ("lower = 50", "lower = 500", "service[0].real[1].lower: 500 is above the upper threshold 100"),
+        ("address = \"192.168.1.3\"", "address = \"192.168.1.2:8080\"", "service[0].real[1].address"),
+        ("address = \"192.168.1.3\"", "address = \"172.16.0.9\"", "service[0].real[1].address: 172.16.0.9: direct routing needs the real server on a port's subnet"),
+    ];
+    for (from, to, want) in cases {
+        assert!(GOOD.contains(from), "fixture text {from:?}");
+        let text = GOOD.replacen(from, to, 1);
+        let err = Config::from_toml(&text).expect_err(want).to_string();
+        assert!(err.contains(want), "{to:?}: expected {want:?} in\n{err}");
+    }
+}
+
+#[test]
+fn a_duplicate_service_and_errors_are_all_reported_together() {
+    let text = GOOD
+        .replace("address = \"[2001:db8::100]:53\"", "address = \"10.0.0.100:80\"")
+        .replace("protocol = \"udp\"", "protocol = \"tcp\"");
+    let e = Config::from_toml(&text).unwrap_err().to_string();
+    assert!(
+        e.contains("service[1].address: tcp 10.0.0.100:80 is defined twice"),
+        "{e}"
+    );
+    let text = GOOD
+        .replace("weight = 3", "weight = -1")
+        .replace("tcp = 600", "tcp = 0");
+    let e = Config::from_toml(&text).unwrap_err();
+    assert_eq!(e.0.len(), 2, "{e}");
+}
+
+#[test]
+fn unknown_fields_and_bad_toml_are_refused() {
+    let e = Config::from_toml(&GOOD.replace("weight = 3", "wieght = 3"))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("unknown field `wieght`"), "{e}");
+    let e = Config::from_toml("[[port]\nname=").unwrap_err().to_string();
+    assert!(e.starts_with("TOML"), "{e}");
+    let e = Config::from_toml("").unwrap_err().to_string();
+    assert!(e.contains("port: at least one [[port]] is needed"), "{e}");
+}
