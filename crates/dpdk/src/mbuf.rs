@@ -162,3 +162,36 @@ impl Drop for Mbuf {
         unsafe { sys::rvs_pktmbuf_free(self.0.as_ptr()) }
     }
 }
+
+#[cfg(feature = "frame")]
+impl rvs_core::Frame for Mbuf {
+    #[inline]
+    fn data(&self) -> &[u8] {
+        Mbuf::data(self)
+    }
+
+    #[inline]
+    fn data_mut(&mut self) -> &mut [u8] {
+        Mbuf::data_mut(self)
+    }
+
+    #[inline]
+    fn headroom(&self) -> usize {
+        Mbuf::headroom(self)
+    }
+
+    #[inline]
+    fn prepend(&mut self, n: usize) -> bool {
+        Mbuf::prepend(self, n).is_ok()
+    }
+
+    #[inline]
+    fn adj(&mut self, n: usize) -> bool {
+        Mbuf::adj(self, n).is_ok()
+    }
+
+    #[inline]
+    fn trim(&mut self, n: usize) -> bool {
+        Mbuf::trim(self, n).is_ok()
+    }
+}

@@ -246,6 +246,16 @@ impl Port {
         Ok(addr.addr_bytes)
     }
 
+    /// Sets the port's MAC address (a vdev such as net_pcap makes one up).
+    pub fn set_mac(&self, mac: [u8; 6]) -> Result<()> {
+        let mut addr = sys::rte_ether_addr { addr_bytes: mac };
+        // SAFETY: the port is valid; addr is a valid, initialised address.
+        Error::check("rte_eth_dev_default_mac_addr_set", unsafe {
+            sys::rte_eth_dev_default_mac_addr_set(self.inner.id, &mut addr)
+        })
+        .map(|_| ())
+    }
+
     pub fn mtu(&self) -> Result<u16> {
         let mut mtu = 0u16;
         // SAFETY: the port is valid; mtu is a valid out pointer.

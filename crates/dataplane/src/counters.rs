@@ -1,0 +1,130 @@
+//! Per-worker counters, published for the control thread. Only the worker writes its own;
+//! readers load with relaxed ordering and sum.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rvs_core::{DropCounters, DropReason, RealTraffic, WorkerStats};
+
+/// Drops the data plane adds to the core's reasons.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum DpDrop {
+    /// No MAC for the next hop after the ARP/ND retries, or too many frames waiting for one.
+    NeighborUnresolved,
+    /// The owner worker's redirect ring was full.
+    RedirectRingFull,
+    /// The transmit queue would not take the frame.
+    TxFull,
+}
+
+impl DpDrop {
+    pub const ALL: [DpDrop; 3] = [DpDrop::NeighborUnresolved, DpDrop::RedirectRingFull, DpDrop::TxFull];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            DpDrop::NeighborUnresolved => "neighbor_unresolved",
+            DpDrop::RedirectRingFull => "redirect_ring_full",
+            DpDrop::TxFull => "tx_full",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Cell(AtomicU64);
+
+impl Cell {
+    fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// One worker's published counters.
+#[derive(Debug)]
+pub struct WorkerCounters {
+    stats: [Cell; 7],
+    drops: Vec<Cell>,
+    dp_drops: [Cell; 3],
+    redirected_in: Cell,
+    tx: Cell,
+    real: Vec<[Cell; 4]>,
+}
+
+impl WorkerCounters {
+    pub fn new(real_capacity: usize) -> WorkerCounters {
+        WorkerCounters {
+            stats: Default::default(),
+            drops: (0..DropReason::COUNT).map(|_| Cell::default()).collect(),
+            dp_drops: Default::default(),
+            redirected_in: Cell::default(),
+            tx: Cell::default(),
+            real: (0..real_capacity).map(|_| Default::default()).collect(),
+        }
+    }
+
+    /// Publishes the worker's current totals (called by the worker only).
+    pub(crate) fn publish(&self, s: &WorkerStats, d: &DropCounters, dp: &[u64; 3], redirected_in: u64, tx: u64) {
+        let v = [s.rx, s.forwarded, s.replies, s.redirects, s.neighbor, s.conns_created, s.conns_expired];
+        for (c, v) in self.stats.iter().zip(v) {
+            c.set(v);
+        }
+        for (c, r) in self.drops.iter().zip(DropReason::ALL) {
+            c.set(d.get(*r));
+        }
+        for (c, v) in self.dp_drops.iter().zip(dp) {
+            c.set(*v);
+        }
+        self.redirected_in.set(redirected_in);
+        self.tx.set(tx);
+    }
+
+    pub(crate) fn publish_real(&self, id: usize, t: RealTraffic) {
+        if let Some(c) = self.real.get(id) {
+            c[0].set(t.in_packets);
+            c[1].set(t.in_bytes);
+            c[2].set(t.out_packets);
+            c[3].set(t.out_bytes);
+        }
+    }
+
+    pub fn stats(&self) -> WorkerStats {
+        let g = |i: usize| self.stats[i].get();
+        WorkerStats {
+            rx: g(0),
+            forwarded: g(1),
+            replies: g(2),
+            redirects: g(3),
+            neighbor: g(4),
+            conns_created: g(5),
+            conns_expired: g(6),
+        }
+    }
+
+    pub fn drop_count(&self, r: DropReason) -> u64 {
+        self.drops[r as usize].get()
+    }
+
+    pub fn dp_drop_count(&self, r: DpDrop) -> u64 {
+        self.dp_drops[r as usize].get()
+    }
+
+    pub fn redirected_in(&self) -> u64 {
+        self.redirected_in.get()
+    }
+
+    pub fn tx(&self) -> u64 {
+        self.tx.get()
+    }
+
+    pub fn real(&self, id: usize) -> RealTraffic {
+        self.real.get(id).map_or_else(RealTraffic::default, |c| RealTraffic {
+            in_packets: c[0].get(),
+            in_bytes: c[1].get(),
+            out_packets: c[2].get(),
+            out_bytes: c[3].get(),
+        })
+    }
+}

@@ -1,0 +1,172 @@
+//! The neighbor table (IP -> MAC) and the frames that ask for and teach it: ARP requests for
+//! IPv4 next hops, neighbor solicitations for IPv6 ones.
+//!
+//! The table is shared by all workers as an immutable map behind an `ArcSwap`: a worker loads
+//! it (no lock) once per poll loop; a learn replaces it (copy, insert, swap), which happens
+//! only when a neighbor answers, not per packet. Static entries from the config are never
+//! replaced.
+
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use rvs_core::checksum;
+use rvs_core::tables::Fnv;
+use rvs_core::wire::ethernet::Mac;
+
+pub type NeighborMap = HashMap<IpAddr, Entry, BuildHasherDefault<Fnv>>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Entry {
+    pub mac: Mac,
+    /// From the config: never replaced by what the network says.
+    pub fixed: bool,
+}
+
+#[derive(Debug)]
+pub struct Neighbors {
+    map: ArcSwap<NeighborMap>,
+}
+
+impl Neighbors {
+    pub fn new(fixed: impl IntoIterator<Item = (IpAddr, Mac)>) -> Neighbors {
+        let map: NeighborMap = fixed.into_iter().map(|(ip, mac)| (ip, Entry { mac, fixed: true })).collect();
+        Neighbors { map: ArcSwap::from_pointee(map) }
+    }
+
+    /// The current map, for a worker to keep for one poll loop.
+    pub fn snapshot(&self) -> Arc<NeighborMap> {
+        self.map.load_full()
+    }
+
+    pub fn lookup(&self, ip: IpAddr) -> Option<Mac> {
+        self.map.load().get(&ip).map(|e| e.mac)
+    }
+
+    /// Records what the network said; returns whether the table changed.
+    pub fn learn(&self, ip: IpAddr, mac: Mac) -> bool {
+        let cur = self.map.load();
+        match cur.get(&ip) {
+            Some(e) if e.fixed || e.mac == mac => return false,
+            _ => {}
+        }
+        self.map.rcu(|m| {
+            let mut m = NeighborMap::clone(m);
+            if !m.get(&ip).is_some_and(|e| e.fixed) {
+                m.insert(ip, Entry { mac, fixed: false });
+            }
+            m
+        });
+        true
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.load().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Reads an ARP packet (reply, request or announcement) behind `l2` for its sender binding.
+pub fn arp_sender(frame: &[u8]) -> Option<(IpAddr, Mac)> {
+    let l2 = if frame.get(12..14)? == [0x81, 0x00] { 18 } else { 14 };
+    let a = rvs_core::wire::arp::ArpPacket::new_checked(frame.get(l2..)?).ok()?;
+    let ip = a.sender_ip();
+    (!ip.is_unspecified()).then_some((IpAddr::V4(ip), a.sender_mac()))
+}
+
+/// Reads an ICMPv6 neighbor advertisement for its target binding (target link-layer option).
+pub fn na_target(frame: &[u8]) -> Option<(IpAddr, Mac)> {
+    let l2 = if frame.get(12..14)? == [0x81, 0x00] { 18 } else { 14 };
+    let ip = frame.get(l2..)?;
+    if ip.len() < 40 + 24 || ip[6] != 58 || ip[40] != 136 {
+        return None;
+    }
+    let target: [u8; 16] = ip[48..64].try_into().ok()?;
+    let mut opt = &ip[64..];
+    while opt.len() >= 8 {
+        let len = opt[1] as usize * 8;
+        if len == 0 || len > opt.len() {
+            return None;
+        }
+        if opt[0] == 2 {
+            return Some((IpAddr::V6(Ipv6Addr::from(target)), opt[2..8].try_into().ok()?));
+        }
+        opt = &opt[len..];
+    }
+    None
+}
+
+/// An ARP request for `target` from `(mac, ip)`, padded to the Ethernet minimum.
+pub fn arp_request(mac: Mac, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
+    let mut f = Vec::with_capacity(60);
+    f.extend_from_slice(&[0xff; 6]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&ip.octets());
+    f.extend_from_slice(&[0; 6]);
+    f.extend_from_slice(&target.octets());
+    f.resize(60, 0);
+    f
+}
+
+/// A neighbor solicitation for `target` (RFC 4861 section 4.3) to its solicited-node
+/// multicast group, with our link-layer address.
+pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
+    let t = target.octets();
+    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | t[13] as u16, u16::from_be_bytes([t[14], t[15]]));
+    let mut f = Vec::with_capacity(86);
+    f.extend_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut ip6 = [0u8; 40];
+    rvs_core::wire::ipv6::emit(&mut ip6, ip, group, 58, 255, 32);
+    f.extend_from_slice(&ip6);
+    let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0];
+    icmp.extend_from_slice(&t);
+    icmp.extend_from_slice(&[1, 1]);
+    icmp.extend_from_slice(&mac);
+    let c = !checksum::fold(checksum::sum(&icmp, checksum::pseudo_v6(ip, group, 58, icmp.len() as u32)));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn learning_never_replaces_fixed_entries() {
+        let fixed_ip: IpAddr = "10.0.0.1".parse().unwrap();
+        let n = Neighbors::new([(fixed_ip, [2, 0, 0, 0, 0, 1])]);
+        assert!(!n.learn(fixed_ip, [2, 0, 0, 0, 0, 9]));
+        assert_eq!(n.lookup(fixed_ip), Some([2, 0, 0, 0, 0, 1]));
+        let other: IpAddr = "10.0.0.2".parse().unwrap();
+        assert!(n.learn(other, [2, 0, 0, 0, 0, 2]));
+        assert!(!n.learn(other, [2, 0, 0, 0, 0, 2]), "the same binding is no change");
+        assert_eq!(n.lookup(other), Some([2, 0, 0, 0, 0, 2]));
+    }
+
+    #[test]
+    fn arp_request_is_read_back_as_its_sender() {
+        let f = arp_request([2, 0, 0, 0, 0, 0xa], "192.168.1.1".parse().unwrap(), "192.168.1.2".parse().unwrap());
+        assert_eq!(f.len(), 60);
+        assert_eq!(arp_sender(&f), Some(("192.168.1.1".parse().unwrap(), [2, 0, 0, 0, 0, 0xa])));
+    }
+
+    #[test]
+    fn solicitation_checksum_and_group() {
+        let f = neighbor_solicitation([2, 0, 0, 0, 0, 0xa], "2001:db8::1".parse().unwrap(), "2001:db8::1234:5678".parse().unwrap());
+        assert_eq!(&f[0..6], &[0x33, 0x33, 0xff, 0x34, 0x56, 0x78]);
+        let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
+        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&f[38..54]).unwrap());
+        let icmp = &f[54..];
+        assert_eq!(checksum::fold(checksum::sum(icmp, checksum::pseudo_v6(src, dst, 58, icmp.len() as u32))), 0xffff);
+    }
+}

@@ -1,0 +1,290 @@
+//! The poll loop of one worker.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue, BURST_SIZE};
+use rvs_core::{Director, DirectorConfig, Tables, Verdict};
+
+use crate::counters::{DpDrop, WorkerCounters};
+use crate::neighbor::{self, NeighborMap, Neighbors};
+
+/// What the control thread and the workers share.
+#[derive(Debug)]
+pub struct Shared {
+    pub tables: ArcSwap<Tables>,
+    pub neighbors: Neighbors,
+    pub stop: AtomicBool,
+    pub counters: Vec<WorkerCounters>,
+}
+
+/// A worker's queues: index i is the port at position i of the config (and of `Tables.net`).
+#[derive(Debug)]
+pub struct WorkerPorts {
+    pub rx: Vec<RxQueue>,
+    pub tx: Vec<TxQueue>,
+}
+
+/// Frames waiting for a next hop's MAC, bounded; asked again every second, dropped after 3 s.
+const PENDING_MAX: usize = 256;
+const ASK_EVERY_MS: u64 = 1000;
+const GIVE_UP_MS: u64 = 3000;
+/// How often counters are published (in poll loops).
+const PUBLISH_EVERY: u32 = 1024;
+
+#[derive(Debug)]
+struct Pending {
+    hop: IpAddr,
+    port: u16,
+    frame: Mbuf,
+    since: u64,
+}
+
+#[derive(Debug)]
+pub struct Worker {
+    id: u16,
+    director: Director,
+    ports: WorkerPorts,
+    tx_bursts: Vec<Burst>,
+    /// Port position by DPDK port id, for frames that arrive through a redirect ring.
+    position: Vec<u16>,
+    rings_in: Vec<Arc<ArrayQueue<Mbuf>>>,
+    /// Indexed by worker id; None for this worker itself.
+    rings_out: Vec<Option<Arc<ArrayQueue<Mbuf>>>>,
+    pending: Vec<Pending>,
+    asked: Vec<(IpAddr, u64)>,
+    pool: Mempool,
+    shared: Arc<Shared>,
+    dp_drops: [u64; 3],
+    redirected_in: u64,
+    tx: u64,
+    tsc_start: u64,
+    tsc_per_ms: u64,
+}
+
+impl Worker {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: DirectorConfig,
+        ports: WorkerPorts,
+        rings_in: Vec<Arc<ArrayQueue<Mbuf>>>,
+        rings_out: Vec<Option<Arc<ArrayQueue<Mbuf>>>>,
+        pool: Mempool,
+        shared: Arc<Shared>,
+        tsc_hz: u64,
+    ) -> Worker {
+        let max_id = ports.rx.iter().map(|q| q.port_id()).max().unwrap_or(0) as usize;
+        let mut position = vec![u16::MAX; max_id + 1];
+        for (i, q) in ports.rx.iter().enumerate() {
+            position[q.port_id() as usize] = i as u16;
+        }
+        Worker {
+            id: cfg.worker,
+            director: Director::new(cfg),
+            tx_bursts: ports.tx.iter().map(|_| Burst::new()).collect(),
+            ports,
+            position,
+            rings_in,
+            rings_out,
+            pending: Vec::with_capacity(PENDING_MAX),
+            asked: Vec::with_capacity(PENDING_MAX),
+            pool,
+            shared,
+            dp_drops: [0; 3],
+            redirected_in: 0,
+            tx: 0,
+            tsc_start: dpdk::tsc(),
+            tsc_per_ms: (tsc_hz / 1000).max(1),
+        }
+    }
+
+    pub fn id(&self) -> u16 {
+        self.id
+    }
+
+    fn now_ms(&self) -> u64 {
+        (dpdk::tsc() - self.tsc_start) / self.tsc_per_ms
+    }
+
+    /// Polls until `shared.stop` is set; then flushes and publishes the final counters.
+    pub fn run(mut self) -> Director {
+        let mut loops = 0u32;
+        let mut burst = Burst::new();
+        let mut verdicts = [Verdict::Neighbor; BURST_SIZE];
+        while !self.shared.stop.load(Ordering::Relaxed) {
+            let now = self.now_ms();
+            let tables = self.shared.tables.load_full();
+            let neigh = self.shared.neighbors.snapshot();
+            for p in 0..self.ports.rx.len() {
+                let n = self.ports.rx[p].rx_burst(&mut burst);
+                if n == 0 {
+                    continue;
+                }
+                self.director.process_burst(&tables, p as u16, burst.as_mut_slice(), now, &mut verdicts[..n]);
+                for (m, v) in burst.drain().zip(verdicts) {
+                    self.act(&tables, &neigh, m, v, now);
+                }
+            }
+            self.drain_redirects(&tables, &neigh, now);
+            if !self.pending.is_empty() {
+                self.resolve_pending(&tables, &neigh, now);
+            }
+            self.flush();
+            self.director.advance(&tables, now);
+            loops = loops.wrapping_add(1);
+            if loops % PUBLISH_EVERY == 0 {
+                self.publish(&tables);
+            }
+        }
+        self.flush();
+        let tables = self.shared.tables.load_full();
+        self.pending.clear();
+        self.publish(&tables);
+        self.director
+    }
+
+    fn act(&mut self, t: &Tables, neigh: &NeighborMap, mut m: Mbuf, v: Verdict, now: u64) {
+        match v {
+            Verdict::Forward { port, next_hop } => match neigh.get(&next_hop) {
+                Some(e) => {
+                    m.data_mut()[0..6].copy_from_slice(&e.mac);
+                    self.send(port, m);
+                }
+                None => self.wait_for(t, next_hop, port, m, now),
+            },
+            Verdict::Reply { port } => self.send(port, m),
+            Verdict::Redirect { worker } => match self.rings_out.get(worker as usize).and_then(Option::as_ref) {
+                Some(ring) => {
+                    if ring.push(m).is_err() {
+                        self.dp_drops[DpDrop::RedirectRingFull as usize] += 1;
+                    }
+                }
+                None => self.dp_drops[DpDrop::RedirectRingFull as usize] += 1,
+            },
+            Verdict::Neighbor => {
+                if let Some((ip, mac)) = neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data())) {
+                    self.shared.neighbors.learn(ip, mac);
+                }
+            }
+            Verdict::Drop(_) => {} // counted by the core; the mbuf is freed here
+        }
+    }
+
+    /// Frames other workers steered here: processed as if received on their port.
+    fn drain_redirects(&mut self, t: &Tables, neigh: &NeighborMap, now: u64) {
+        for r in 0..self.rings_in.len() {
+            for _ in 0..BURST_SIZE {
+                let Some(mut m) = self.rings_in[r].pop() else { break };
+                self.redirected_in += 1;
+                let port = self.position.get(m.port() as usize).copied().unwrap_or(u16::MAX);
+                if port == u16::MAX {
+                    continue;
+                }
+                let v = self.director.process(t, port, &mut m, now);
+                self.act(t, neigh, m, v, now);
+            }
+        }
+    }
+
+    fn send(&mut self, port: u16, m: Mbuf) {
+        let Some(b) = self.tx_bursts.get_mut(port as usize) else {
+            self.dp_drops[DpDrop::TxFull as usize] += 1;
+            return;
+        };
+        if let Err(m) = b.push(m) {
+            // Full burst: flush it, then queue.
+            self.tx += self.ports.tx[port as usize].tx_burst(b) as u64;
+            self.dp_drops[DpDrop::TxFull as usize] += b.len() as u64;
+            b.clear();
+            let _ = b.push(m);
+        }
+    }
+
+    fn flush(&mut self) {
+        for (p, b) in self.tx_bursts.iter_mut().enumerate() {
+            let mut tries = 0;
+            while !b.is_empty() && tries < 4 {
+                self.tx += self.ports.tx[p].tx_burst(b) as u64;
+                tries += 1;
+            }
+            self.dp_drops[DpDrop::TxFull as usize] += b.len() as u64;
+            b.clear();
+        }
+    }
+
+    fn wait_for(&mut self, t: &Tables, hop: IpAddr, port: u16, frame: Mbuf, now: u64) {
+        if self.pending.len() >= PENDING_MAX {
+            self.dp_drops[DpDrop::NeighborUnresolved as usize] += 1;
+            return;
+        }
+        self.pending.push(Pending { hop, port, frame, since: now });
+        if !self.asked.iter().any(|&(h, _)| h == hop) {
+            self.asked.push((hop, now));
+            self.ask(t, hop, port);
+        }
+    }
+
+    /// Sends an ARP request or neighbor solicitation for `hop` out of `port`.
+    fn ask(&mut self, t: &Tables, hop: IpAddr, port: u16) {
+        let Some(p) = t.net.port(port) else { return };
+        let frame = match hop {
+            IpAddr::V4(h) => match t.net.source4(port) {
+                Some(src) => neighbor::arp_request(p.mac, src, h),
+                None => return,
+            },
+            IpAddr::V6(h) => match t.net.source6(port) {
+                Some(src) => neighbor::neighbor_solicitation(p.mac, src, h),
+                None => return,
+            },
+        };
+        let Some(mut m) = self.pool.alloc() else { return };
+        if let Ok(buf) = m.append(frame.len()) {
+            buf.copy_from_slice(&frame);
+            self.send(port, m);
+        }
+    }
+
+    fn resolve_pending(&mut self, t: &Tables, neigh: &NeighborMap, now: u64) {
+        let mut i = 0;
+        while i < self.pending.len() {
+            let p = &self.pending[i];
+            if let Some(e) = neigh.get(&p.hop) {
+                let mut w = self.pending.swap_remove(i);
+                w.frame.data_mut()[0..6].copy_from_slice(&e.mac);
+                self.send(w.port, w.frame);
+            } else if now - p.since >= GIVE_UP_MS {
+                self.pending.swap_remove(i);
+                self.dp_drops[DpDrop::NeighborUnresolved as usize] += 1;
+            } else {
+                i += 1;
+            }
+        }
+        let pending = &self.pending;
+        self.asked.retain(|&(h, _)| pending.iter().any(|p| p.hop == h));
+        let mut again = Vec::new();
+        for (h, last) in &mut self.asked {
+            if now - *last >= ASK_EVERY_MS {
+                *last = now;
+                if let Some(p) = self.pending.iter().find(|p| p.hop == *h) {
+                    again.push((*h, p.port));
+                }
+            }
+        }
+        for (h, port) in again {
+            self.ask(t, h, port);
+        }
+    }
+
+    fn publish(&self, t: &Tables) {
+        let c = &self.shared.counters[self.id as usize];
+        c.publish(&self.director.stats, &self.director.drops, &self.dp_drops, self.redirected_in, self.tx);
+        for s in &t.services {
+            for r in &s.reals {
+                c.publish_real(r.id.0 as usize, self.director.real_traffic(r.id));
+            }
+        }
+    }
+}
