@@ -1,8 +1,9 @@
 //! The `rvs` package: the `rvsd` daemon and `rvsadm` CLI, and the pieces they share that are
 //! not part of the pure core or the DPDK layer.
 
+pub mod daemon;
 pub mod ealenv;
-pub mod passthrough;
+pub mod ipvs_fmt;
 pub mod traffic;
 
 /// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.

@@ -31,69 +31,98 @@ impl Rng {
     }
 }
 
-pub const CLIENT_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
-pub const DIRECTOR_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xd0];
+pub const GATEWAY_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+pub const OUTSIDE_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xa0];
+pub const INSIDE_MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0xb0];
 
-/// What the demo sends: `flows` client flows to `vip`, each a TCP handshake start (SYN), data
-/// segments, or a UDP datagram, interleaved.
+/// The MAC rvs's demo and tests give real server `ip` (static neighbor entries).
+pub fn server_mac(ip: Ipv4Addr) -> [u8; 6] {
+    let o = ip.octets();
+    [0x02, 0x11, o[0], o[1], o[2], o[3]]
+}
+
+/// The demo's NAT service: clients behind a router (203.0.113.254) talk to VIP:port, which
+/// rvs balances round robin over `servers`. Every flow is a whole TCP conversation: the
+/// client's SYN, ACK, request and FIN, and the server's SYN-ACK, response and FIN, interleaved
+/// across flows the way a busy link mixes them. Server packets are in the same capture (they
+/// arrive on the outside port too) so that replies always follow their requests.
 #[derive(Debug, Clone)]
-pub struct DemoTraffic {
+pub struct NatDemo {
     pub vip: Ipv4Addr,
-    pub tcp_port: u16,
-    pub udp_port: u16,
+    pub port: u16,
+    pub servers: Vec<(Ipv4Addr, u16)>,
     pub flows: u32,
-    pub packets: u32,
     pub seed: u64,
 }
 
-impl Default for DemoTraffic {
+impl Default for NatDemo {
     fn default() -> Self {
-        DemoTraffic {
+        NatDemo {
             vip: Ipv4Addr::new(10, 0, 0, 100),
-            tcp_port: 80,
-            udp_port: 53,
-            flows: 500,
-            packets: 20_000,
+            port: 80,
+            servers: (2..5).map(|i| (Ipv4Addr::new(192, 168, 1, i), 8080)).collect(),
+            flows: 3000,
             seed: 1,
         }
     }
 }
 
-impl DemoTraffic {
-    pub fn frames(&self) -> Vec<Vec<u8>> {
+/// What the demo expects rvs to send: frames out of each port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DemoExpect {
+    pub to_servers: u64,
+    pub to_clients: u64,
+}
+
+impl NatDemo {
+    /// Client number `i`'s address and port.
+    pub fn client(&self, i: u32) -> (Ipv4Addr, u16) {
+        (
+            Ipv4Addr::from(0xc633_6400 + 1 + (i % 250)),
+            20000 + (i / 250) as u16,
+        )
+    }
+
+    /// The server round robin gives flow `i` (flows open in order).
+    pub fn server_of(&self, i: u32) -> (Ipv4Addr, u16) {
+        self.servers[i as usize % self.servers.len()]
+    }
+
+    pub fn frames(&self) -> (Vec<Vec<u8>>, DemoExpect) {
         let mut rng = Rng::new(self.seed);
-        (0..self.packets)
-            .map(|i| {
-                let flow = rng.below(self.flows as u64) as u32;
-                let client = Ipv4Addr::from(0x0a01_0000 + (flow % 60_000) + 1);
-                let sport = 1024 + (flow % 60_000) as u16;
-                match flow % 4 {
-                    3 => udp_v4(
-                        client,
-                        self.vip,
-                        sport,
-                        self.udp_port,
-                        &payload(&mut rng, i, 16, 512),
-                    ),
-                    _ => {
-                        let syn = rng.below(8) == 0;
-                        let data = if syn {
-                            Vec::new()
-                        } else {
-                            payload(&mut rng, i, 0, 1400)
-                        };
-                        tcp_v4(
-                            client,
-                            self.vip,
-                            sport,
-                            self.tcp_port,
-                            if syn { TCP_SYN } else { TCP_ACK | TCP_PSH },
-                            &data,
-                        )
-                    }
-                }
-            })
-            .collect()
+        let mut rounds: Vec<Vec<Vec<u8>>> = vec![Vec::new(); 8];
+        for i in 0..self.flows {
+            let (c, cp) = self.client(i);
+            let (s, sp) = self.server_of(i);
+            let req = payload(&mut rng, i, 20, 400);
+            let resp = payload(&mut rng, i, 100, 1400);
+            let to_vip = |flags, data: &[u8]| tcp_v4(c, self.vip, cp, self.port, flags, data);
+            let from_rs = |flags, data: &[u8]| {
+                let mut f = tcp_v4(s, c, sp, cp, flags, data);
+                f[0..6].copy_from_slice(&INSIDE_MAC);
+                f[6..12].copy_from_slice(&server_mac(s));
+                f
+            };
+            let conversation = [
+                to_vip(TCP_SYN, &[]),
+                from_rs(TCP_SYN | TCP_ACK, &[]),
+                to_vip(TCP_ACK, &[]),
+                to_vip(TCP_ACK | TCP_PSH, &req),
+                from_rs(TCP_ACK | TCP_PSH, &resp),
+                to_vip(TCP_FIN | TCP_ACK, &[]),
+                from_rs(TCP_FIN | TCP_ACK, &[]),
+                to_vip(TCP_ACK, &[]),
+            ];
+            for (r, f) in rounds.iter_mut().zip(conversation) {
+                r.push(f);
+            }
+        }
+        let frames: Vec<Vec<u8>> = rounds.into_iter().flatten().collect();
+        let expect = DemoExpect {
+            to_servers: self.flows as u64 * 5,
+            to_clients: self.flows as u64 * 3,
+        };
+        (frames, expect)
     }
 }
 
@@ -145,8 +174,8 @@ fn ipv4_frame(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, mut l4: Vec<u8>, csum_at:
     l4[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
 
     let mut f = Vec::with_capacity(34 + l4.len());
-    f.extend_from_slice(&DIRECTOR_MAC);
-    f.extend_from_slice(&CLIENT_MAC);
+    f.extend_from_slice(&OUTSIDE_MAC);
+    f.extend_from_slice(&GATEWAY_MAC);
     f.extend_from_slice(&[0x08, 0x00]);
     let mut ip = [0u8; 20];
     ip[0] = 0x45;
@@ -213,13 +242,34 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_other_seed_other_bytes() {
-        let t = DemoTraffic {
-            packets: 200,
+        let t = NatDemo {
+            flows: 50,
             ..Default::default()
         };
         assert_eq!(t.frames(), t.frames());
-        let u = DemoTraffic { seed: 2, ..t.clone() };
-        assert_ne!(t.frames(), u.frames());
+        let u = NatDemo { seed: 2, ..t.clone() };
+        assert_ne!(t.frames().0, u.frames().0);
+    }
+
+    #[test]
+    fn conversations_are_whole_and_syns_come_first() {
+        let t = NatDemo {
+            flows: 10,
+            ..Default::default()
+        };
+        let (f, e) = t.frames();
+        assert_eq!(f.len(), 80);
+        assert_eq!(
+            e,
+            DemoExpect {
+                to_servers: 50,
+                to_clients: 30
+            }
+        );
+        assert!(
+            f[..10].iter().all(|x| x[47] == TCP_SYN),
+            "the first round is every flow's SYN"
+        );
     }
 
     #[test]
@@ -248,11 +298,12 @@ mod tests {
     fn pcap_round_trip() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("t.pcap");
-        let frames = DemoTraffic {
-            packets: 50,
+        let frames = NatDemo {
+            flows: 5,
             ..Default::default()
         }
-        .frames();
+        .frames()
+        .0;
         write_pcap(&p, &frames).unwrap();
         assert_eq!(read_pcap(&p).unwrap(), frames);
     }

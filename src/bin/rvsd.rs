@@ -1,19 +1,22 @@
 //! rvsd, the rvs data-plane daemon.
 //!
-//! At this stage it runs the demo: a generated traffic pcap replayed through a real DPDK port
-//! (a `net_pcap` vdev) by a pinned worker, and written back out. The config-driven load balancer
-//! (`--config`, `--check`) replaces the pass-through as the data path lands.
+//!   rvsd --config FILE     run the load balancer until SIGINT/SIGTERM
+//!   rvsd --check FILE      validate a config and exit
+//!   rvsd --demo            the embedded default: NAT over three real servers on pcap vdevs
+//!   rvsd --version
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 
-use rvs::ealenv::{self, Memory};
-use rvs::passthrough::{self, Until};
-use rvs::traffic::{self, DemoTraffic};
+use rvs::daemon::{self, StopWhen};
+use rvs::ipvs_fmt;
+use rvs::traffic::{self, NatDemo};
+use rvs_api::Config;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -25,19 +28,32 @@ struct Args {
     /// Print the rvs version and the DPDK versions built against and running, then exit.
     #[arg(short = 'V', long)]
     version: bool,
-    /// Run the demo: generate traffic, replay it through a net_pcap port, report what moved.
+    /// Run with this configuration file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["check", "demo"])]
+    config: Option<PathBuf>,
+    /// Validate this configuration file and exit (0 if valid).
+    #[arg(long, value_name = "FILE", conflicts_with = "demo")]
+    check: Option<PathBuf>,
+    /// Run the embedded default: generated traffic through NAT to three real servers on pcap
+    /// vdevs, then print the ipvsadm table.
     #[arg(long)]
     demo: bool,
-    /// Directory for the demo's input and output pcaps.
+    /// Stop after this many milliseconds without a received packet (for pcap replays).
+    #[arg(long, value_name = "MS")]
+    exit_idle: Option<u64>,
+    /// Stop after this many seconds.
+    #[arg(long, value_name = "SECONDS")]
+    duration: Option<u64>,
+    /// Demo: directory for the pcaps.
     #[arg(long, default_value = "out")]
     out: PathBuf,
-    /// Frames the demo generates.
-    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..=10_000_000))]
-    packets: u32,
-    /// CPU the worker is pinned to (default: the last CPU).
+    /// Demo: TCP conversations to generate.
+    #[arg(long, default_value_t = 3000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    flows: u32,
+    /// Demo: the worker's CPU (default: the last CPU).
     #[arg(long)]
     cpu: Option<usize>,
-    /// Use ordinary pages even when hugepages are available.
+    /// Demo: use ordinary pages even when hugepages are available.
     #[arg(long)]
     no_huge: bool,
 }
@@ -47,10 +63,14 @@ fn main() {
     let result = if args.version {
         println!("{}, running {}", rvs::version_line("rvsd"), dpdk::version());
         Ok(())
+    } else if let Some(f) = &args.check {
+        check(f)
+    } else if let Some(f) = &args.config {
+        run_file(f, &args)
     } else if args.demo {
         demo(&args)
     } else {
-        eprintln!("rvsd: nothing to do. Try `rvsd --demo` (replays generated traffic through DPDK) or `rvsd --help`.");
+        eprintln!("rvsd: nothing to do. Try `rvsd --config FILE`, `rvsd --demo` or `rvsd --help`.");
         std::process::exit(2);
     };
     if let Err(e) = result {
@@ -59,122 +79,107 @@ fn main() {
     }
 }
 
+fn load(path: &Path) -> Result<Config> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{}: invalid configuration:\n{e}", path.display()))
+}
+
+fn check(path: &Path) -> Result<()> {
+    let c = load(path)?;
+    let reals: usize = c.services.iter().map(|s| s.reals.len()).sum();
+    println!(
+        "{}: ok ({} port(s), {} worker(s), {} service(s), {} real server(s))",
+        path.display(),
+        c.ports.len(),
+        c.workers.len(),
+        c.services.len(),
+        reals
+    );
+    Ok(())
+}
+
+/// SIGINT and SIGTERM set the returned flag.
+fn stop_on_signals() -> Result<Arc<AtomicBool>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
+    Ok(stop)
+}
+
+fn when(args: &Args) -> StopWhen {
+    StopWhen {
+        idle: args.exit_idle.map(Duration::from_millis),
+        after: args.duration.map(Duration::from_secs),
+    }
+}
+
+fn run_file(path: &Path, args: &Args) -> Result<()> {
+    let cfg = load(path)?;
+    println!("{}, running {}", rvs::version_line("rvsd"), dpdk::version());
+    let stop = stop_on_signals()?;
+    let report = daemon::run(&cfg, &when(args), &stop)?;
+    print!("{}", report.render());
+    print!("{}", ipvs_fmt::list(&report.services, report.table_size));
+    print!("{}", ipvs_fmt::list_stats(&report.services, report.table_size));
+    Ok(())
+}
+
 fn demo(args: &Args) -> Result<()> {
     println!("{}, running {}", rvs::version_line("rvsd"), dpdk::version());
+    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    let dir = std::path::absolute(&args.out)?;
+    let dir_s = dir.to_str().context("the output directory is not UTF-8")?;
+    if dir_s.contains(',') || dir_s.contains('"') {
+        bail!("{dir_s}: a DPDK device string cannot hold this path; choose another --out");
+    }
+    let gen = NatDemo {
+        flows: args.flows,
+        ..Default::default()
+    };
+    let (frames, expect) = gen.frames();
+    traffic::write_pcap(&dir.join("demo-in.pcap"), &frames)?;
+    traffic::write_pcap(&dir.join("demo-empty.pcap"), &[])?;
+    println!(
+        "traffic: {} TCP conversations, {} frames -> {}/demo-in.pcap",
+        args.flows,
+        frames.len(),
+        dir_s
+    );
     let cpu = args.cpu.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get() - 1)
             .unwrap_or(0)
     });
-
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
-    let inp = args.out.join("demo-in.pcap");
-    let outp = args.out.join("demo-out.pcap");
-    let frames = DemoTraffic {
-        packets: args.packets,
-        ..Default::default()
+    let text = include_str!("../../configs/demo.toml")
+        .replace("@DIR@", dir_s)
+        .replace("@CPU@", &cpu.to_string())
+        .replace("@MEMORY@", if args.no_huge { "no-huge" } else { "auto" });
+    let cfg = Config::from_toml(&text).map_err(|e| anyhow::anyhow!("the embedded demo config: {e}"))?;
+    let stop = stop_on_signals()?;
+    let report = daemon::run(
+        &cfg,
+        &StopWhen {
+            idle: Some(Duration::from_millis(300)),
+            after: Some(Duration::from_secs(60)),
+        },
+        &stop,
+    )?;
+    print!("{}", report.render());
+    print!("{}", ipvs_fmt::list(&report.services, report.table_size));
+    print!("{}", ipvs_fmt::list_stats(&report.services, report.table_size));
+    let to_servers = traffic::read_pcap(&dir.join("demo-out-inside.pcap"))?.len() as u64;
+    let to_clients = traffic::read_pcap(&dir.join("demo-out-outside.pcap"))?.len() as u64;
+    println!(
+        "output: {to_servers} frames to the real servers -> {dir_s}/demo-out-inside.pcap (expected {})",
+        expect.to_servers
+    );
+    println!(
+        "        {to_clients} frames to the clients -> {dir_s}/demo-out-outside.pcap (expected {})",
+        expect.to_clients
+    );
+    if to_servers != expect.to_servers || to_clients != expect.to_clients {
+        bail!("the output pcaps do not hold what the demo sent through");
     }
-    .frames();
-    let in_bytes: usize = frames.iter().map(Vec::len).sum();
-    traffic::write_pcap(&inp, &frames).with_context(|| format!("writing {}", inp.display()))?;
-    println!(
-        "traffic: {} frames, {} bytes -> {}",
-        frames.len(),
-        in_bytes,
-        inp.display()
-    );
-
-    let memory = if args.no_huge {
-        Memory::NoHuge
-    } else {
-        Memory::detect()
-    };
-    println!("memory:  {}", memory.describe());
-    let prefix = format!("rvsd-{}", std::process::id());
-    let eal = dpdk::Eal::init(ealenv::eal_args(&prefix, memory, 512, false)).context("EAL init")?;
-    ealenv::remove_runtime_dir(&prefix);
-
-    let pool = dpdk::Mempool::new(&eal, "demo_pool", 8191, 256, dpdk::DEFAULT_DATA_ROOM)?;
-    let start_in_use = pool.in_use();
-    let dev = format!("net_pcap_demo0,rx_pcap={},tx_pcap={}", abs(&inp)?, abs(&outp)?);
-    let port = dpdk::Port::open(&eal, &dev, &dpdk::PortConfig::default(), &pool)
-        .with_context(|| format!("opening port {dev}"))?;
-    port.start()?;
-    println!(
-        "port:    {} (port {}), mac {}",
-        port.name(),
-        port.id(),
-        mac(port.mac()?)
-    );
-
-    let (mut rxq, mut txq) = port.take_queues()?;
-    let (mut rx, mut tx) = (rxq.remove(0), txq.remove(0));
-    let expected = frames.len() as u64;
-    let started = Instant::now();
-    let worker = dpdk::spawn_worker(&eal, "rvs-worker0", cpu, move |lcore| {
-        static STOP: AtomicBool = AtomicBool::new(false);
-        let until = Until {
-            limit: Some(expected),
-            idle: Duration::from_secs(2),
-            stop: &STOP,
-        };
-        (lcore, passthrough::run(&mut rx, &mut tx, until))
-    })
-    .with_context(|| format!("starting the worker on CPU {cpu}"))?;
-    let (lcore, moved) = worker
-        .join()
-        .map_err(|_| anyhow::anyhow!("the worker panicked"))?;
-    let took = started.elapsed();
-
-    let stats = port.stats()?;
-    port.stop()?;
-    drop(port); // close: the pcap vdev flushes and closes its output file
-    println!(
-        "worker:  CPU {cpu}, lcore {lcore}: moved {} frames, {} bytes in {:.1} ms; tx dropped {}",
-        moved.tx,
-        moved.rx_bytes,
-        took.as_secs_f64() * 1e3,
-        moved.tx_dropped
-    );
-    println!(
-        "counters: ipackets {} opackets {} ibytes {} obytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
-        stats.ipackets,
-        stats.opackets,
-        stats.ibytes,
-        stats.obytes,
-        stats.imissed,
-        stats.ierrors,
-        stats.oerrors,
-        stats.rx_nombuf
-    );
-    println!("mbufs in use: {} before, {} after", start_in_use, pool.in_use());
-
-    let out_frames = traffic::read_pcap(&outp).with_context(|| format!("reading {}", outp.display()))?;
-    if out_frames != frames {
-        bail!(
-            "output {} differs from the input: {} frames out, {} in",
-            outp.display(),
-            out_frames.len(),
-            frames.len()
-        );
-    }
-    println!(
-        "output:  {} ({} frames, identical to the input)",
-        outp.display(),
-        out_frames.len()
-    );
     Ok(())
-}
-
-fn abs(p: &std::path::Path) -> Result<String> {
-    let p = std::path::absolute(p)?;
-    let s = p.to_str().context("path is not UTF-8")?;
-    if s.contains(',') {
-        bail!("{s}: a DPDK device string cannot contain a path with a comma");
-    }
-    Ok(s.to_string())
-}
-
-fn mac(m: [u8; 6]) -> String {
-    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }

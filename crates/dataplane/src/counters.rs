@@ -18,7 +18,11 @@ pub enum DpDrop {
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 3] = [DpDrop::NeighborUnresolved, DpDrop::RedirectRingFull, DpDrop::TxFull];
+    pub const ALL: [DpDrop; 3] = [
+        DpDrop::NeighborUnresolved,
+        DpDrop::RedirectRingFull,
+        DpDrop::TxFull,
+    ];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -66,8 +70,23 @@ impl WorkerCounters {
     }
 
     /// Publishes the worker's current totals (called by the worker only).
-    pub(crate) fn publish(&self, s: &WorkerStats, d: &DropCounters, dp: &[u64; 3], redirected_in: u64, tx: u64) {
-        let v = [s.rx, s.forwarded, s.replies, s.redirects, s.neighbor, s.conns_created, s.conns_expired];
+    pub(crate) fn publish(
+        &self,
+        s: &WorkerStats,
+        d: &DropCounters,
+        dp: &[u64; 3],
+        redirected_in: u64,
+        tx: u64,
+    ) {
+        let v = [
+            s.rx,
+            s.forwarded,
+            s.replies,
+            s.redirects,
+            s.neighbor,
+            s.conns_created,
+            s.conns_expired,
+        ];
         for (c, v) in self.stats.iter().zip(v) {
             c.set(v);
         }
@@ -120,11 +139,13 @@ impl WorkerCounters {
     }
 
     pub fn real(&self, id: usize) -> RealTraffic {
-        self.real.get(id).map_or_else(RealTraffic::default, |c| RealTraffic {
-            in_packets: c[0].get(),
-            in_bytes: c[1].get(),
-            out_packets: c[2].get(),
-            out_bytes: c[3].get(),
-        })
+        self.real
+            .get(id)
+            .map_or_else(RealTraffic::default, |c| RealTraffic {
+                in_packets: c[0].get(),
+                in_bytes: c[1].get(),
+                out_packets: c[2].get(),
+                out_bytes: c[3].get(),
+            })
     }
 }

@@ -32,8 +32,13 @@ pub struct Neighbors {
 
 impl Neighbors {
     pub fn new(fixed: impl IntoIterator<Item = (IpAddr, Mac)>) -> Neighbors {
-        let map: NeighborMap = fixed.into_iter().map(|(ip, mac)| (ip, Entry { mac, fixed: true })).collect();
-        Neighbors { map: ArcSwap::from_pointee(map) }
+        let map: NeighborMap = fixed
+            .into_iter()
+            .map(|(ip, mac)| (ip, Entry { mac, fixed: true }))
+            .collect();
+        Neighbors {
+            map: ArcSwap::from_pointee(map),
+        }
     }
 
     /// The current map, for a worker to keep for one poll loop.
@@ -73,7 +78,11 @@ impl Neighbors {
 
 /// Reads an ARP packet (reply, request or announcement) behind `l2` for its sender binding.
 pub fn arp_sender(frame: &[u8]) -> Option<(IpAddr, Mac)> {
-    let l2 = if frame.get(12..14)? == [0x81, 0x00] { 18 } else { 14 };
+    let l2 = if frame.get(12..14)? == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
     let a = rvs_core::wire::arp::ArpPacket::new_checked(frame.get(l2..)?).ok()?;
     let ip = a.sender_ip();
     (!ip.is_unspecified()).then_some((IpAddr::V4(ip), a.sender_mac()))
@@ -81,7 +90,11 @@ pub fn arp_sender(frame: &[u8]) -> Option<(IpAddr, Mac)> {
 
 /// Reads an ICMPv6 neighbor advertisement for its target binding (target link-layer option).
 pub fn na_target(frame: &[u8]) -> Option<(IpAddr, Mac)> {
-    let l2 = if frame.get(12..14)? == [0x81, 0x00] { 18 } else { 14 };
+    let l2 = if frame.get(12..14)? == [0x81, 0x00] {
+        18
+    } else {
+        14
+    };
     let ip = frame.get(l2..)?;
     if ip.len() < 40 + 24 || ip[6] != 58 || ip[40] != 136 {
         return None;
@@ -119,7 +132,16 @@ pub fn arp_request(mac: Mac, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 /// multicast group, with our link-layer address.
 pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
     let t = target.octets();
-    let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 1, 0xff00 | t[13] as u16, u16::from_be_bytes([t[14], t[15]]));
+    let group = Ipv6Addr::new(
+        0xff02,
+        0,
+        0,
+        0,
+        0,
+        1,
+        0xff00 | t[13] as u16,
+        u16::from_be_bytes([t[14], t[15]]),
+    );
     let mut f = Vec::with_capacity(86);
     f.extend_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
     f.extend_from_slice(&mac);
@@ -131,7 +153,10 @@ pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8
     icmp.extend_from_slice(&t);
     icmp.extend_from_slice(&[1, 1]);
     icmp.extend_from_slice(&mac);
-    let c = !checksum::fold(checksum::sum(&icmp, checksum::pseudo_v6(ip, group, 58, icmp.len() as u32)));
+    let c = !checksum::fold(checksum::sum(
+        &icmp,
+        checksum::pseudo_v6(ip, group, 58, icmp.len() as u32),
+    ));
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&icmp);
     f
@@ -149,24 +174,44 @@ mod tests {
         assert_eq!(n.lookup(fixed_ip), Some([2, 0, 0, 0, 0, 1]));
         let other: IpAddr = "10.0.0.2".parse().unwrap();
         assert!(n.learn(other, [2, 0, 0, 0, 0, 2]));
-        assert!(!n.learn(other, [2, 0, 0, 0, 0, 2]), "the same binding is no change");
+        assert!(
+            !n.learn(other, [2, 0, 0, 0, 0, 2]),
+            "the same binding is no change"
+        );
         assert_eq!(n.lookup(other), Some([2, 0, 0, 0, 0, 2]));
     }
 
     #[test]
     fn arp_request_is_read_back_as_its_sender() {
-        let f = arp_request([2, 0, 0, 0, 0, 0xa], "192.168.1.1".parse().unwrap(), "192.168.1.2".parse().unwrap());
+        let f = arp_request(
+            [2, 0, 0, 0, 0, 0xa],
+            "192.168.1.1".parse().unwrap(),
+            "192.168.1.2".parse().unwrap(),
+        );
         assert_eq!(f.len(), 60);
-        assert_eq!(arp_sender(&f), Some(("192.168.1.1".parse().unwrap(), [2, 0, 0, 0, 0, 0xa])));
+        assert_eq!(
+            arp_sender(&f),
+            Some(("192.168.1.1".parse().unwrap(), [2, 0, 0, 0, 0, 0xa]))
+        );
     }
 
     #[test]
     fn solicitation_checksum_and_group() {
-        let f = neighbor_solicitation([2, 0, 0, 0, 0, 0xa], "2001:db8::1".parse().unwrap(), "2001:db8::1234:5678".parse().unwrap());
+        let f = neighbor_solicitation(
+            [2, 0, 0, 0, 0, 0xa],
+            "2001:db8::1".parse().unwrap(),
+            "2001:db8::1234:5678".parse().unwrap(),
+        );
         assert_eq!(&f[0..6], &[0x33, 0x33, 0xff, 0x34, 0x56, 0x78]);
         let src: Ipv6Addr = "2001:db8::1".parse().unwrap();
         let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&f[38..54]).unwrap());
         let icmp = &f[54..];
-        assert_eq!(checksum::fold(checksum::sum(icmp, checksum::pseudo_v6(src, dst, 58, icmp.len() as u32))), 0xffff);
+        assert_eq!(
+            checksum::fold(checksum::sum(
+                icmp,
+                checksum::pseudo_v6(src, dst, 58, icmp.len() as u32)
+            )),
+            0xffff
+        );
     }
 }

@@ -123,7 +123,8 @@ impl Worker {
                 if n == 0 {
                     continue;
                 }
-                self.director.process_burst(&tables, p as u16, burst.as_mut_slice(), now, &mut verdicts[..n]);
+                self.director
+                    .process_burst(&tables, p as u16, burst.as_mut_slice(), now, &mut verdicts[..n]);
                 for (m, v) in burst.drain().zip(verdicts) {
                     self.act(&tables, &neigh, m, v, now);
                 }
@@ -156,16 +157,20 @@ impl Worker {
                 None => self.wait_for(t, next_hop, port, m, now),
             },
             Verdict::Reply { port } => self.send(port, m),
-            Verdict::Redirect { worker } => match self.rings_out.get(worker as usize).and_then(Option::as_ref) {
-                Some(ring) => {
-                    if ring.push(m).is_err() {
-                        self.dp_drops[DpDrop::RedirectRingFull as usize] += 1;
+            Verdict::Redirect { worker } => {
+                match self.rings_out.get(worker as usize).and_then(Option::as_ref) {
+                    Some(ring) => {
+                        if ring.push(m).is_err() {
+                            self.dp_drops[DpDrop::RedirectRingFull as usize] += 1;
+                        }
                     }
+                    None => self.dp_drops[DpDrop::RedirectRingFull as usize] += 1,
                 }
-                None => self.dp_drops[DpDrop::RedirectRingFull as usize] += 1,
-            },
+            }
             Verdict::Neighbor => {
-                if let Some((ip, mac)) = neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data())) {
+                if let Some((ip, mac)) =
+                    neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data()))
+                {
                     self.shared.neighbors.learn(ip, mac);
                 }
             }
@@ -177,7 +182,9 @@ impl Worker {
     fn drain_redirects(&mut self, t: &Tables, neigh: &NeighborMap, now: u64) {
         for r in 0..self.rings_in.len() {
             for _ in 0..BURST_SIZE {
-                let Some(mut m) = self.rings_in[r].pop() else { break };
+                let Some(mut m) = self.rings_in[r].pop() else {
+                    break;
+                };
                 self.redirected_in += 1;
                 let port = self.position.get(m.port() as usize).copied().unwrap_or(u16::MAX);
                 if port == u16::MAX {
@@ -220,7 +227,12 @@ impl Worker {
             self.dp_drops[DpDrop::NeighborUnresolved as usize] += 1;
             return;
         }
-        self.pending.push(Pending { hop, port, frame, since: now });
+        self.pending.push(Pending {
+            hop,
+            port,
+            frame,
+            since: now,
+        });
         if !self.asked.iter().any(|&(h, _)| h == hop) {
             self.asked.push((hop, now));
             self.ask(t, hop, port);
@@ -280,7 +292,13 @@ impl Worker {
 
     fn publish(&self, t: &Tables) {
         let c = &self.shared.counters[self.id as usize];
-        c.publish(&self.director.stats, &self.director.drops, &self.dp_drops, self.redirected_in, self.tx);
+        c.publish(
+            &self.director.stats,
+            &self.director.drops,
+            &self.dp_drops,
+            self.redirected_in,
+            self.tx,
+        );
         for s in &t.services {
             for r in &s.reals {
                 c.publish_real(r.id.0 as usize, self.director.real_traffic(r.id));

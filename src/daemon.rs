@@ -1,0 +1,414 @@
+//! rvsd's run: EAL, ports, tables, workers, until a signal (or, for replays, until the input is
+//! exhausted), then an orderly stop with final counters.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use arc_swap::ArcSwap;
+use crossbeam_queue::ArrayQueue;
+use dpdk::{Eal, Mempool, Port, PortConfig, PortStats, RssHash};
+use rvs_api::config::{Config, MemoryMode};
+use rvs_core::model::{RealId, RealRegistry, RealServer, Service};
+use rvs_core::net::{Network, PortNet};
+use rvs_core::{DirectorConfig, DropReason, Tables};
+use rvs_dataplane::{DpDrop, Neighbors, Shared, Worker, WorkerCounters, WorkerPorts};
+
+use crate::ealenv::{self, Memory};
+use crate::ipvs_fmt::{RealRow, ServiceRow};
+
+/// Redirect ring size per worker pair.
+const RING: usize = 1024;
+/// Real-server ids available to the control plane.
+const REAL_CAPACITY: usize = 4096;
+
+/// When rvsd stops by itself (besides SIGINT/SIGTERM).
+#[derive(Debug, Clone, Default)]
+pub struct StopWhen {
+    /// After this long with no packet received (once some were): for pcap replays.
+    pub idle: Option<Duration>,
+    /// After this long in all.
+    pub after: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PortReport {
+    pub name: String,
+    pub stats: PortStats,
+}
+
+#[derive(Debug)]
+pub struct Report {
+    pub memory: Memory,
+    pub ports: Vec<PortReport>,
+    pub services: Vec<ServiceRow>,
+    pub table_size: usize,
+    pub workers: usize,
+    pub rx: u64,
+    pub tx: u64,
+    pub forwarded: u64,
+    pub replies: u64,
+    pub redirects: u64,
+    pub redirected_in: u64,
+    pub drops: Vec<(String, u64)>,
+    pub mbufs_in_use_start: u32,
+    pub mbufs_in_use_end: u32,
+    pub elapsed: Duration,
+}
+
+/// Builds the core's tables from the config and the ports' MACs; real servers get ids in
+/// config order.
+pub fn build_tables(cfg: &Config, macs: &[[u8; 6]], reg: Arc<RealRegistry>) -> Result<Tables> {
+    let net = Network {
+        ports: cfg
+            .ports
+            .iter()
+            .zip(macs)
+            .map(|(p, &mac)| PortNet {
+                mac,
+                v4: p.v4.clone(),
+                v6: p.v6.clone(),
+                gateway4: p.gateway4,
+                gateway6: p.gateway6,
+                mtu: p.mtu,
+            })
+            .collect(),
+    };
+    let mut next = 0u32;
+    let mut services = Vec::new();
+    for (i, s) in cfg.services.iter().enumerate() {
+        let reals: Vec<RealServer> = s
+            .reals
+            .iter()
+            .map(|r| {
+                next += 1;
+                RealServer {
+                    id: RealId(next - 1),
+                    addr: r.addr,
+                    port: r.port,
+                    forward: r.forward,
+                    weight: r.weight,
+                    upper: r.upper,
+                    lower: r.lower,
+                }
+            })
+            .collect();
+        if next as usize > reg.capacity() {
+            bail!("more than {} real servers", reg.capacity());
+        }
+        for r in &reals {
+            if net.route(r.addr).is_none() {
+                bail!(
+                    "service[{i}]: real server {} is reachable through no port (add an address or a gateway)",
+                    r.addr
+                );
+            }
+        }
+        let svc = Service::new(s.key, &s.scheduler, s.flags, s.persistence, reals)
+            .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?;
+        services.push(svc);
+    }
+    Ok(Tables::new(net, services, cfg.timeouts, reg))
+}
+
+fn looks_like_pci(device: &str) -> bool {
+    let name = device.split(',').next().unwrap_or("");
+    name.len() >= 7
+        && name
+            .chars()
+            .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
+}
+
+/// Runs the data plane until `stop` is set or `when` says so.
+pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
+    let memory = match cfg.memory {
+        MemoryMode::Auto => Memory::detect(),
+        MemoryMode::NoHuge => Memory::NoHuge,
+        MemoryMode::Hugepages => {
+            if Memory::detect() != Memory::Hugepages {
+                bail!("eal.memory = \"hugepages\" but no free 2 MB hugepages are mounted: run dpdk/setup.sh, or use \"auto\" or \"no-huge\"");
+            }
+            Memory::Hugepages
+        }
+    };
+    let prefix = format!("rvsd-{}", std::process::id());
+    let pci = cfg.ports.iter().any(|p| looks_like_pci(&p.device));
+    let mut args = ealenv::eal_args(&prefix, memory, cfg.memory_mb, pci);
+    args.extend(cfg.eal_args.iter().cloned());
+    let eal = Eal::init(&args).context("EAL init")?;
+    ealenv::remove_runtime_dir(&prefix);
+
+    let workers = cfg.workers.len();
+    let pool_size = ((cfg.ports.len() * workers * 2048 + workers * (RING * workers + 1024) + 4096)
+        .next_power_of_two()
+        - 1) as u32;
+    let pool = Mempool::new(&eal, "rvs_pool", pool_size, 256, dpdk::DEFAULT_DATA_ROOM)?;
+    let in_use_start = pool.in_use();
+
+    let mut ports = Vec::new();
+    for p in &cfg.ports {
+        let queues = workers as u16;
+        let pc = PortConfig {
+            rx_queues: p.rx_queues.unwrap_or(queues).min(queues),
+            tx_queues: queues,
+            rss: RssHash::L3_L4,
+            mtu: None,
+            ..Default::default()
+        };
+        let port = Port::open(&eal, &p.device, &pc, &pool)
+            .with_context(|| format!("port {:?} ({})", p.name, p.device))?;
+        if let Some(mac) = p.mac {
+            // Virtual devices such as net_pcap cannot change their MAC; they receive every
+            // frame anyway, and rvs writes the configured MAC as the source of what it sends.
+            match port.set_mac(mac) {
+                Ok(()) | Err(dpdk::Error::Dpdk { errno: 95, .. }) => {}
+                Err(e) => return Err(e).with_context(|| format!("port {:?}: setting its MAC", p.name)),
+            }
+        }
+        port.start()
+            .with_context(|| format!("port {:?}: start", p.name))?;
+        ports.push(port);
+    }
+    let macs: Vec<[u8; 6]> = ports
+        .iter()
+        .zip(&cfg.ports)
+        .map(|(p, c)| c.mac.map_or_else(|| p.mac(), Ok))
+        .collect::<dpdk::Result<_>>()?;
+    let reg = Arc::new(RealRegistry::new(REAL_CAPACITY));
+    let tables = build_tables(cfg, &macs, reg)?;
+    let neighbors = cfg
+        .ports
+        .iter()
+        .flat_map(|p| p.neighbors.iter().copied())
+        .collect::<Vec<(IpAddr, [u8; 6])>>();
+    let shared = Arc::new(Shared {
+        tables: ArcSwap::from_pointee(tables),
+        neighbors: Neighbors::new(neighbors),
+        stop: AtomicBool::new(false),
+        counters: (0..workers).map(|_| WorkerCounters::new(REAL_CAPACITY)).collect(),
+    });
+
+    // One ring per ordered pair: rings[to][from].
+    let rings: Vec<Vec<Arc<ArrayQueue<dpdk::Mbuf>>>> = (0..workers)
+        .map(|_| (0..workers).map(|_| Arc::new(ArrayQueue::new(RING))).collect())
+        .collect();
+    let mut queues: Vec<(Vec<dpdk::RxQueue>, Vec<dpdk::TxQueue>)> = ports
+        .iter()
+        .map(|p| p.take_queues())
+        .collect::<dpdk::Result<_>>()?;
+    let hz = dpdk::tsc_hz(&eal);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    let mut handles = Vec::new();
+    for (w, &cpu) in cfg.workers.iter().enumerate() {
+        let mut rx = Vec::new();
+        let mut tx = Vec::new();
+        for (pi, (rq, tq)) in queues.iter_mut().enumerate() {
+            // Every worker polls one rx queue of every port (positions must line up with the
+            // tables' port numbers), so a port needs as many rx queues as there are workers.
+            if !rq.is_empty() {
+                rx.push(rq.remove(0));
+            } else {
+                bail!("port {:?} has {} rx queue(s) for {} workers: give it rx_queues or one rx device per worker", cfg.ports[pi].name, rq.len() + w, workers);
+            }
+            tx.push(tq.remove(0));
+        }
+        let rings_in = (0..workers)
+            .filter(|&f| f != w)
+            .map(|f| rings[w][f].clone())
+            .collect();
+        let rings_out = (0..workers)
+            .map(|to| (to != w).then(|| rings[to][w].clone()))
+            .collect();
+        let dcfg = DirectorConfig {
+            worker: w as u16,
+            workers: workers as u16,
+            conn_capacity_v4: cfg.conn_capacity,
+            conn_capacity_v6: (cfg.conn_capacity / 4).max(1024),
+            seed: seed.rotate_left(w as u32 * 7) ^ w as u64,
+            real_capacity: REAL_CAPACITY,
+        };
+        let worker = Worker::new(
+            dcfg,
+            WorkerPorts { rx, tx },
+            rings_in,
+            rings_out,
+            pool.clone(),
+            shared.clone(),
+            hz,
+        );
+        let h = dpdk::spawn_worker(&eal, &format!("rvs-worker{w}"), cpu, move |_lcore| worker.run())
+            .with_context(|| format!("dataplane.workers[{w}]: starting the worker on CPU {cpu}"))?;
+        handles.push(h);
+    }
+
+    let started = Instant::now();
+    let (mut last_rx, mut last_change) = (0u64, Instant::now());
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        if stop.load(Ordering::Relaxed) || when.after.is_some_and(|d| started.elapsed() >= d) {
+            break;
+        }
+        if let Some(idle) = when.idle {
+            let rx: u64 = ports
+                .iter()
+                .filter_map(|p| p.stats().ok())
+                .map(|s| s.ipackets)
+                .sum();
+            if rx != last_rx {
+                (last_rx, last_change) = (rx, Instant::now());
+            } else if rx > 0 && last_change.elapsed() >= idle {
+                break;
+            }
+        }
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    let mut directors = Vec::new();
+    for h in handles {
+        directors.push(h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?);
+    }
+    let port_reports: Vec<PortReport> = ports
+        .iter()
+        .zip(&cfg.ports)
+        .map(|(p, c)| {
+            Ok(PortReport {
+                name: c.name.clone(),
+                stats: p.stats()?,
+            })
+        })
+        .collect::<dpdk::Result<_>>()?;
+    drop(queues);
+    for p in &ports {
+        p.stop()?;
+    }
+    let tables = shared.tables.load_full();
+    let report = make_report(&shared, &tables, &directors, memory, cfg, port_reports, elapsed);
+    drop(directors);
+    drop(ports);
+    Ok(Report {
+        mbufs_in_use_start: in_use_start,
+        mbufs_in_use_end: pool.in_use(),
+        ..report
+    })
+}
+
+fn make_report(
+    shared: &Shared,
+    tables: &Tables,
+    directors: &[rvs_core::Director],
+    memory: Memory,
+    cfg: &Config,
+    ports: Vec<PortReport>,
+    elapsed: Duration,
+) -> Report {
+    let sum = |f: &dyn Fn(&WorkerCounters) -> u64| shared.counters.iter().map(f).sum::<u64>();
+    let mut drops = Vec::new();
+    for &r in DropReason::ALL {
+        let n = sum(&|c| c.drop_count(r));
+        if n > 0 {
+            drops.push((r.name().to_string(), n));
+        }
+    }
+    for r in DpDrop::ALL {
+        let n = sum(&|c| c.dp_drop_count(r));
+        if n > 0 {
+            drops.push((r.name().to_string(), n));
+        }
+    }
+    let services = tables
+        .services
+        .iter()
+        .map(|s| ServiceRow {
+            protocol: s.key.protocol,
+            vip: s.key.vip,
+            port: s.key.port,
+            scheduler: s.scheduler.name().to_string(),
+            persistence: s.persistence,
+            reals: s
+                .reals
+                .iter()
+                .map(|r| {
+                    let shared_counts = tables.reals.get(r.id);
+                    let traffic = |f: fn(&rvs_core::RealTraffic) -> u64| {
+                        directors.iter().map(|d| f(&d.real_traffic(r.id))).sum::<u64>()
+                    };
+                    RealRow {
+                        addr: r.addr,
+                        port: r.port,
+                        forward: r.forward,
+                        weight: r.weight,
+                        active: shared_counts.active(),
+                        inactive: shared_counts.inactive(),
+                        conns: shared_counts.conns.load(Ordering::Relaxed),
+                        in_packets: traffic(|t| t.in_packets),
+                        out_packets: traffic(|t| t.out_packets),
+                        in_bytes: traffic(|t| t.in_bytes),
+                        out_bytes: traffic(|t| t.out_bytes),
+                    }
+                })
+                .collect(),
+        })
+        .collect();
+    Report {
+        memory,
+        ports,
+        services,
+        table_size: cfg.conn_capacity,
+        workers: cfg.workers.len(),
+        rx: sum(&|c| c.stats().rx),
+        tx: sum(&|c| c.tx()),
+        forwarded: sum(&|c| c.stats().forwarded),
+        replies: sum(&|c| c.stats().replies),
+        redirects: sum(&|c| c.stats().redirects),
+        redirected_in: sum(&|c| c.redirected_in()),
+        drops,
+        mbufs_in_use_start: 0,
+        mbufs_in_use_end: 0,
+        elapsed,
+    }
+}
+
+impl Report {
+    /// The counters, as rvsd prints them when it stops.
+    pub fn render(&self) -> String {
+        let mut s = String::new();
+        use std::fmt::Write;
+        let _ = writeln!(
+            s,
+            "memory: {}; workers: {}; ran {:.2} s",
+            self.memory.describe(),
+            self.workers,
+            self.elapsed.as_secs_f64()
+        );
+        for p in &self.ports {
+            let t = &p.stats;
+            let _ = writeln!(
+                s,
+                "port {:<10} rx {} tx {} rx_bytes {} tx_bytes {} imissed {} ierrors {} oerrors {} rx_nombuf {}",
+                p.name, t.ipackets, t.opackets, t.ibytes, t.obytes, t.imissed, t.ierrors, t.oerrors, t.rx_nombuf
+            );
+        }
+        let _ = writeln!(
+            s,
+            "workers: rx {} forwarded {} replies {} redirected {} (received {}) tx {}",
+            self.rx, self.forwarded, self.replies, self.redirects, self.redirected_in, self.tx
+        );
+        if self.drops.is_empty() {
+            let _ = writeln!(s, "drops: none");
+        } else {
+            let list: Vec<String> = self.drops.iter().map(|(n, c)| format!("{n} {c}")).collect();
+            let _ = writeln!(s, "drops: {}", list.join(", "));
+        }
+        let _ = writeln!(
+            s,
+            "mbufs in use: {} at start, {} at the end",
+            self.mbufs_in_use_start, self.mbufs_in_use_end
+        );
+        s
+    }
+}
