@@ -192,6 +192,22 @@ fn ipv4_frame(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, mut l4: Vec<u8>, csum_at:
     f
 }
 
+/// The frame with its IPv4 TTL set (header checksum recomputed).
+pub fn with_ttl(mut f: Vec<u8>, ttl: u8) -> Vec<u8> {
+    f[22] = ttl;
+    f[24..26].fill(0);
+    let c = internet_checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+/// The frame with new Ethernet addresses.
+pub fn with_macs(mut f: Vec<u8>, src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
+    f[0..6].copy_from_slice(&dst);
+    f[6..12].copy_from_slice(&src);
+    f
+}
+
 /// RFC 1071 one's-complement sum, complemented.
 fn internet_checksum(data: &[u8]) -> u16 {
     let mut sum = 0u32;
