@@ -115,11 +115,6 @@ fn read(dir: &Path, names: &[&str]) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn sorted(mut v: Vec<Vec<u8>>) -> Vec<Vec<u8>> {
-    v.sort();
-    v
-}
-
 /// What rvs must send for the demo's conversations: requests DNATed to their server,
 /// replies SNATed back to the VIP, TTL decremented, MACs of the next hop.
 fn expected_nat(gen: &NatDemo, frames: &[Vec<u8>]) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
