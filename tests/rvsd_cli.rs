@@ -87,3 +87,81 @@ fn rvsadm_refuses_what_it_cannot_do_yet() {
         "an ipvsadm command is refused, not faked"
     );
 }
+
+#[test]
+fn shipped_configs_pass_check() {
+    for f in ["configs/nat.toml", "configs/dr.toml", "configs/tun.toml"] {
+        let out = rvsd()
+            .args(["--check", f])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{f}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+    }
+}
+
+#[test]
+fn a_bad_config_lists_every_bad_field_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[dataplane]
+workers = [0, 0]
+[[port]]
+device = "net_null0"
+addresses = ["10.0.0.1/33"]
+[[service]]
+protocol = "tcp"
+address = "10.0.0.100:80"
+scheduler = "fastest"
+[[service.real]]
+address = "10.0.0.5:8080"
+method = "dr"
+weight = -3
+"#,
+    )
+    .unwrap();
+    for flag in ["--check", "--config"] {
+        let out = rvsd().arg(flag).arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            "dataplane.workers[1]: CPU 0 is listed twice",
+            "port[0].addresses[0]: \"10.0.0.1/33\" is not an address with prefix",
+            "service[0].scheduler: unknown scheduler \"fastest\"",
+            "service[0].real[0].weight: -3 is outside 0..=65535",
+            "service[0].real[0].address: port 8080 differs from the virtual port 80",
+        ] {
+            assert!(err.contains(want), "{flag}: {want:?} missing from\n{err}");
+        }
+    }
+    let missing = rvsd()
+        .args(["--check", "/nonexistent/rvs.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("reading /nonexistent/rvs.toml"));
+}
+
+#[test]
+fn a_device_that_does_not_probe_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("rvs.toml");
+    std::fs::write(
+        &path,
+        "[dataplane]\nworkers = [0]\n[eal]\nmemory = \"no-huge\"\n[[port]]\nname = \"up\"\ndevice = \"net_pcap_x9,rx_pcap=/nonexistent.pcap,tx_pcap=/tmp/x.pcap\"\naddresses = [\"10.0.0.1/24\"]\n",
+    )
+    .unwrap();
+    let out = rvsd().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("port \"up\" (net_pcap_x9"), "{err}");
+    assert!(err.contains("rte_dev_probe failed"), "{err}");
+}
