@@ -108,7 +108,15 @@ fn pcap(dir: &Path, name: &str) -> String {
     dir.join(name).to_str().unwrap().to_string()
 }
 
+/// The IP frames of output pcaps (the gratuitous ARPs are checked on their own).
 fn read(dir: &Path, names: &[&str]) -> Vec<Vec<u8>> {
+    all(dir, names)
+        .into_iter()
+        .filter(|f| f[12..14] != [0x08, 0x06])
+        .collect()
+}
+
+fn all(dir: &Path, names: &[&str]) -> Vec<Vec<u8>> {
     names
         .iter()
         .flat_map(|n| traffic::read_pcap(&dir.join(n)).unwrap())
@@ -161,6 +169,19 @@ fn nat_both_directions_every_packet() {
             pcap(d, "out-i.pcap")
         ),
     );
+    // At start, a gratuitous ARP for each IPv4 VIP out of each port.
+    for (name, mac) in [("out-o.pcap", OUTSIDE_MAC), ("out-i.pcap", INSIDE_MAC)] {
+        let garps: Vec<Vec<u8>> = all(d, &[name])
+            .into_iter()
+            .filter(|f| f[12..14] == [0x08, 0x06])
+            .collect();
+        assert_eq!(garps.len(), 4, "{name}: one per VIP (10.0.0.100..103)");
+        for g in &garps {
+            assert_eq!(&g[0..6], &[0xff; 6]);
+            assert_eq!(&g[22..28], &mac, "sender MAC is the port's");
+            assert_eq!(&g[28..32], &g[38..42], "sender and target are the VIP");
+        }
+    }
     let (to_servers, to_clients) = expected_nat(&gen, &frames);
     assert_eq!(
         read(d, &["out-i.pcap"]),

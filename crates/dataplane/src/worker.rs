@@ -109,8 +109,43 @@ impl Worker {
         (dpdk::tsc() - self.tsc_start) / self.tsc_per_ms
     }
 
+    /// Gratuitous ARP for every IPv4 VIP out of every port with an IPv4 address, so that
+    /// routers and switches learn where the VIPs are now (after a start or a failover).
+    fn announce(&mut self, t: &Tables) {
+        let mut vips: Vec<std::net::Ipv4Addr> = t
+            .services
+            .iter()
+            .filter_map(|s| match s.key.vip {
+                IpAddr::V4(v) => Some(v),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
+        vips.sort();
+        vips.dedup();
+        for port in 0..t.net.ports.len() {
+            let p = &t.net.ports[port];
+            if p.v4.is_empty() {
+                continue;
+            }
+            let mac = p.mac;
+            for &vip in &vips {
+                let Some(mut m) = self.pool.alloc() else { return };
+                let frame = neighbor::arp_request(mac, vip, vip);
+                if let Ok(buf) = m.append(frame.len()) {
+                    buf.copy_from_slice(&frame);
+                    self.send(port as u16, m);
+                }
+            }
+        }
+        self.flush();
+    }
+
     /// Polls until `shared.stop` is set; then flushes and publishes the final counters.
     pub fn run(mut self) -> Director {
+        if self.id == 0 {
+            let t = self.shared.tables.load_full();
+            self.announce(&t);
+        }
         let mut loops = 0u32;
         let mut burst = Burst::new();
         let mut verdicts = [Verdict::Neighbor; BURST_SIZE];
