@@ -177,13 +177,14 @@ mod tests {
     #[test]
     fn stats_format() {
         let s = list_stats(&rows(), 4096);
-        assert!(
-            s.contains("TCP  10.0.0.100:80                       3       10        8     1000      800"),
-            "{s}"
+        // Columns as ipvsadm's: the endpoint padded to 33, then five counters of width 8.
+        let row = |first: &str| format!("{first:<33} {:>8} {:>8} {:>8} {:>8} {:>8}", 3, 10, 8, 1000, 800);
+        let lines: Vec<&str> = s.lines().collect();
+        assert_eq!(
+            lines[1],
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes"
         );
-        assert!(
-            s.contains("  -> 192.168.1.2:80                       3       10        8     1000      800"),
-            "{s}"
-        );
+        assert_eq!(lines[3], row("TCP  10.0.0.100:80"));
+        assert_eq!(lines[4], row("  -> 192.168.1.2:80"));
     }
 }

@@ -1,0 +1,342 @@
+//! End to end with real kernels: network namespaces and veth pairs, rvsd on net_af_packet
+//! ports, real HTTP servers (python3 -m http.server) in their own namespaces and a real client
+//! (curl) making 100 requests through the VIP. NAT and DR. Needs root (CI runs as root).
+//!
+//! Every namespace and link carries a prefix unique to the test process and is removed when
+//! the test ends, pass or fail.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn sh(cmd: &str) {
+    let out = Command::new("bash").args(["-ec", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Namespaces, links and processes of one test; all removed on drop.
+struct Lab {
+    p: String,
+    netns: Vec<String>,
+    links: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    fn new(tag: &str) -> Lab {
+        assert!(
+            is_root(),
+            "the end-to-end tests need root (network namespaces, af_packet)"
+        );
+        // Interface names are at most 15 bytes: keep the prefix short.
+        Lab {
+            p: format!("{tag}{}", std::process::id() % 10000),
+            netns: vec![],
+            links: vec![],
+            children: vec![],
+        }
+    }
+
+    fn ns(&mut self, name: &str) -> String {
+        let n = format!("{}{name}", self.p);
+        sh(&format!("ip netns add {n}; ip netns exec {n} ip link set lo up"));
+        self.netns.push(n.clone());
+        n
+    }
+
+    /// A veth pair; `a` stays in the root namespace (for rvsd or a bridge), `b` goes to `ns`.
+    fn veth(&mut self, a: &str, b: &str, ns: Option<&str>) -> (String, String) {
+        let (a, b) = (format!("{}{a}", self.p), format!("{}{b}", self.p));
+        sh(&format!("ip link add {a} type veth peer name {b}"));
+        self.links.push(a.clone());
+        // Checksum offload off: af_packet must see complete checksums on both paths.
+        sh(&format!("ethtool -K {a} tx off rx off >/dev/null; sysctl -qw net.ipv6.conf.{a}.disable_ipv6=1; ip link set {a} up"));
+        match ns {
+            Some(n) => sh(&format!("ip link set {b} netns {n}; ip netns exec {n} ethtool -K {b} tx off rx off >/dev/null; ip netns exec {n} ip link set {b} up")),
+            None => sh(&format!("ethtool -K {b} tx off rx off >/dev/null; sysctl -qw net.ipv6.conf.{b}.disable_ipv6=1; ip link set {b} up")),
+        }
+        (a, b)
+    }
+
+    fn bridge(&mut self, name: &str, ports: &[&str]) {
+        let br = format!("{}{name}", self.p);
+        sh(&format!(
+            "ip link add {br} type bridge; sysctl -qw net.ipv6.conf.{br}.disable_ipv6=1; ip link set {br} up"
+        ));
+        self.links.push(br.clone());
+        for p in ports {
+            sh(&format!("ip link set {p} master {br}"));
+        }
+    }
+
+    fn http_server(&mut self, ns: &str, addr: &str, name: &str) {
+        let dir = std::env::temp_dir().join(format!("{}-{name}", self.p));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), format!("{name}\n")).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "python3",
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                addr,
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        wait_until(Duration::from_secs(15), || {
+            curl(ns, &format!("http://{addr}:8000/"))
+        })
+        .unwrap_or_else(|| panic!("the HTTP server {name} in {ns} never answered"));
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
+        }
+        for n in &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+    }
+}
+
+fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// One HTTP GET from inside `ns`; the body, or None on any failure.
+fn curl(ns: &str, url: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-s",
+            "--fail",
+            "--max-time",
+            "2",
+            url,
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+struct Rvsd {
+    child: Child,
+    config: std::path::PathBuf,
+}
+
+impl Rvsd {
+    fn start(lab: &Lab, config: &str) -> Rvsd {
+        let path = std::env::temp_dir().join(format!("{}-rvs.toml", lab.p));
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+            .arg("--config")
+            .arg(&path)
+            .args(["--duration", "120"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Rvsd { child, config: path }
+    }
+
+    /// SIGTERM, then the report rvsd prints as it stops.
+    fn stop(mut self) -> String {
+        sh(&format!("kill -TERM {}", self.child.id()));
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "rvsd failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// 100 requests through the VIP; returns how many each server answered.
+fn hundred_requests(client_ns: &str, url: &str) -> std::collections::BTreeMap<String, u32> {
+    // The first request may race rvsd's start: wait until the VIP answers at all.
+    wait_until(Duration::from_secs(20), || curl(client_ns, url)).expect("the VIP never answered");
+    let mut by_server = std::collections::BTreeMap::new();
+    let mut failures = 0;
+    for _ in 0..100 {
+        match curl(client_ns, url) {
+            Some(body) => *by_server.entry(body).or_insert(0) += 1,
+            None => failures += 1,
+        }
+    }
+    assert_eq!(failures, 0, "every request succeeds ({by_server:?})");
+    by_server
+}
+
+#[test]
+fn nat_with_real_kernels() {
+    let mut lab = Lab::new("rn");
+    let c = lab.ns("c");
+    let (out_if, _) = lab.veth("o", "oc", Some(&c));
+    sh(&format!("ip netns exec {c} ip addr add 10.71.0.2/24 dev {}oc; ip netns exec {c} ip route add default via 10.71.0.1", lab.p));
+    let (in_if, in_br) = lab.veth("i", "ib", None);
+    let mut bridged = vec![in_br.clone()];
+    let mut servers = Vec::new();
+    for k in 1..=3 {
+        let s = lab.ns(&format!("s{k}"));
+        let (br_end, _) = lab.veth(&format!("s{k}b"), &format!("s{k}"), Some(&s));
+        sh(&format!("ip netns exec {s} ip addr add 10.72.0.1{k}/24 dev {}s{k}; ip netns exec {s} ip route add default via 10.72.0.1", lab.p));
+        bridged.push(br_end);
+        servers.push(s);
+    }
+    let refs: Vec<&str> = bridged.iter().map(String::as_str).collect();
+    lab.bridge("br", &refs);
+    for (k, s) in servers.iter().enumerate() {
+        lab.http_server(s, &format!("10.72.0.1{}", k + 1), &format!("server{}", k + 1));
+    }
+    let config = format!(
+        r#"
+[dataplane]
+workers = [1]
+[eal]
+memory = "no-huge"
+[[port]]
+name = "outside"
+device = "net_af_packet_{p}o,iface={out_if}"
+addresses = ["10.71.0.1/24"]
+[[port]]
+name = "inside"
+device = "net_af_packet_{p}i,iface={in_if}"
+addresses = ["10.72.0.1/24"]
+[[service]]
+protocol = "tcp"
+address = "10.70.0.100:80"
+scheduler = "rr"
+real = [
+    {{ address = "10.72.0.11:8000", method = "nat" }},
+    {{ address = "10.72.0.12:8000", method = "nat" }},
+    {{ address = "10.72.0.13:8000", method = "nat" }},
+]
+"#,
+        p = lab.p
+    );
+    let rvsd = Rvsd::start(&lab, &config);
+    let by_server = hundred_requests(&c, "http://10.70.0.100/");
+    let report = rvsd.stop();
+    println!("NAT: 100 requests, 0 failures, by server {by_server:?}\n{report}");
+    // rr: the first request (the readiness probe) went to server1, then 100 more in turn.
+    assert_eq!(by_server.len(), 3, "{by_server:?}");
+    for (s, n) in &by_server {
+        assert!((33..=34).contains(n), "rr spreads evenly: {s} got {n}");
+    }
+    assert!(report.contains("TCP  10.70.0.100:80 rr"), "{report}");
+}
+
+#[test]
+fn dr_with_real_kernels() {
+    let mut lab = Lab::new("rd");
+    // One L2 segment: the client, the director and the real servers on a bridge. The servers
+    // hold the VIP on lo and do not answer ARP for it; they reply to the client directly.
+    let c = lab.ns("c");
+    let (c_br, _) = lab.veth("cb", "c", Some(&c));
+    sh(&format!("ip netns exec {c} ip addr add 10.73.0.2/24 dev {}c; ip netns exec {c} ip route add 10.70.1.100/32 via 10.73.0.1", lab.p));
+    let (dir_if, dir_br) = lab.veth("d", "db", None);
+    let mut bridged = vec![c_br, dir_br];
+    let mut servers = Vec::new();
+    for k in 1..=2 {
+        let s = lab.ns(&format!("s{k}"));
+        let (br_end, _) = lab.veth(&format!("s{k}b"), &format!("s{k}"), Some(&s));
+        let dev = format!("{}s{k}", lab.p);
+        sh(&format!(
+            "ip netns exec {s} sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2 \
+             net.ipv4.conf.{dev}.arp_ignore=1 net.ipv4.conf.{dev}.arp_announce=2; \
+             ip netns exec {s} ip addr add 10.73.0.1{k}/24 dev {dev}; \
+             ip netns exec {s} ip addr add 10.70.1.100/32 dev lo"
+        ));
+        bridged.push(br_end);
+        servers.push(s);
+    }
+    let refs: Vec<&str> = bridged.iter().map(String::as_str).collect();
+    lab.bridge("br", &refs);
+    for (k, s) in servers.iter().enumerate() {
+        lab.http_server(s, "0.0.0.0", &format!("server{}", k + 1));
+    }
+    let config = format!(
+        r#"
+[dataplane]
+workers = [1]
+[eal]
+memory = "no-huge"
+[[port]]
+name = "lan"
+device = "net_af_packet_{p}d,iface={dir_if}"
+addresses = ["10.73.0.1/24"]
+[[service]]
+protocol = "tcp"
+address = "10.70.1.100:8000"
+scheduler = "wrr"
+real = [
+    {{ address = "10.73.0.11", method = "dr", weight = 3 }},
+    {{ address = "10.73.0.12", method = "dr", weight = 1 }},
+]
+"#,
+        p = lab.p
+    );
+    let rvsd = Rvsd::start(&lab, &config);
+    let by_server = hundred_requests(&c, "http://10.70.1.100:8000/");
+    let report = rvsd.stop();
+    println!("DR: 100 requests, 0 failures, by server {by_server:?}\n{report}");
+    // wrr 3:1 over 101 connections (with the readiness probe).
+    let s1 = by_server.get("server1").copied().unwrap_or(0);
+    let s2 = by_server.get("server2").copied().unwrap_or(0);
+    assert_eq!(s1 + s2, 100);
+    assert!(
+        (74..=76).contains(&s1) && (24..=26).contains(&s2),
+        "wrr 3:1: {by_server:?}"
+    );
+    assert!(report.contains("Route"), "{report}");
+}
