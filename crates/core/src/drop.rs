@@ -37,6 +37,9 @@ drop_reasons! {
     ArpUnsupported => "arp_unsupported",
     /// An ARP request for an address the director does not own.
     ArpNotForUs => "arp_not_for_us",
+    /// An IPv6 neighbor solicitation for an address the director does not own, or not valid
+    /// (hop limit other than 255, truncated).
+    NdNotForUs => "nd_not_for_us",
     Ipv4Truncated => "ipv4_truncated",
     Ipv4BadVersion => "ipv4_bad_version",
     /// Header length below 20 bytes.

@@ -12,6 +12,8 @@ pub trait Frame {
     fn adj(&mut self, n: usize) -> bool;
     /// Removes `n` bytes from the end; false, and no change, if shorter.
     fn trim(&mut self, n: usize) -> bool;
+    /// Grows the end by `n` bytes (contents unspecified); false, and no change, if no room.
+    fn append(&mut self, n: usize) -> bool;
 }
 
 /// A frame in a `Vec` with headroom in front, like an mbuf's.
@@ -70,6 +72,15 @@ impl Frame for VecFrame {
             return false;
         }
         self.buf.truncate(self.buf.len() - n);
+        true
+    }
+
+    fn append(&mut self, n: usize) -> bool {
+        // An mbuf has about 2 KB of room; a VecFrame grows like one.
+        if self.buf.len() + n > self.start + 2048 {
+            return false;
+        }
+        self.buf.resize(self.buf.len() + n, 0);
         true
     }
 }

@@ -731,6 +731,57 @@ fn cases() -> Vec<Case> {
         None,
     );
 
+    // --- IPv6 neighbor discovery ---
+    let nd = |t: u8, flags: u8, target: &str, mac: [u8; 6], opt: u8| {
+        let mut body = v6(target).to_vec();
+        body.extend_from_slice(&[opt, 1]);
+        body.extend_from_slice(&mac);
+        (
+            Icmpv6Type::Unknown {
+                type_u8: t,
+                code_u8: 0,
+                bytes5to8: [flags, 0, 0, 0],
+            },
+            body,
+        )
+    };
+    let (ns, ns_body) = nd(135, 0, VIP6, GW_MAC, 1);
+    let (na, na_body) = nd(136, 0x60, VIP6, P0_MAC, 2);
+    c(
+        "neighbor solicitation for a v6 VIP is answered with the port's MAC",
+        0,
+        89,
+        icmp6(IN0, GW6, VIP6, 255, ns, &ns_body),
+        Verdict::Reply { port: 0 },
+        Some(icmp6(BACK0, VIP6, GW6, 255, na, &na_body)),
+    );
+    let (ns_other, ns_other_body) = nd(135, 0, "2001:db8::999", GW_MAC, 1);
+    c(
+        "neighbor solicitation for someone else",
+        0,
+        89,
+        icmp6(IN0, GW6, "2001:db8::999", 255, ns_other, &ns_other_body),
+        drop(D::NdNotForUs),
+        None,
+    );
+    c(
+        "neighbor solicitation with a hop limit below 255 is not valid",
+        0,
+        89,
+        icmp6(IN0, GW6, VIP6, 64, ns, &ns_body),
+        drop(D::NdNotForUs),
+        None,
+    );
+    let (adv, adv_body) = nd(136, 0x60, GW6, GW_MAC, 2);
+    c(
+        "neighbor advertisement goes to the neighbor table",
+        0,
+        89,
+        icmp6(IN0, GW6, "2001:db8:ff::1", 255, adv, &adv_body),
+        Verdict::Neighbor,
+        None,
+    );
+
     // --- ARP ---
     c(
         "arp request for a VIP is answered with the port's MAC",

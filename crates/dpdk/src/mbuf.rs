@@ -194,4 +194,9 @@ impl rvs_core::Frame for Mbuf {
     fn trim(&mut self, n: usize) -> bool {
         Mbuf::trim(self, n).is_ok()
     }
+
+    #[inline]
+    fn append(&mut self, n: usize) -> bool {
+        Mbuf::append(self, n).is_ok()
+    }
 }

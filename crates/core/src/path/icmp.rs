@@ -18,6 +18,9 @@ use crate::tables::Tables;
 use crate::wire::icmp::HEADER_LEN as ICMP_HDR;
 use crate::wire::{l4, proto};
 
+const ND_SOLICIT: u8 = 135;
+const ND_ADVERT: u8 = 136;
+
 impl Director {
     pub(super) fn icmp<A: Family, F: Frame>(
         &mut self,
@@ -28,6 +31,9 @@ impl Director {
         ip: IpInfo<A>,
     ) -> Verdict {
         let msg_type = f.data()[l2 + ip.l4];
+        if A::ICMP == proto::ICMPV6 && matches!(msg_type, ND_SOLICIT | ND_ADVERT) {
+            return self.neighbor_discovery(t, port, f, l2, ip.src.ip(), ip.ttl, ip.l4, ip.end);
+        }
         let ours = t.owns(ip.dst.ip());
         if msg_type == A::echo_request() {
             return if ours {

@@ -64,3 +64,79 @@ impl Director {
         Verdict::Reply { port }
     }
 }
+
+impl Director {
+    /// IPv6 neighbor discovery (RFC 4861): a solicitation for a VIP or a director address is
+    /// answered with an advertisement carrying the port's MAC, rewritten in place; an
+    /// advertisement goes to the neighbor table.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn neighbor_discovery<F: Frame>(
+        &mut self,
+        t: &Tables,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        src: IpAddr,
+        hop_limit: u8,
+        l4: usize,
+        end: usize,
+    ) -> Verdict {
+        let b = f.data();
+        if b[l2 + l4] == 136 {
+            return Verdict::Neighbor;
+        }
+        // A valid solicitation: hop limit 255, no extension headers, a whole target.
+        if hop_limit != 255 || l4 != 40 || end < 40 + 24 {
+            return Verdict::Drop(DropReason::NdNotForUs);
+        }
+        let target: [u8; 16] = b[l2 + 48..l2 + 64].try_into().expect("length checked");
+        let target = std::net::Ipv6Addr::from(target);
+        let (IpAddr::V6(src), Some(p)) = (src, t.net.port(port)) else {
+            return Verdict::Drop(DropReason::NdNotForUs);
+        };
+        if !t.owns(IpAddr::V6(target)) {
+            return Verdict::Drop(DropReason::NdNotForUs);
+        }
+        // Duplicate address detection comes from ::, and is answered to all nodes.
+        let (dst, solicited) = if src.is_unspecified() {
+            (std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), false)
+        } else {
+            (src, true)
+        };
+        let want = l2 + 40 + 32;
+        let have = f.data().len();
+        let resized = if have > want {
+            f.trim(have - want)
+        } else {
+            f.append(want - have)
+        };
+        if !resized {
+            return Verdict::Drop(DropReason::NoHeadroom);
+        }
+        let mac = p.mac;
+        let b = f.data_mut();
+        let peer: [u8; 6] = b[6..12].try_into().expect("ethernet header");
+        b[0..6].copy_from_slice(&peer);
+        b[6..12].copy_from_slice(&mac);
+        crate::wire::ipv6::emit(
+            &mut b[l2..l2 + 40],
+            target,
+            dst,
+            crate::wire::proto::ICMPV6,
+            255,
+            32,
+        );
+        let na = &mut b[l2 + 40..];
+        na.fill(0);
+        na[0] = 136;
+        na[4] = if solicited { 0x60 } else { 0x20 }; // S (solicited) and O (override) flags
+        na[8..24].copy_from_slice(&target.octets());
+        na[24] = 2; // target link-layer address option
+        na[25] = 1;
+        na[26..32].copy_from_slice(&mac);
+        let pseudo = crate::checksum::pseudo_v6(target, dst, crate::wire::proto::ICMPV6, 32);
+        let c = !crate::checksum::fold(crate::checksum::sum(na, pseudo));
+        na[2..4].copy_from_slice(&c.to_be_bytes());
+        Verdict::Reply { port }
+    }
+}
