@@ -108,7 +108,7 @@ pub fn build_tables(cfg: &Config, macs: &[[u8; 6]], reg: Arc<RealRegistry>) -> R
         }
         let svc = Service::new(s.key, &s.scheduler, s.flags, s.persistence, reals)
             .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?;
-        services.push(svc);
+        services.push(Arc::new(svc));
     }
     Ok(Tables::new(net, services, cfg.timeouts, reg))
 }

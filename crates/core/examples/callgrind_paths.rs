@@ -41,7 +41,7 @@ fn tables() -> Tables {
             vip: IpAddr::V4(vip),
             port: 80,
         };
-        Service::new(key, "rr", SchedFlags::default(), None, reals).unwrap()
+        Arc::new(Service::new(key, "rr", SchedFlags::default(), None, reals).unwrap())
     };
     let services = vec![
         svc(

@@ -38,7 +38,9 @@ type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 #[derive(Debug)]
 pub struct Tables {
     pub net: Network,
-    pub services: Vec<Service>,
+    /// Shared with later snapshots when unchanged, so a service's scheduler state (the rr
+    /// position, locality caches) survives edits of other services.
+    pub services: Vec<Arc<Service>>,
     pub timeouts: Timeouts,
     pub reals: Arc<RealRegistry>,
     by_key: FastMap<ServiceKey, usize>,
@@ -48,7 +50,12 @@ pub struct Tables {
 impl Tables {
     /// Builds the lookup indexes and publishes each real server's thresholds to its shared
     /// counters.
-    pub fn new(net: Network, services: Vec<Service>, timeouts: Timeouts, reals: Arc<RealRegistry>) -> Tables {
+    pub fn new(
+        net: Network,
+        services: Vec<Arc<Service>>,
+        timeouts: Timeouts,
+        reals: Arc<RealRegistry>,
+    ) -> Tables {
         let mut by_key = FastMap::default();
         let mut vips = FastMap::default();
         for (i, s) in services.iter().enumerate() {
@@ -72,7 +79,7 @@ impl Tables {
     pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
         self.by_key
             .get(&ServiceKey { protocol, vip, port })
-            .map(|&i| &self.services[i])
+            .map(|&i| &*self.services[i])
     }
 
     #[inline]

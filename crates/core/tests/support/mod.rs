@@ -69,19 +69,13 @@ fn svc(
     port: u16,
     reals: Vec<RealServer>,
     persistence: Option<Persistence>,
-) -> Service {
-    Service::new(
-        ServiceKey {
-            protocol: p,
-            vip: vip.parse().unwrap(),
-            port,
-        },
-        "rr",
-        SchedFlags::default(),
-        persistence,
-        reals,
-    )
-    .unwrap()
+) -> Arc<Service> {
+    let key = ServiceKey {
+        protocol: p,
+        vip: vip.parse().unwrap(),
+        port,
+    };
+    Arc::new(Service::new(key, "rr", SchedFlags::default(), persistence, reals).unwrap())
 }
 
 /// Port 0 faces the clients (routers behind 203.0.113.254), port 1 the real servers.
