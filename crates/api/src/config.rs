@@ -114,26 +114,39 @@ pub struct RawTimeouts {
     pub udp: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RawService {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub protocol: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub flags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub persistence: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub netmask: Option<String>,
-    #[serde(default)]
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub real: Vec<RawReal>,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
+#[serde(default)]
 pub struct RawReal {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub weight: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub upper: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub lower: Option<i64>,
 }
 
@@ -303,6 +316,35 @@ fn on_link(ports: &[PortConfig], a: IpAddr) -> bool {
             .collect(),
     };
     net.route(a).is_some()
+}
+
+/// Validates one service as the control socket receives it, against the daemon's ports;
+/// errors name fields under `service`.
+pub fn validate_service(raw: &RawService, ports: &[PortConfig]) -> Result<ServiceConfig, ConfigError> {
+    let cfg = RawConfig { service: vec![raw.clone()], ..Default::default() };
+    let mut e = Errors(Vec::new());
+    let mut out = cfg.validate_services(&mut e, ports);
+    let rename = |m: String| m.replacen("service[0]", "service", 1);
+    match (e.0.is_empty(), out.pop()) {
+        (true, Some(s)) => Ok(s),
+        (true, None) => Err(ConfigError(vec!["service: incomplete".into()])),
+        (false, _) => Err(ConfigError(e.0.into_iter().map(rename).collect())),
+    }
+}
+
+/// Validates one real server of a service (`-a`/`-e`); errors name fields under `real`.
+pub fn validate_real(service: &ServiceConfig, raw: &RawReal, ports: &[PortConfig]) -> Result<RealConfig, ConfigError> {
+    let vip = SocketAddr::new(service.key.vip, service.key.port);
+    let svc = RawService { address: Some(vip.to_string()), real: vec![raw.clone()], ..Default::default() };
+    let cfg = RawConfig { service: vec![svc.clone()], ..Default::default() };
+    let mut e = Errors(Vec::new());
+    let mut reals = cfg.validate_reals(&mut e, 0, &svc, Some(vip), ports);
+    let rename = |m: String| m.replacen("service[0].real[0]", "real", 1);
+    match (e.0.is_empty(), reals.pop()) {
+        (true, Some(r)) => Ok(r),
+        (true, None) => Err(ConfigError(vec!["real: incomplete".into()])),
+        (false, _) => Err(ConfigError(e.0.into_iter().map(rename).collect())),
+    }
 }
 
 impl RawConfig {

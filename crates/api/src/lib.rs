@@ -4,5 +4,6 @@
 //! field (`service[1].real[0].address: ...`), so an operator fixes a file in one pass.
 
 pub mod config;
+pub mod proto;
 
 pub use config::{Config, ConfigError};

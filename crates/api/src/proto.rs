@@ -1,0 +1,241 @@
+//! The control protocol: newline-delimited JSON over a Unix stream socket. A request is one
+//! object `{"id": N, "op": "...", ...}`; the answer is one object `{"id": N, "ok": true, ...}`
+//! or `{"id": N, "ok": false, "error": {"code": "...", "message": "..."}}`. Services and real
+//! servers travel in the config file's own shape ([`RawService`], [`RawReal`]), so the daemon
+//! validates them with the same rules and the same messages as a config file.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{RawReal, RawService};
+
+/// The longest request line accepted (bytes, newline excluded).
+pub const MAX_LINE: usize = 64 * 1024;
+
+/// Identifies a virtual service: `{"protocol": "tcp", "address": "10.0.0.100:80"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceId {
+    pub protocol: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Op {
+    /// `-A`: a new service (with real servers, if any are given).
+    AddService { service: RawService },
+    /// `-E`: change scheduler, flags or persistence of a service; its real servers stay.
+    EditService { service: RawService },
+    /// `-D`.
+    DeleteService { service: ServiceId },
+    /// `-C`: remove every service.
+    Clear {},
+    /// `-a`.
+    AddReal { service: ServiceId, real: RawReal },
+    /// `-e`: weight and thresholds (the method cannot change, as in IPVS).
+    EditReal { service: ServiceId, real: RawReal },
+    /// `-d`.
+    DeleteReal { service: ServiceId, address: String },
+    /// `-L`: services with real servers, counts, stats and rates.
+    List {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceId>,
+    },
+    /// `-Lc`: the connection entries.
+    Connections {},
+    /// `-Z`.
+    Zero {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        service: Option<ServiceId>,
+    },
+    /// `--set tcp tcpfin udp` (0 leaves a value unchanged).
+    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    GetTimeouts {},
+    /// `-R`: replace every service with these, in one step.
+    Restore { services: Vec<RawService> },
+    /// Version, workers, ports, uptime, drops.
+    Status {},
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    pub id: u64,
+    pub op: Op,
+}
+
+/// Why a request line could not be read: the id when it was readable, and the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadRequest {
+    pub id: u64,
+    pub message: String,
+}
+
+impl Request {
+    /// One JSON line, as sent on the socket (without the newline).
+    pub fn to_line(&self) -> String {
+        let mut v = serde_json::to_value(&self.op).expect("ops serialize");
+        v.as_object_mut().expect("an op is an object").insert("id".into(), self.id.into());
+        v.to_string()
+    }
+
+    /// Reads a request line. Unknown ops, unknown fields and wrong types are errors that say
+    /// which; the id is recovered when possible so the error can be matched to the request.
+    pub fn parse(line: &str) -> Result<Request, BadRequest> {
+        let mut v: serde_json::Value =
+            serde_json::from_str(line).map_err(|e| BadRequest { id: 0, message: format!("malformed JSON: {e}") })?;
+        let obj = v.as_object_mut().ok_or(BadRequest { id: 0, message: "a request is a JSON object".into() })?;
+        let id = match obj.remove("id") {
+            Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap(),
+            Some(other) => return Err(BadRequest { id: 0, message: format!("\"id\" must be a non-negative integer, not {other}") }),
+            None => return Err(BadRequest { id: 0, message: "missing \"id\"".into() }),
+        };
+        let op = serde_json::from_value(v).map_err(|e| BadRequest { id, message: e.to_string() })?;
+        Ok(Request { id, op })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// Stable, for programs: `bad_request`, `invalid`, `not_found`, `exists`, `too_long`.
+    pub code: String,
+    /// For people: says what is wrong and what to do.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub id: u64,
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorBody>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<Reply>,
+}
+
+impl Response {
+    pub fn ok(id: u64, result: Option<Reply>) -> Response {
+        Response { id, ok: true, error: None, result }
+    }
+
+    pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
+        Response { id, ok: false, error: Some(ErrorBody { code: code.into(), message: message.into() }), result: None }
+    }
+}
+
+/// Counters and their rates (IPVS's estimator: per second, smoothed over 2-second samples).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub conns: u64,
+    pub in_packets: u64,
+    pub out_packets: u64,
+    pub in_bytes: u64,
+    pub out_bytes: u64,
+    pub cps: u64,
+    pub in_pps: u64,
+    pub out_pps: u64,
+    pub in_bps: u64,
+    pub out_bps: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RealView {
+    pub address: String,
+    pub port: u16,
+    /// nat | dr | tun
+    pub method: String,
+    pub weight: u32,
+    pub upper: u32,
+    pub lower: u32,
+    pub active: u32,
+    pub inactive: u32,
+    pub persistent: u32,
+    pub stats: Stats,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceView {
+    pub protocol: String,
+    /// The VIP's address (no port).
+    pub address: String,
+    pub port: u16,
+    pub scheduler: String,
+    /// `-b` flags as ipvsadm spells them.
+    pub flags: Vec<String>,
+    pub persistence: Option<u32>,
+    /// Persistence netmask as a prefix length.
+    pub netmask: Option<u8>,
+    pub stats: Stats,
+    pub reals: Vec<RealView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnView {
+    pub protocol: String,
+    /// Seconds until it expires.
+    pub expires: u64,
+    pub state: String,
+    pub client: String,
+    pub virtual_: String,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortView {
+    pub name: String,
+    pub rx: u64,
+    pub tx: u64,
+    pub imissed: u64,
+    pub rx_nombuf: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reply {
+    Services { table_size: usize, services: Vec<ServiceView> },
+    Connections { conns: Vec<ConnView> },
+    Timeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    Status {
+        version: String,
+        workers: usize,
+        uptime_s: u64,
+        ports: Vec<PortView>,
+        drops: Vec<(String, u64)>,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_read_as_documented() {
+        let r = Request::parse(
+            r#"{"id":7,"op":"add_real","service":{"protocol":"tcp","address":"10.0.0.100:80"},"real":{"address":"192.168.1.2:80","method":"nat","weight":2}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.id, 7);
+        match r.op {
+            Op::AddReal { service, real } => {
+                assert_eq!(service.address, "10.0.0.100:80");
+                assert_eq!(real.weight, Some(2));
+            }
+            other => panic!("{other:?}"),
+        }
+        let back = Request::parse(&Request { id: 1, op: Op::Clear {} }.to_line()).unwrap();
+        assert_eq!(back, Request { id: 1, op: Op::Clear {} });
+    }
+
+    #[test]
+    fn unknown_ops_and_fields_are_refused() {
+        let e = Request::parse(r#"{"id":1,"op":"explode"}"#).unwrap_err();
+        assert_eq!(e.id, 1);
+        assert!(e.message.contains("unknown variant `explode`"), "{}", e.message);
+        let e = Request::parse(r#"{"id":2,"op":"clear","force":true}"#).unwrap_err();
+        assert!(e.message.contains("unknown field `force`"), "{}", e.message);
+        let e = Request::parse(r#"{"id":"one","op":"clear"}"#).unwrap_err();
+        assert!(e.message.contains("\"id\" must be"), "{}", e.message);
+        let e = Request::parse(r#"{"id":3,"op":"set_timeouts","tcp":"x","tcpfin":0,"udp":0}"#).unwrap_err();
+        assert!(e.message.contains("invalid type"), "{}", e.message);
+        assert!(Request::parse("{nope").unwrap_err().message.starts_with("malformed JSON"));
+    }
+}
