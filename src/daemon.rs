@@ -3,11 +3,10 @@
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{Eal, Mempool, Port, PortConfig, PortStats, RssHash};
 use rvs_api::config::{Config, MemoryMode};
@@ -16,6 +15,7 @@ use rvs_core::net::{Network, PortNet};
 use rvs_core::{DirectorConfig, DropReason, Tables};
 use rvs_dataplane::{DpDrop, Neighbors, Shared, Worker, WorkerCounters, WorkerPorts};
 
+use crate::control::{self, ControlState};
 use crate::ealenv::{self, Memory};
 use crate::ipvs_fmt::{RealRow, ServiceRow};
 
@@ -183,12 +183,12 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
         .iter()
         .flat_map(|p| p.neighbors.iter().copied())
         .collect::<Vec<(IpAddr, [u8; 6])>>();
-    let shared = Arc::new(Shared {
-        tables: ArcSwap::from_pointee(tables),
-        neighbors: Neighbors::new(neighbors),
-        stop: AtomicBool::new(false),
-        counters: (0..workers).map(|_| WorkerCounters::new(REAL_CAPACITY)).collect(),
-    });
+    let shared = Arc::new(Shared::new(
+        tables,
+        Neighbors::new(neighbors),
+        workers,
+        REAL_CAPACITY,
+    ));
 
     // One ring per ordered pair: rings[to][from].
     let rings: Vec<Vec<Arc<ArrayQueue<dpdk::Mbuf>>>> = (0..workers)
@@ -246,6 +246,39 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
         handles.push(h);
     }
 
+    let control = {
+        let port_handles: Vec<(String, Port)> = cfg
+            .ports
+            .iter()
+            .map(|c| c.name.clone())
+            .zip(ports.iter().cloned())
+            .collect();
+        let port_stats = Box::new(move || {
+            port_handles
+                .iter()
+                .map(|(name, p)| {
+                    let s = p.stats().unwrap_or_default();
+                    rvs_api::proto::PortView {
+                        name: name.clone(),
+                        rx: s.ipackets,
+                        tx: s.opackets,
+                        imissed: s.imissed,
+                        rx_nombuf: s.rx_nombuf,
+                    }
+                })
+                .collect()
+        });
+        let state = ControlState::new(
+            &cfg.services,
+            &cfg.ports,
+            &shared.tables.load(),
+            shared.clone(),
+            cfg.conn_capacity,
+            port_stats,
+        );
+        control::serve(&cfg.socket, Arc::new(Mutex::new(state)))?
+    };
+
     let started = Instant::now();
     let (mut last_rx, mut last_change) = (0u64, Instant::now());
     loop {
@@ -266,6 +299,7 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
             }
         }
     }
+    control.stop();
     shared.stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let mut directors = Vec::new();

@@ -1,6 +1,7 @@
 //! The `rvs` package: the `rvsd` daemon and `rvsadm` CLI, and the pieces they share that are
 //! not part of the pure core or the DPDK layer.
 
+pub mod control;
 pub mod daemon;
 pub mod ealenv;
 pub mod ipvs_fmt;

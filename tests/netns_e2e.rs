@@ -244,6 +244,8 @@ fn nat_with_real_kernels() {
 workers = [1]
 [eal]
 memory = "no-huge"
+[control]
+socket = "/tmp/{p}-rvs.sock"
 [[port]]
 name = "outside"
 device = "net_af_packet_{p}o,iface={out_if}"
@@ -311,6 +313,8 @@ fn dr_with_real_kernels() {
 workers = [1]
 [eal]
 memory = "no-huge"
+[control]
+socket = "/tmp/{p}-rvs.sock"
 [[port]]
 name = "lan"
 device = "net_af_packet_{p}d,iface={dir_if}"

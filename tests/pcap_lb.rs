@@ -16,6 +16,9 @@ conn_capacity = 65536
 memory = "no-huge"
 memory_mb = 256
 
+[control]
+socket = "@SOCKET@"
+
 [[port]]
 name = "outside"
 device = "net_pcap_o@TAG@,@OUTSIDE@"
@@ -82,7 +85,8 @@ fn run(dir: &Path, workers: &str, outside: &str, inside: &str) -> Run {
         .replace("@WORKERS@", workers)
         .replace("@TAG@", &std::process::id().to_string())
         .replace("@OUTSIDE@", outside)
-        .replace("@INSIDE@", inside);
+        .replace("@INSIDE@", inside)
+        .replace("@SOCKET@", dir.join("rvs.sock").to_str().unwrap());
     let path = dir.join("rvs.toml");
     std::fs::write(&path, cfg).unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_rvsd"))

@@ -321,7 +321,10 @@ fn on_link(ports: &[PortConfig], a: IpAddr) -> bool {
 /// Validates one service as the control socket receives it, against the daemon's ports;
 /// errors name fields under `service`.
 pub fn validate_service(raw: &RawService, ports: &[PortConfig]) -> Result<ServiceConfig, ConfigError> {
-    let cfg = RawConfig { service: vec![raw.clone()], ..Default::default() };
+    let cfg = RawConfig {
+        service: vec![raw.clone()],
+        ..Default::default()
+    };
     let mut e = Errors(Vec::new());
     let mut out = cfg.validate_services(&mut e, ports);
     let rename = |m: String| m.replacen("service[0]", "service", 1);
@@ -333,10 +336,21 @@ pub fn validate_service(raw: &RawService, ports: &[PortConfig]) -> Result<Servic
 }
 
 /// Validates one real server of a service (`-a`/`-e`); errors name fields under `real`.
-pub fn validate_real(service: &ServiceConfig, raw: &RawReal, ports: &[PortConfig]) -> Result<RealConfig, ConfigError> {
+pub fn validate_real(
+    service: &ServiceConfig,
+    raw: &RawReal,
+    ports: &[PortConfig],
+) -> Result<RealConfig, ConfigError> {
     let vip = SocketAddr::new(service.key.vip, service.key.port);
-    let svc = RawService { address: Some(vip.to_string()), real: vec![raw.clone()], ..Default::default() };
-    let cfg = RawConfig { service: vec![svc.clone()], ..Default::default() };
+    let svc = RawService {
+        address: Some(vip.to_string()),
+        real: vec![raw.clone()],
+        ..Default::default()
+    };
+    let cfg = RawConfig {
+        service: vec![svc.clone()],
+        ..Default::default()
+    };
     let mut e = Errors(Vec::new());
     let mut reals = cfg.validate_reals(&mut e, 0, &svc, Some(vip), ports);
     let rename = |m: String| m.replacen("service[0].real[0]", "real", 1);

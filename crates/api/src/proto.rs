@@ -23,19 +23,34 @@ pub struct ServiceId {
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Op {
     /// `-A`: a new service (with real servers, if any are given).
-    AddService { service: RawService },
+    AddService {
+        service: RawService,
+    },
     /// `-E`: change scheduler, flags or persistence of a service; its real servers stay.
-    EditService { service: RawService },
+    EditService {
+        service: RawService,
+    },
     /// `-D`.
-    DeleteService { service: ServiceId },
+    DeleteService {
+        service: ServiceId,
+    },
     /// `-C`: remove every service.
     Clear {},
     /// `-a`.
-    AddReal { service: ServiceId, real: RawReal },
+    AddReal {
+        service: ServiceId,
+        real: RawReal,
+    },
     /// `-e`: weight and thresholds (the method cannot change, as in IPVS).
-    EditReal { service: ServiceId, real: RawReal },
+    EditReal {
+        service: ServiceId,
+        real: RawReal,
+    },
     /// `-d`.
-    DeleteReal { service: ServiceId, address: String },
+    DeleteReal {
+        service: ServiceId,
+        address: String,
+    },
     /// `-L`: services with real servers, counts, stats and rates.
     List {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -49,10 +64,16 @@ pub enum Op {
         service: Option<ServiceId>,
     },
     /// `--set tcp tcpfin udp` (0 leaves a value unchanged).
-    SetTimeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    SetTimeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     GetTimeouts {},
     /// `-R`: replace every service with these, in one step.
-    Restore { services: Vec<RawService> },
+    Restore {
+        services: Vec<RawService>,
+    },
     /// Version, workers, ports, uptime, drops.
     Status {},
 }
@@ -74,22 +95,42 @@ impl Request {
     /// One JSON line, as sent on the socket (without the newline).
     pub fn to_line(&self) -> String {
         let mut v = serde_json::to_value(&self.op).expect("ops serialize");
-        v.as_object_mut().expect("an op is an object").insert("id".into(), self.id.into());
+        v.as_object_mut()
+            .expect("an op is an object")
+            .insert("id".into(), self.id.into());
         v.to_string()
     }
 
     /// Reads a request line. Unknown ops, unknown fields and wrong types are errors that say
     /// which; the id is recovered when possible so the error can be matched to the request.
     pub fn parse(line: &str) -> Result<Request, BadRequest> {
-        let mut v: serde_json::Value =
-            serde_json::from_str(line).map_err(|e| BadRequest { id: 0, message: format!("malformed JSON: {e}") })?;
-        let obj = v.as_object_mut().ok_or(BadRequest { id: 0, message: "a request is a JSON object".into() })?;
+        let mut v: serde_json::Value = serde_json::from_str(line).map_err(|e| BadRequest {
+            id: 0,
+            message: format!("malformed JSON: {e}"),
+        })?;
+        let obj = v.as_object_mut().ok_or(BadRequest {
+            id: 0,
+            message: "a request is a JSON object".into(),
+        })?;
         let id = match obj.remove("id") {
             Some(serde_json::Value::Number(n)) if n.as_u64().is_some() => n.as_u64().unwrap(),
-            Some(other) => return Err(BadRequest { id: 0, message: format!("\"id\" must be a non-negative integer, not {other}") }),
-            None => return Err(BadRequest { id: 0, message: "missing \"id\"".into() }),
+            Some(other) => {
+                return Err(BadRequest {
+                    id: 0,
+                    message: format!("\"id\" must be a non-negative integer, not {other}"),
+                })
+            }
+            None => {
+                return Err(BadRequest {
+                    id: 0,
+                    message: "missing \"id\"".into(),
+                })
+            }
         };
-        let op = serde_json::from_value(v).map_err(|e| BadRequest { id, message: e.to_string() })?;
+        let op = serde_json::from_value(v).map_err(|e| BadRequest {
+            id,
+            message: e.to_string(),
+        })?;
         Ok(Request { id, op })
     }
 }
@@ -114,11 +155,24 @@ pub struct Response {
 
 impl Response {
     pub fn ok(id: u64, result: Option<Reply>) -> Response {
-        Response { id, ok: true, error: None, result }
+        Response {
+            id,
+            ok: true,
+            error: None,
+            result,
+        }
     }
 
     pub fn err(id: u64, code: &str, message: impl Into<String>) -> Response {
-        Response { id, ok: false, error: Some(ErrorBody { code: code.into(), message: message.into() }), result: None }
+        Response {
+            id,
+            ok: false,
+            error: Some(ErrorBody {
+                code: code.into(),
+                message: message.into(),
+            }),
+            result: None,
+        }
     }
 }
 
@@ -191,9 +245,18 @@ pub struct PortView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
-    Services { table_size: usize, services: Vec<ServiceView> },
-    Connections { conns: Vec<ConnView> },
-    Timeouts { tcp: u32, tcpfin: u32, udp: u32 },
+    Services {
+        table_size: usize,
+        services: Vec<ServiceView>,
+    },
+    Connections {
+        conns: Vec<ConnView>,
+    },
+    Timeouts {
+        tcp: u32,
+        tcpfin: u32,
+        udp: u32,
+    },
     Status {
         version: String,
         workers: usize,
@@ -221,8 +284,21 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        let back = Request::parse(&Request { id: 1, op: Op::Clear {} }.to_line()).unwrap();
-        assert_eq!(back, Request { id: 1, op: Op::Clear {} });
+        let back = Request::parse(
+            &Request {
+                id: 1,
+                op: Op::Clear {},
+            }
+            .to_line(),
+        )
+        .unwrap();
+        assert_eq!(
+            back,
+            Request {
+                id: 1,
+                op: Op::Clear {}
+            }
+        );
     }
 
     #[test]
@@ -236,6 +312,9 @@ mod tests {
         assert!(e.message.contains("\"id\" must be"), "{}", e.message);
         let e = Request::parse(r#"{"id":3,"op":"set_timeouts","tcp":"x","tcpfin":0,"udp":0}"#).unwrap_err();
         assert!(e.message.contains("invalid type"), "{}", e.message);
-        assert!(Request::parse("{nope").unwrap_err().message.starts_with("malformed JSON"));
+        assert!(Request::parse("{nope")
+            .unwrap_err()
+            .message
+            .starts_with("malformed JSON"));
     }
 }

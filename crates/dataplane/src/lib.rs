@@ -18,4 +18,4 @@ pub mod worker;
 
 pub use counters::{DpDrop, WorkerCounters};
 pub use neighbor::Neighbors;
-pub use worker::{Shared, Worker, WorkerPorts};
+pub use worker::{Command, ConnEntry, Shared, Worker, WorkerPorts};

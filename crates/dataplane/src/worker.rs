@@ -19,6 +19,60 @@ pub struct Shared {
     pub neighbors: Neighbors,
     pub stop: AtomicBool,
     pub counters: Vec<WorkerCounters>,
+    /// Per worker: requests from the control thread, polled once per loop.
+    pub commands: Vec<ArrayQueue<Command>>,
+}
+
+/// A request from the control thread to one worker (for what only the worker can see).
+#[derive(Debug)]
+pub enum Command {
+    /// Send a copy of the connection table.
+    DumpConns(std::sync::mpsc::Sender<Vec<ConnEntry>>),
+}
+
+/// One connection as `ipvsadm -Lc` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnEntry {
+    pub protocol: u8,
+    pub state: String,
+    pub expires_ms: u64,
+    pub client: (IpAddr, u16),
+    pub virtual_: (IpAddr, u16),
+    pub real: (IpAddr, u16),
+    pub template: bool,
+}
+
+impl Shared {
+    pub fn new(tables: Tables, neighbors: Neighbors, workers: usize, real_capacity: usize) -> Shared {
+        Shared {
+            tables: ArcSwap::from_pointee(tables),
+            neighbors,
+            stop: AtomicBool::new(false),
+            counters: (0..workers).map(|_| WorkerCounters::new(real_capacity)).collect(),
+            commands: (0..workers).map(|_| ArrayQueue::new(16)).collect(),
+        }
+    }
+}
+
+fn dump<A: rvs_core::conn::Addr>(t: &rvs_core::conn::ConnTable<A>, now: u64, out: &mut Vec<ConnEntry>) {
+    use rvs_core::conn::state::{SctpState, TcpState};
+    for (_, c) in t.iter() {
+        let state = match c.proto {
+            _ if c.is_template() => "NONE".to_string(),
+            6 => TcpState::from_u8(c.state).name().to_string(),
+            132 => SctpState::from_u8(c.state).name().to_string(),
+            _ => "UDP".to_string(),
+        };
+        out.push(ConnEntry {
+            protocol: if c.is_template() { 0 } else { c.proto },
+            state,
+            expires_ms: c.expires.saturating_sub(now),
+            client: (c.client.ip(), c.cport),
+            virtual_: (c.vaddr.ip(), c.vport),
+            real: (c.raddr.ip(), c.rport),
+            template: c.is_template(),
+        });
+    }
 }
 
 /// A worker's queues: index i is the port at position i of the config (and of `Tables.net`).
@@ -165,6 +219,14 @@ impl Worker {
                 }
             }
             self.drain_redirects(&tables, &neigh, now);
+            if let Some(cmd) = self
+                .shared
+                .commands
+                .get(self.id as usize)
+                .and_then(ArrayQueue::pop)
+            {
+                self.command(cmd, now);
+            }
             if !self.pending.is_empty() {
                 self.resolve_pending(&tables, &neigh, now);
             }
@@ -180,6 +242,18 @@ impl Worker {
         self.pending.clear();
         self.publish(&tables);
         self.director
+    }
+
+    fn command(&mut self, cmd: Command, now: u64) {
+        match cmd {
+            Command::DumpConns(reply) => {
+                let mut out =
+                    Vec::with_capacity(self.director.conns_v4().len() + self.director.conns_v6().len());
+                dump(self.director.conns_v4(), now, &mut out);
+                dump(self.director.conns_v6(), now, &mut out);
+                let _ = reply.send(out);
+            }
+        }
     }
 
     fn act(&mut self, t: &Tables, neigh: &NeighborMap, mut m: Mbuf, v: Verdict, now: u64) {

@@ -1,0 +1,9 @@
+//! rvsd's control plane: the service tables as the operator edits them, published to the
+//! workers RCU-style, and the Unix socket that takes the edits.
+
+mod estimator;
+mod server;
+mod state;
+
+pub use server::{serve, ServerHandle};
+pub use state::ControlState;
