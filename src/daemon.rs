@@ -17,7 +17,7 @@ use rvs_dataplane::{DpDrop, Neighbors, Shared, Worker, WorkerCounters, WorkerPor
 
 use crate::control::{self, ControlState};
 use crate::ealenv::{self, Memory};
-use crate::ipvs_fmt::{RealRow, ServiceRow};
+use rvs_api::proto::{RealView, ServiceView, Stats};
 
 /// Redirect ring size per worker pair.
 const RING: usize = 1024;
@@ -43,7 +43,7 @@ pub struct PortReport {
 pub struct Report {
     pub memory: Memory,
     pub ports: Vec<PortReport>,
-    pub services: Vec<ServiceRow>,
+    pub services: Vec<ServiceView>,
     pub table_size: usize,
     pub workers: usize,
     pub rx: u64,
@@ -357,13 +357,8 @@ fn make_report(
     let services = tables
         .services
         .iter()
-        .map(|s| ServiceRow {
-            protocol: s.key.protocol,
-            vip: s.key.vip,
-            port: s.key.port,
-            scheduler: s.scheduler.name().to_string(),
-            persistence: s.persistence,
-            reals: s
+        .map(|s| {
+            let reals: Vec<RealView> = s
                 .reals
                 .iter()
                 .map(|r| {
@@ -371,21 +366,57 @@ fn make_report(
                     let traffic = |f: fn(&rvs_core::RealTraffic) -> u64| {
                         directors.iter().map(|d| f(&d.real_traffic(r.id))).sum::<u64>()
                     };
-                    RealRow {
-                        addr: r.addr,
+                    RealView {
+                        address: r.addr.to_string(),
                         port: r.port,
-                        forward: r.forward,
+                        method: match r.forward {
+                            rvs_core::model::Forward::Nat => "nat",
+                            rvs_core::model::Forward::Dr => "dr",
+                            rvs_core::model::Forward::Tun => "tun",
+                        }
+                        .into(),
                         weight: r.weight,
+                        upper: r.upper,
+                        lower: r.lower,
                         active: shared_counts.active(),
                         inactive: shared_counts.inactive(),
-                        conns: shared_counts.conns.load(Ordering::Relaxed),
-                        in_packets: traffic(|t| t.in_packets),
-                        out_packets: traffic(|t| t.out_packets),
-                        in_bytes: traffic(|t| t.in_bytes),
-                        out_bytes: traffic(|t| t.out_bytes),
+                        persistent: shared_counts.persistent.load(Ordering::Relaxed),
+                        stats: Stats {
+                            conns: shared_counts.conns.load(Ordering::Relaxed),
+                            in_packets: traffic(|t| t.in_packets),
+                            out_packets: traffic(|t| t.out_packets),
+                            in_bytes: traffic(|t| t.in_bytes),
+                            out_bytes: traffic(|t| t.out_bytes),
+                            ..Stats::default()
+                        },
                     }
                 })
-                .collect(),
+                .collect();
+            let sum = |f: fn(&Stats) -> u64| reals.iter().map(|r| f(&r.stats)).sum::<u64>();
+            let stats = Stats {
+                conns: sum(|s| s.conns),
+                in_packets: sum(|s| s.in_packets),
+                out_packets: sum(|s| s.out_packets),
+                in_bytes: sum(|s| s.in_bytes),
+                out_bytes: sum(|s| s.out_bytes),
+                ..Stats::default()
+            };
+            ServiceView {
+                protocol: match s.key.protocol {
+                    rvs_core::model::Protocol::Tcp => "tcp",
+                    rvs_core::model::Protocol::Udp => "udp",
+                    rvs_core::model::Protocol::Sctp => "sctp",
+                }
+                .into(),
+                address: s.key.vip.to_string(),
+                port: s.key.port,
+                scheduler: s.scheduler.name().to_string(),
+                flags: s.flags.names(s.scheduler.name()),
+                persistence: s.persistence.map(|p| p.timeout_s),
+                netmask: s.persistence.map(|p| p.prefix_len),
+                stats,
+                reals,
+            }
         })
         .collect();
     Report {
@@ -408,6 +439,22 @@ fn make_report(
 }
 
 impl Report {
+    /// The tables as `ipvsadm -Ln` and `ipvsadm -Ln --stats --exact` print them.
+    pub fn tables(&self) -> String {
+        use crate::ipvsadm::{fmt_list, ListOpts};
+        let numeric = ListOpts {
+            numeric: true,
+            ..Default::default()
+        };
+        let stats = ListOpts {
+            stats: true,
+            exact: true,
+            ..numeric.clone()
+        };
+        fmt_list(self.table_size, &self.services, &numeric)
+            + &fmt_list(self.table_size, &self.services, &stats)
+    }
+
     /// The counters, as rvsd prints them when it stops.
     pub fn render(&self) -> String {
         let mut s = String::new();

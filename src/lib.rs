@@ -4,7 +4,7 @@
 pub mod control;
 pub mod daemon;
 pub mod ealenv;
-pub mod ipvs_fmt;
+pub mod ipvsadm;
 pub mod traffic;
 
 /// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.

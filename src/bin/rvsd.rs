@@ -14,7 +14,6 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use rvs::daemon::{self, StopWhen};
-use rvs::ipvs_fmt;
 use rvs::traffic::{self, NatDemo};
 use rvs_api::Config;
 
@@ -120,8 +119,7 @@ fn run_file(path: &Path, args: &Args) -> Result<()> {
     let stop = stop_on_signals()?;
     let report = daemon::run(&cfg, &when(args), &stop)?;
     print!("{}", report.render());
-    print!("{}", ipvs_fmt::list(&report.services, report.table_size));
-    print!("{}", ipvs_fmt::list_stats(&report.services, report.table_size));
+    print!("{}", report.tables());
     Ok(())
 }
 
@@ -166,8 +164,7 @@ fn demo(args: &Args) -> Result<()> {
         &stop,
     )?;
     print!("{}", report.render());
-    print!("{}", ipvs_fmt::list(&report.services, report.table_size));
-    print!("{}", ipvs_fmt::list_stats(&report.services, report.table_size));
+    print!("{}", report.tables());
     // Beside the traffic, each port sent a gratuitous ARP for the VIP at start.
     let ip_frames = |name: &str| -> Result<u64> {
         Ok(traffic::read_pcap(&dir.join(name))?

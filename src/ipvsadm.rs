@@ -1,0 +1,572 @@
+//! ipvsadm's command line and output formats, for rvsadm.
+//!
+//! [`parse`] turns ipvsadm arguments (short options may be bundled: `-Ln`) into a [`Cmd`];
+//! the `fmt_*` functions print what the daemon answers the way ipvsadm 1.31 prints it.
+
+use std::fmt::Write;
+
+use rvs_api::config::{RawReal, RawService};
+use rvs_api::proto::{ConnView, ServiceId, ServiceView, Stats};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListOpts {
+    pub numeric: bool,
+    pub conns: bool,
+    pub stats: bool,
+    pub rate: bool,
+    pub thresholds: bool,
+    pub persistent_conn: bool,
+    pub exact: bool,
+    pub timeout: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cmd {
+    AddService(RawService),
+    EditService(RawService),
+    DeleteService(ServiceId),
+    Clear,
+    Restore,
+    Save {
+        numeric: bool,
+    },
+    AddReal(ServiceId, RawReal),
+    EditReal(ServiceId, RawReal),
+    DeleteReal(ServiceId, String),
+    List {
+        service: Option<ServiceId>,
+        opts: ListOpts,
+    },
+    Zero(Option<ServiceId>),
+    SetTimeouts(u32, u32, u32),
+    Help,
+    Version,
+}
+
+/// Expands bundled short options (`-Ln` -> `-L -n`); values stay attached to their option.
+fn expand(args: &[String]) -> Vec<String> {
+    const TAKES_VALUE: &str = "tufsMbrwxypR";
+    let mut out = Vec::new();
+    for a in args {
+        if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
+            let chars: Vec<char> = a[1..].chars().collect();
+            let mut i = 0;
+            while i < chars.len() {
+                out.push(format!("-{}", chars[i]));
+                if TAKES_VALUE.contains(chars[i]) && chars[i] != 'p' && chars[i] != 'R' && i + 1 < chars.len()
+                {
+                    out.push(chars[i + 1..].iter().collect());
+                    break;
+                }
+                i += 1;
+            }
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// A port by number or by /etc/services name (`http`), as ipvsadm accepts them.
+fn resolve_port(p: &str, proto: &str) -> Result<u16, String> {
+    if let Ok(n) = p.parse::<u16>() {
+        return Ok(n);
+    }
+    services_db()
+        .into_iter()
+        .find(|(name, _, pr)| name == p && pr == proto)
+        .map(|(_, n, _)| n)
+        .ok_or_else(|| format!("{p:?} is neither a port number nor a service name in /etc/services"))
+}
+
+fn services_db() -> Vec<(String, u16, String)> {
+    let text = std::fs::read_to_string("/etc/services").unwrap_or_default();
+    let mut v = Vec::new();
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("");
+        let mut it = line.split_whitespace();
+        let (Some(name), Some(pp)) = (it.next(), it.next()) else {
+            continue;
+        };
+        if let Some((port, proto)) = pp.split_once('/') {
+            if let Ok(port) = port.parse() {
+                v.push((name.to_string(), port, proto.to_string()));
+                for alias in it {
+                    v.push((alias.to_string(), port, proto.to_string()));
+                }
+            }
+        }
+    }
+    v
+}
+
+/// `port` as ipvsadm prints it without -n: its /etc/services name, else the number.
+pub fn port_name(port: u16, proto: &str, numeric: bool) -> String {
+    if numeric {
+        return port.to_string();
+    }
+    let proto = if proto == "sctp" { "sctp" } else { proto };
+    services_db()
+        .into_iter()
+        .find(|(_, n, p)| *n == port && p == proto)
+        .map(|(name, _, _)| name)
+        .unwrap_or_else(|| port.to_string())
+}
+
+/// Splits `host:port`, `[v6]:port` or a bare host.
+fn split_hostport(s: &str) -> (String, Option<String>) {
+    if let Some(rest) = s.strip_prefix('[') {
+        if let Some((h, p)) = rest.split_once(']') {
+            return (h.to_string(), p.strip_prefix(':').map(str::to_string));
+        }
+    }
+    match s.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p.to_string())),
+        _ => (s.to_string(), None),
+    }
+}
+
+fn join(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn service_id(proto: &str, addr: &str) -> Result<ServiceId, String> {
+    let (h, p) = split_hostport(addr);
+    let p = p.ok_or_else(|| format!("{addr:?}: a virtual service needs a port (VIP:port)"))?;
+    let port = resolve_port(&p, proto)?;
+    Ok(ServiceId {
+        protocol: proto.to_string(),
+        address: join(&h, port),
+    })
+}
+
+fn real_address(addr: &str, proto: &str) -> Result<String, String> {
+    let (h, p) = split_hostport(addr);
+    Ok(match p {
+        Some(p) => join(&h, resolve_port(&p, proto)?),
+        None => h,
+    })
+}
+
+fn num(v: Option<&String>, what: &str) -> Result<i64, String> {
+    let v = v.ok_or_else(|| format!("{what} needs a value"))?;
+    v.parse().map_err(|_| format!("{what}: {v:?} is not a number"))
+}
+
+/// Parses ipvsadm arguments (without the program name).
+pub fn parse(args: &[String]) -> Result<Cmd, String> {
+    let a = expand(args);
+    let mut cmd: Option<char> = None;
+    let mut svc: Option<(String, String)> = None;
+    let mut sched = None;
+    let mut persist: Option<Option<i64>> = None;
+    let mut netmask = None;
+    let mut flags = None;
+    let mut real = None;
+    let mut method = None;
+    let (mut weight, mut upper, mut lower) = (None, None, None);
+    let mut opts = ListOpts::default();
+    let mut set = None;
+    let mut i = 0;
+    let set_cmd = |cmd: &mut Option<char>, c: char| -> Result<(), String> {
+        match cmd {
+            Some(x) if *x != c => {
+                Err("only one command (-A, -E, -D, -a, -e, -d, -L, -C, -R, -S, -Z, --set) at a time".into())
+            }
+            _ => {
+                *cmd = Some(c);
+                Ok(())
+            }
+        }
+    };
+    while i < a.len() {
+        let o = a[i].as_str();
+        let next = a.get(i + 1);
+        match o {
+            "-A" | "--add-service" => set_cmd(&mut cmd, 'A')?,
+            "-E" | "--edit-service" => set_cmd(&mut cmd, 'E')?,
+            "-D" | "--delete-service" => set_cmd(&mut cmd, 'D')?,
+            "-C" | "--clear" => set_cmd(&mut cmd, 'C')?,
+            "-R" | "--restore" => set_cmd(&mut cmd, 'R')?,
+            "-S" | "--save" => set_cmd(&mut cmd, 'S')?,
+            "-a" | "--add-server" => set_cmd(&mut cmd, 'a')?,
+            "-e" | "--edit-server" => set_cmd(&mut cmd, 'e')?,
+            "-d" | "--delete-server" => set_cmd(&mut cmd, 'd')?,
+            "-L" | "-l" | "--list" => set_cmd(&mut cmd, 'L')?,
+            "-Z" | "--zero" => set_cmd(&mut cmd, 'Z')?,
+            "-h" | "--help" => set_cmd(&mut cmd, 'h')?,
+            "-V" | "--version" => set_cmd(&mut cmd, 'V')?,
+            "--set" => {
+                set_cmd(&mut cmd, 's')?;
+                let v: Vec<i64> = (1..=3)
+                    .map(|k| num(a.get(i + k), "--set"))
+                    .collect::<Result<_, _>>()?;
+                if v.iter().any(|&x| !(0..=31 * 24 * 3600).contains(&x)) {
+                    return Err("--set: timeouts are seconds in 0..=2678400 (0 leaves one unchanged)".into());
+                }
+                set = Some((v[0] as u32, v[1] as u32, v[2] as u32));
+                i += 3;
+            }
+            "-t" | "--tcp-service" | "-u" | "--udp-service" | "--sctp-service" => {
+                let proto = match o {
+                    "-t" | "--tcp-service" => "tcp",
+                    "-u" | "--udp-service" => "udp",
+                    _ => "sctp",
+                };
+                svc = Some((proto.into(), next.ok_or(format!("{o} needs VIP:port"))?.clone()));
+                i += 1;
+            }
+            "-f" | "--fwmark-service" => {
+                return Err("firewall-mark services (-f) are not supported by rvs yet".into())
+            }
+            "-s" | "--scheduler" => {
+                sched = Some(next.ok_or("-s needs a scheduler name")?.clone());
+                i += 1;
+            }
+            "-p" | "--persistent" => {
+                // The timeout is optional: take the next token only if it is a number.
+                match next.and_then(|n| n.parse::<i64>().ok()) {
+                    Some(t) => {
+                        persist = Some(Some(t));
+                        i += 1;
+                    }
+                    None => persist = Some(None),
+                }
+            }
+            "-M" | "--netmask" => {
+                netmask = Some(next.ok_or("-M needs a netmask")?.clone());
+                i += 1;
+            }
+            "-b" | "--sched-flags" => {
+                flags = Some(next.ok_or("-b needs flags")?.clone());
+                i += 1;
+            }
+            "-r" | "--real-server" => {
+                real = Some(next.ok_or("-r needs RIP[:port]")?.clone());
+                i += 1;
+            }
+            "-g" | "--gatewaying" => method = Some("dr"),
+            "-i" | "--ipip" => method = Some("tun"),
+            "-m" | "--masquerading" => method = Some("nat"),
+            "-w" | "--weight" => {
+                weight = Some(num(next, "-w")?);
+                i += 1;
+            }
+            "-x" | "--u-threshold" => {
+                upper = Some(num(next, "-x")?);
+                i += 1;
+            }
+            "-y" | "--l-threshold" => {
+                lower = Some(num(next, "-y")?);
+                i += 1;
+            }
+            "-n" | "--numeric" => opts.numeric = true,
+            "-c" | "--connection" => opts.conns = true,
+            "--stats" => opts.stats = true,
+            "--rate" => opts.rate = true,
+            "--thresholds" => opts.thresholds = true,
+            "--persistent-conn" => opts.persistent_conn = true,
+            "--exact" => opts.exact = true,
+            "--timeout" => opts.timeout = true,
+            other => return Err(format!("unknown option {other:?} (rvsadm -h lists them)")),
+        }
+        i += 1;
+    }
+    let need_svc = || -> Result<ServiceId, String> {
+        let (p, a) = svc
+            .clone()
+            .ok_or("this command needs a service: -t|-u|--sctp-service VIP:port")?;
+        service_id(&p, &a)
+    };
+    let raw_service = || -> Result<RawService, String> {
+        let id = need_svc()?;
+        Ok(RawService {
+            protocol: Some(id.protocol),
+            address: Some(id.address),
+            scheduler: Some(sched.clone().unwrap_or_else(|| "wlc".into())),
+            flags: flags.clone(),
+            persistence: persist.map(|p| p.unwrap_or(300)),
+            netmask: netmask.clone(),
+            real: Vec::new(),
+        })
+    };
+    // As in ipvsadm, -a and -e take the whole server: an omitted method is -g (direct
+    // routing) and an omitted weight is 1, for -e too.
+    let raw_real = || -> Result<RawReal, String> {
+        let id = need_svc()?;
+        let r = real.clone().ok_or("this command needs -r RIP[:port]")?;
+        Ok(RawReal {
+            address: Some(real_address(&r, &id.protocol)?),
+            method: Some(method.unwrap_or("dr").to_string()),
+            weight: Some(weight.unwrap_or(1)),
+            upper,
+            lower,
+        })
+    };
+    Ok(match cmd {
+        None => {
+            if args.is_empty() {
+                Cmd::List { service: None, opts }
+            } else {
+                return Err("no command given (-A, -E, -D, -a, -e, -d, -L, -C, -R, -S, -Z, --set)".into());
+            }
+        }
+        Some('A') => Cmd::AddService(raw_service()?),
+        Some('E') => Cmd::EditService(raw_service()?),
+        Some('D') => Cmd::DeleteService(need_svc()?),
+        Some('C') => Cmd::Clear,
+        Some('R') => Cmd::Restore,
+        Some('S') => Cmd::Save {
+            numeric: opts.numeric,
+        },
+        Some('a') => Cmd::AddReal(need_svc()?, raw_real()?),
+        Some('e') => Cmd::EditReal(need_svc()?, raw_real()?),
+        Some('d') => {
+            let id = need_svc()?;
+            let r = real.clone().ok_or("-d needs -r RIP[:port]")?;
+            let addr = real_address(&r, &id.protocol)?;
+            Cmd::DeleteReal(id, addr)
+        }
+        Some('L') => Cmd::List {
+            service: svc.clone().map(|(p, a)| service_id(&p, &a)).transpose()?,
+            opts,
+        },
+        Some('Z') => Cmd::Zero(svc.clone().map(|(p, a)| service_id(&p, &a)).transpose()?),
+        Some('s') => {
+            let (t, f, u) = set.expect("parsed with --set");
+            Cmd::SetTimeouts(t, f, u)
+        }
+        Some('h') => Cmd::Help,
+        Some('V') => Cmd::Version,
+        Some(_) => unreachable!("every command letter is handled"),
+    })
+}
+
+fn proto_title(p: &str) -> &'static str {
+    match p {
+        "tcp" => "TCP",
+        "udp" => "UDP",
+        _ => "SCTP",
+    }
+}
+
+fn method_title(m: &str) -> &'static str {
+    match m {
+        "nat" => "Masq",
+        "tun" => "Tunnel",
+        _ => "Route",
+    }
+}
+
+fn endpoint(addr: &str, port: u16, proto: &str, numeric: bool) -> String {
+    let p = port_name(port, proto, numeric);
+    if addr.contains(':') {
+        format!("[{addr}]:{p}")
+    } else {
+        format!("{addr}:{p}")
+    }
+}
+
+fn netmask_text(s: &ServiceView) -> Option<String> {
+    let len = s.netmask?;
+    let v6 = s.address.contains(':');
+    let full = if v6 { 128 } else { 32 };
+    if len == full {
+        return None;
+    }
+    Some(if v6 {
+        len.to_string()
+    } else {
+        std::net::Ipv4Addr::from(if len == 0 { 0 } else { u32::MAX << (32 - len) }).to_string()
+    })
+}
+
+fn service_head(s: &ServiceView, numeric: bool) -> String {
+    format!(
+        "{:<4} {}",
+        proto_title(&s.protocol),
+        endpoint(&s.address, s.port, &s.protocol, numeric)
+    )
+}
+
+/// ipvsadm's number format: exact with --exact, otherwise K/M/G-scaled past 8 digits.
+fn largenum(n: u64, exact: bool) -> String {
+    if exact || n < 100_000_000 {
+        format!("{n:>8}")
+    } else if n < 1_000_000_000 {
+        format!("{:>7}M", n / 1_000_000)
+    } else if n < 1_000_000_000_000 {
+        format!("{:>7}G", n / 1_000_000_000)
+    } else {
+        format!("{:>7}T", n / 1_000_000_000_000)
+    }
+}
+
+fn counters(st: &Stats, rate: bool, exact: bool) -> String {
+    let v = if rate {
+        [st.cps, st.in_pps, st.out_pps, st.in_bps, st.out_bps]
+    } else {
+        [st.conns, st.in_packets, st.out_packets, st.in_bytes, st.out_bytes]
+    };
+    v.iter()
+        .map(|&n| largenum(n, exact))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `ipvsadm -L` in any of its forms.
+pub fn fmt_list(table_size: usize, services: &[ServiceView], o: &ListOpts) -> String {
+    let mut out = format!("IP Virtual Server version 1.2.1 (size={table_size})\n");
+    let (svc_head, real_head) = if o.stats {
+        (
+            "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes",
+            "  -> RemoteAddress:Port",
+        )
+    } else if o.rate {
+        (
+            "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS",
+            "  -> RemoteAddress:Port",
+        )
+    } else if o.thresholds {
+        (
+            "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn",
+            "  -> RemoteAddress:Port",
+        )
+    } else if o.persistent_conn {
+        (
+            "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn",
+            "  -> RemoteAddress:Port",
+        )
+    } else {
+        (
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn",
+        )
+    };
+    let _ = writeln!(out, "{svc_head}\n{real_head}");
+    for s in services {
+        let head = service_head(s, o.numeric);
+        if o.stats || o.rate {
+            let _ = writeln!(out, "{head:<33} {}", counters(&s.stats, o.rate, o.exact));
+        } else if o.thresholds || o.persistent_conn {
+            let _ = writeln!(out, "{head}");
+        } else {
+            let mut line = format!("{head} {}", s.scheduler);
+            if !s.flags.is_empty() {
+                let _ = write!(line, " ({})", s.flags.join(","));
+            }
+            if let Some(p) = s.persistence {
+                let _ = write!(line, " persistent {p}");
+            }
+            if let Some(m) = netmask_text(s) {
+                let _ = write!(line, " mask {m}");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        for r in &s.reals {
+            let ep = endpoint(&r.address, r.port, &s.protocol, o.numeric);
+            let _ = if o.stats || o.rate {
+                writeln!(out, "  -> {ep:<28} {}", counters(&r.stats, o.rate, o.exact))
+            } else if o.thresholds {
+                writeln!(
+                    out,
+                    "  -> {ep:<28} {:<10} {:<10} {:<10} {:<10}",
+                    r.upper, r.lower, r.active, r.inactive
+                )
+            } else if o.persistent_conn {
+                writeln!(
+                    out,
+                    "  -> {ep:<28} {:<9} {:<11} {:<10} {:<10}",
+                    r.weight, r.persistent, r.active, r.inactive
+                )
+            } else {
+                writeln!(
+                    out,
+                    "  -> {ep:<28} {:<7} {:<6} {:<10} {:<10}",
+                    method_title(&r.method),
+                    r.weight,
+                    r.active,
+                    r.inactive
+                )
+            };
+        }
+    }
+    out
+}
+
+/// `ipvsadm -Lc`.
+pub fn fmt_conns(conns: &[ConnView], numeric: bool) -> String {
+    let mut out = String::from(
+        "IPVS connection entries\npro expire state       source             virtual            destination\n",
+    );
+    for c in conns {
+        let ep = |s: &str| {
+            let (h, p) = split_hostport(s);
+            let port: u16 = p.and_then(|p| p.parse().ok()).unwrap_or(0);
+            endpoint(&h, port, &c.protocol.to_lowercase(), numeric)
+        };
+        let _ = writeln!(
+            out,
+            "{:<3} {:02}:{:02}  {:<11} {:<18} {:<18} {}",
+            c.protocol,
+            c.expires / 60,
+            c.expires % 60,
+            c.state,
+            ep(&c.client),
+            ep(&c.virtual_),
+            ep(&c.destination)
+        );
+    }
+    out
+}
+
+/// `ipvsadm -S`: commands that rebuild the table.
+pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
+    let mut out = String::new();
+    for s in services {
+        let flag = match s.protocol.as_str() {
+            "tcp" => "-t",
+            "udp" => "-u",
+            _ => "--sctp-service",
+        };
+        let vs = endpoint(&s.address, s.port, &s.protocol, numeric);
+        let mut line = format!("-A {flag} {vs} -s {}", s.scheduler);
+        if !s.flags.is_empty() {
+            let _ = write!(line, " -b {}", s.flags.join(","));
+        }
+        if let Some(p) = s.persistence {
+            let _ = write!(line, " -p {p}");
+        }
+        if let Some(m) = netmask_text(s) {
+            let _ = write!(line, " -M {m}");
+        }
+        let _ = writeln!(out, "{line}");
+        for r in &s.reals {
+            let m = match r.method.as_str() {
+                "nat" => "-m",
+                "tun" => "-i",
+                _ => "-g",
+            };
+            let mut line = format!(
+                "-a {flag} {vs} -r {} {m} -w {}",
+                endpoint(&r.address, r.port, &s.protocol, numeric),
+                r.weight
+            );
+            if r.upper != 0 {
+                let _ = write!(line, " -x {}", r.upper);
+            }
+            if r.lower != 0 {
+                let _ = write!(line, " -y {}", r.lower);
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

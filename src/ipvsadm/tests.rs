@@ -1,0 +1,363 @@
+use super::*;
+use rvs_api::proto::RealView;
+
+fn args(s: &str) -> Vec<String> {
+    s.split_whitespace().map(String::from).collect()
+}
+
+fn id(p: &str, a: &str) -> ServiceId {
+    ServiceId {
+        protocol: p.into(),
+        address: a.into(),
+    }
+}
+
+#[test]
+fn commands_parse_like_ipvsadm() {
+    assert_eq!(
+        parse(&args("-A -t 10.0.0.100:80 -s rr -p 600 -M 255.255.255.0")).unwrap(),
+        Cmd::AddService(RawService {
+            protocol: Some("tcp".into()),
+            address: Some("10.0.0.100:80".into()),
+            scheduler: Some("rr".into()),
+            persistence: Some(600),
+            netmask: Some("255.255.255.0".into()),
+            ..Default::default()
+        })
+    );
+    match parse(&args("-A -u [2001:db8::1]:domain -p")).unwrap() {
+        Cmd::AddService(s) => {
+            assert_eq!(
+                s.address.as_deref(),
+                Some("[2001:db8::1]:53"),
+                "service names resolve"
+            );
+            assert_eq!(s.scheduler.as_deref(), Some("wlc"), "wlc is the default");
+            assert_eq!(s.persistence, Some(300), "bare -p is 300 s");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse(&args(
+            "-a -t 10.0.0.100:http -r 192.168.1.2:8080 -m -w 3 -x 100 -y 50"
+        ))
+        .unwrap(),
+        Cmd::AddReal(
+            id("tcp", "10.0.0.100:80"),
+            RawReal {
+                address: Some("192.168.1.2:8080".into()),
+                method: Some("nat".into()),
+                weight: Some(3),
+                upper: Some(100),
+                lower: Some(50)
+            }
+        )
+    );
+    match parse(&args("-e -t 10.0.0.100:80 -r 192.168.1.2")).unwrap() {
+        Cmd::EditReal(_, r) => {
+            assert_eq!(
+                (r.method.as_deref(), r.weight),
+                (Some("dr"), Some(1)),
+                "ipvsadm's defaults"
+            );
+            assert_eq!(r.address.as_deref(), Some("192.168.1.2"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse(&args("-d -t 10.0.0.100:80 -r 192.168.1.2:80")).unwrap(),
+        Cmd::DeleteReal(id("tcp", "10.0.0.100:80"), "192.168.1.2:80".into())
+    );
+    assert_eq!(
+        parse(&args("-D --sctp-service 10.0.0.1:3868")).unwrap(),
+        Cmd::DeleteService(id("sctp", "10.0.0.1:3868"))
+    );
+    assert_eq!(parse(&args("-C")).unwrap(), Cmd::Clear);
+    assert_eq!(
+        parse(&args("--set 600 60 30")).unwrap(),
+        Cmd::SetTimeouts(600, 60, 30)
+    );
+    assert_eq!(parse(&args("-Sn")).unwrap(), Cmd::Save { numeric: true });
+    assert_eq!(
+        parse(&args("-Z -t 10.0.0.100:80")).unwrap(),
+        Cmd::Zero(Some(id("tcp", "10.0.0.100:80")))
+    );
+    match parse(&args("-Ln --stats --exact")).unwrap() {
+        Cmd::List { service: None, opts } => assert!(opts.numeric && opts.stats && opts.exact && !opts.rate),
+        other => panic!("{other:?}"),
+    }
+    match parse(&args("-lnc")).unwrap() {
+        Cmd::List { opts, .. } => assert!(opts.numeric && opts.conns),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse(&[]).unwrap(),
+        Cmd::List {
+            service: None,
+            opts: ListOpts::default()
+        }
+    );
+}
+
+#[test]
+fn bad_command_lines_say_why() {
+    for (line, want) in [
+        ("-A -a -t 1.2.3.4:80", "only one command"),
+        ("-A", "needs a service"),
+        ("-A -t 1.2.3.4", "needs a port"),
+        (
+            "-A -t 1.2.3.4:nosuchservice",
+            "neither a port number nor a service name",
+        ),
+        ("-a -t 1.2.3.4:80", "needs -r"),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -w many",
+            "-w: \"many\" is not a number",
+        ),
+        ("-A -f 1", "firewall-mark services"),
+        ("--bogus", "unknown option \"--bogus\""),
+        ("--set 1 2", "--set needs a value"),
+        ("-t 1.2.3.4:80", "no command given"),
+    ] {
+        let e = parse(&args(line)).unwrap_err();
+        assert!(e.contains(want), "{line}: {e}");
+    }
+}
+
+fn sample() -> Vec<ServiceView> {
+    let stats = Stats {
+        conns: 12,
+        in_packets: 340,
+        out_packets: 300,
+        in_bytes: 123_456_789_012,
+        out_bytes: 45_000,
+        cps: 1,
+        in_pps: 20,
+        out_pps: 18,
+        in_bps: 9000,
+        out_bps: 8000,
+    };
+    vec![
+        ServiceView {
+            protocol: "tcp".into(),
+            address: "10.0.0.100".into(),
+            port: 80,
+            scheduler: "wlc".into(),
+            flags: vec![],
+            persistence: Some(300),
+            netmask: Some(24),
+            stats,
+            reals: vec![
+                RealView {
+                    address: "192.168.1.2".into(),
+                    port: 80,
+                    method: "nat".into(),
+                    weight: 3,
+                    upper: 100,
+                    lower: 50,
+                    active: 2,
+                    inactive: 7,
+                    persistent: 4,
+                    stats,
+                },
+                RealView {
+                    address: "192.168.1.3".into(),
+                    port: 8080,
+                    method: "nat".into(),
+                    weight: 0,
+                    upper: 0,
+                    lower: 0,
+                    active: 0,
+                    inactive: 0,
+                    persistent: 0,
+                    stats: Stats::default(),
+                },
+            ],
+        },
+        ServiceView {
+            protocol: "udp".into(),
+            address: "2001:db8::1".into(),
+            port: 53,
+            scheduler: "sh".into(),
+            flags: vec!["sh-fallback".into(), "sh-port".into()],
+            persistence: None,
+            netmask: None,
+            stats: Stats::default(),
+            reals: vec![RealView {
+                address: "2001:db8::5".into(),
+                port: 53,
+                method: "dr".into(),
+                weight: 1,
+                upper: 0,
+                lower: 0,
+                active: 0,
+                inactive: 1,
+                persistent: 0,
+                stats: Stats::default(),
+            }],
+        },
+    ]
+}
+
+#[test]
+fn golden_ln() {
+    let want = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.100:80 wlc persistent 300 mask 255.255.255.0
+  -> 192.168.1.2:80               Masq    3      2          7         
+  -> 192.168.1.3:8080             Masq    0      0          0         
+UDP  [2001:db8::1]:53 sh (sh-fallback,sh-port)
+  -> [2001:db8::5]:53             Route   1      0          1         
+";
+    assert_eq!(
+        fmt_list(
+            4096,
+            &sample(),
+            &ListOpts {
+                numeric: true,
+                ..Default::default()
+            }
+        ),
+        want
+    );
+}
+
+#[test]
+fn golden_l_with_service_names() {
+    let out = fmt_list(4096, &sample(), &ListOpts::default());
+    assert!(out.contains("TCP  10.0.0.100:http wlc persistent 300"), "{out}");
+    assert!(
+        out.contains(&format!("  -> {:<28} Masq", "192.168.1.2:http")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("  -> {:<28} Masq", "192.168.1.3:http-alt")),
+        "{out}"
+    );
+    assert!(out.contains("UDP  [2001:db8::1]:domain sh"), "{out}");
+}
+
+#[test]
+fn golden_stats_rate_exact() {
+    let o = ListOpts {
+        numeric: true,
+        stats: true,
+        ..Default::default()
+    };
+    let out = fmt_list(4096, &sample(), &o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes"
+    );
+    assert_eq!(lines[2], "  -> RemoteAddress:Port");
+    // The counters start in the same column (34) on service and real-server lines.
+    let row = |first: &str| format!("{first:<33}       12      340      300     123G    45000");
+    assert_eq!(lines[3], row("TCP  10.0.0.100:80"));
+    assert_eq!(lines[4], row("  -> 192.168.1.2:80"));
+    let exact = fmt_list(4096, &sample(), &ListOpts { exact: true, ..o });
+    assert!(
+        exact.contains("      12      340      300 123456789012    45000"),
+        "{exact}"
+    );
+    let rate = fmt_list(
+        4096,
+        &sample(),
+        &ListOpts {
+            numeric: true,
+            rate: true,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<&str> = rate.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port                 CPS    InPPS   OutPPS    InBPS   OutBPS"
+    );
+    assert_eq!(
+        lines[3],
+        format!(
+            "{:<33}        1       20       18     9000     8000",
+            "TCP  10.0.0.100:80"
+        )
+    );
+}
+
+#[test]
+fn golden_thresholds_and_persistent_conn() {
+    let t = fmt_list(
+        4096,
+        &sample(),
+        &ListOpts {
+            numeric: true,
+            thresholds: true,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<&str> = t.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn"
+    );
+    assert_eq!(lines[3], "TCP  10.0.0.100:80");
+    assert_eq!(
+        lines[4],
+        "  -> 192.168.1.2:80               100        50         2          7         "
+    );
+    let p = fmt_list(
+        4096,
+        &sample(),
+        &ListOpts {
+            numeric: true,
+            persistent_conn: true,
+            ..Default::default()
+        },
+    );
+    let lines: Vec<&str> = p.lines().collect();
+    assert_eq!(
+        lines[1],
+        "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn"
+    );
+    assert_eq!(
+        lines[4],
+        "  -> 192.168.1.2:80               3         4           2          7         "
+    );
+}
+
+#[test]
+fn golden_connections() {
+    let c = vec![ConnView {
+        protocol: "TCP".into(),
+        expires: 899,
+        state: "ESTABLISHED".into(),
+        client: "198.51.100.7:40000".into(),
+        virtual_: "10.0.0.100:80".into(),
+        destination: "192.168.1.2:8080".into(),
+    }];
+    assert_eq!(
+        fmt_conns(&c, true),
+        "IPVS connection entries\npro expire state       source             virtual            destination\n\
+         TCP 14:59  ESTABLISHED 198.51.100.7:40000 10.0.0.100:80      192.168.1.2:8080\n"
+    );
+    assert!(fmt_conns(&c, false).contains("10.0.0.100:http"));
+}
+
+#[test]
+fn golden_save_and_it_parses_back() {
+    let want = "\
+-A -t 10.0.0.100:80 -s wlc -p 300 -M 255.255.255.0
+-a -t 10.0.0.100:80 -r 192.168.1.2:80 -m -w 3 -x 100 -y 50
+-a -t 10.0.0.100:80 -r 192.168.1.3:8080 -m -w 0
+-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port
+-a -u [2001:db8::1]:53 -r [2001:db8::5]:53 -g -w 1
+";
+    let saved = fmt_save(&sample(), true);
+    assert_eq!(saved, want);
+    assert!(fmt_save(&sample(), false).starts_with("-A -t 10.0.0.100:http -s wlc"));
+    for line in saved.lines() {
+        let cmd = parse(&args(line)).unwrap();
+        assert!(matches!(cmd, Cmd::AddService(_) | Cmd::AddReal(..)), "{line}");
+    }
+}
