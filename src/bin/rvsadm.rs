@@ -1,28 +1,218 @@
-//! rvsadm, the administration CLI for rvsd, speaking ipvsadm's language over the control socket.
+//! rvsadm: ipvsadm's command line and output, over rvsd's control socket.
 //!
-//! The control socket is not part of rvsd yet, so rvsadm only knows `--version` and `--help`;
-//! any other argument is refused with a usage error rather than pretending to act.
+//!   rvsadm -A -t 10.0.0.100:80 -s wlc
+//!   rvsadm -a -t 10.0.0.100:80 -r 192.168.1.2:8080 -m -w 2
+//!   rvsadm -Ln --stats
+//!   rvsadm -S -n > rules; rvsadm -C; rvsadm -R < rules
+//!
+//! The socket is `--socket PATH`, else `$RVS_SOCKET`, else /run/rvs/rvs.sock. Exit status:
+//! 0 on success, 1 when the daemon refuses or cannot be reached, 2 for a bad command line.
 
-use clap::Parser;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::Duration;
 
-#[derive(Parser, Debug)]
-#[command(
-    name = "rvsadm",
-    disable_version_flag = true,
-    about = "rvs administration (ipvsadm-compatible)"
-)]
-struct Args {
-    /// Print the rvs version and exit.
-    #[arg(short = 'V', long)]
-    version: bool,
+use rvs::ipvsadm::{self, Cmd};
+use rvs_api::config::{RawService, DEFAULT_SOCKET};
+use rvs_api::proto::{Op, Reply, Request, Response, ServiceView};
+
+const USAGE: &str = "\
+rvsadm (ipvsadm-compatible) -- rvs administration over the control socket
+Usage:
+  rvsadm -A|E -t|u|--sctp-service VIP:port [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
+  rvsadm -D -t|u|--sctp-service VIP:port
+  rvsadm -C
+  rvsadm -R                       (restore rules from stdin, ipvsadm -S format)
+  rvsadm -S [-n]
+  rvsadm -a|e -t|u|--sctp-service VIP:port -r RIP[:port] [-g|-i|-m] [-w weight] [-x upper] [-y lower]
+  rvsadm -d -t|u|--sctp-service VIP:port -r RIP[:port]
+  rvsadm -L|l [-t|u|--sctp-service VIP:port] [-n] [-c] [--stats] [--rate] [--thresholds]
+         [--persistent-conn] [--exact] [--timeout]
+  rvsadm -Z [-t|u|--sctp-service VIP:port]
+  rvsadm --set tcp tcpfin udp
+  rvsadm --socket PATH ...        (default $RVS_SOCKET, else /run/rvs/rvs.sock)
+  rvsadm -V | -h
+";
+
+struct Client {
+    stream: UnixStream,
+    reader: BufReader<UnixStream>,
+    next: u64,
+}
+
+impl Client {
+    fn connect(path: &str) -> Result<Client, String> {
+        let stream = UnixStream::connect(path).map_err(|e| {
+            format!("cannot reach rvsd at {path}: {e} (is it running? --socket or RVS_SOCKET select another)")
+        })?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).ok();
+        let reader = BufReader::new(stream.try_clone().map_err(|e| e.to_string())?);
+        Ok(Client {
+            stream,
+            reader,
+            next: 1,
+        })
+    }
+
+    fn call(&mut self, op: Op) -> Result<Option<Reply>, String> {
+        let id = self.next;
+        self.next += 1;
+        writeln!(self.stream, "{}", Request { id, op }.to_line())
+            .map_err(|e| format!("sending to rvsd: {e}"))?;
+        let mut line = String::new();
+        self.reader
+            .read_line(&mut line)
+            .map_err(|e| format!("reading from rvsd: {e}"))?;
+        let r: Response = serde_json::from_str(&line)
+            .map_err(|e| format!("rvsd answered something unreadable ({e}): {line}"))?;
+        if r.ok {
+            Ok(r.result)
+        } else {
+            Err(r
+                .error
+                .map_or_else(|| "rvsd refused without a reason".into(), |e| e.message))
+        }
+    }
+
+    fn services(
+        &mut self,
+        service: Option<rvs_api::proto::ServiceId>,
+    ) -> Result<(usize, Vec<ServiceView>), String> {
+        match self.call(Op::List { service })? {
+            Some(Reply::Services { table_size, services }) => Ok((table_size, services)),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+}
+
+/// Reads `ipvsadm -S` lines into services with their real servers.
+fn read_rules(text: &str) -> Result<Vec<RawService>, String> {
+    let mut services: Vec<RawService> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let args: Vec<String> = line.split_whitespace().map(String::from).collect();
+        match ipvsadm::parse(&args).map_err(|e| format!("line {}: {e}", n + 1))? {
+            Cmd::AddService(s) => services.push(s),
+            Cmd::AddReal(id, r) => {
+                let s = services
+                    .iter_mut()
+                    .find(|s| {
+                        s.protocol.as_deref() == Some(&id.protocol)
+                            && s.address.as_deref() == Some(&id.address)
+                    })
+                    .ok_or_else(|| format!("line {}: -a for a service not added above", n + 1))?;
+                s.real.push(r);
+            }
+            other => {
+                return Err(format!(
+                    "line {}: only -A and -a belong in a rule file, not {other:?}",
+                    n + 1
+                ))
+            }
+        }
+    }
+    Ok(services)
+}
+
+fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
+    let c = || Client::connect(socket);
+    match cmd {
+        Cmd::Help => print!("{USAGE}"),
+        Cmd::Version => println!("{}", rvs::version_line("rvsadm")),
+        Cmd::AddService(s) => {
+            c()?.call(Op::AddService { service: s })?;
+        }
+        Cmd::EditService(s) => {
+            c()?.call(Op::EditService { service: s })?;
+        }
+        Cmd::DeleteService(id) => {
+            c()?.call(Op::DeleteService { service: id })?;
+        }
+        Cmd::Clear => {
+            c()?.call(Op::Clear {})?;
+        }
+        Cmd::AddReal(id, r) => {
+            c()?.call(Op::AddReal { service: id, real: r })?;
+        }
+        Cmd::EditReal(id, r) => {
+            c()?.call(Op::EditReal { service: id, real: r })?;
+        }
+        Cmd::DeleteReal(id, a) => {
+            c()?.call(Op::DeleteReal {
+                service: id,
+                address: a,
+            })?;
+        }
+        Cmd::Zero(id) => {
+            c()?.call(Op::Zero { service: id })?;
+        }
+        Cmd::SetTimeouts(t, f, u) => {
+            c()?.call(Op::SetTimeouts {
+                tcp: t,
+                tcpfin: f,
+                udp: u,
+            })?;
+        }
+        Cmd::Save { numeric } => {
+            let (_, services) = c()?.services(None)?;
+            print!("{}", ipvsadm::fmt_save(&services, numeric));
+        }
+        Cmd::Restore => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| format!("reading stdin: {e}"))?;
+            let services = read_rules(&text)?;
+            c()?.call(Op::Restore { services })?;
+        }
+        Cmd::List { service, opts } => {
+            let mut client = c()?;
+            if opts.timeout {
+                if let Some(Reply::Timeouts { tcp, tcpfin, udp }) = client.call(Op::GetTimeouts {})? {
+                    println!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}");
+                }
+            } else if opts.conns {
+                if let Some(Reply::Connections { conns }) = client.call(Op::Connections {})? {
+                    print!("{}", ipvsadm::fmt_conns(&conns, opts.numeric));
+                }
+            } else {
+                let (size, services) = client.services(service)?;
+                print!("{}", ipvsadm::fmt_list(size, &services, &opts));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn main() {
-    let args = Args::parse();
-    if args.version {
-        println!("{}", rvs::version_line("rvsadm"));
-    } else {
-        eprintln!("rvsadm: this build has no control socket yet; only --version and --help work.");
-        std::process::exit(2);
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut socket = std::env::var("RVS_SOCKET").unwrap_or_else(|_| DEFAULT_SOCKET.into());
+    if let Some(i) = args
+        .iter()
+        .position(|a| a == "--socket" || a.starts_with("--socket="))
+    {
+        let a = args.remove(i);
+        socket = match a.strip_prefix("--socket=") {
+            Some(v) => v.to_string(),
+            None if i < args.len() => args.remove(i),
+            None => {
+                eprintln!("rvsadm: --socket needs a path");
+                std::process::exit(2);
+            }
+        };
+    }
+    let cmd = match ipvsadm::parse(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("rvsadm: {e}\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(e) = run(cmd, &socket) {
+        eprintln!("rvsadm: {e}");
+        std::process::exit(1);
     }
 }

@@ -41,6 +41,7 @@ pub struct ControlState {
     table_size: usize,
     started: Instant,
     port_stats: Box<dyn Fn() -> Vec<PortView> + Send>,
+    visible_us: Vec<u64>,
 }
 
 fn proto_name(p: Protocol) -> &'static str {
@@ -129,6 +130,7 @@ impl ControlState {
             table_size,
             started: Instant::now(),
             port_stats,
+            visible_us: Vec::new(),
         }
     }
 
@@ -189,10 +191,31 @@ impl ControlState {
             .map_err(|e| ("invalid", format!("service.scheduler: {e}")))
     }
 
-    fn publish(&self) {
+    /// Publishes new tables and waits (up to 100 ms) until every worker runs with them, so
+    /// that when an op is answered the change is in force. Records how long that took.
+    fn publish(&mut self) {
         let services = self.entries.iter().map(|e| e.built.clone()).collect();
         let tables = Tables::new(self.net.clone(), services, self.timeouts, self.reg.clone());
-        self.shared.tables.store(Arc::new(tables));
+        let start = Instant::now();
+        let g = self.shared.publish(tables);
+        while !self.shared.all_seen(g) && start.elapsed() < Duration::from_millis(100) {
+            std::hint::spin_loop();
+        }
+        if self.shared.all_seen(g) {
+            let us = start.elapsed().as_micros() as u64;
+            self.visible_us.push(us);
+            if self.visible_us.len() > 4096 {
+                self.visible_us.drain(..2048);
+            }
+        }
+    }
+
+    /// Median and maximum time from publishing tables to every worker using them, over the
+    /// last changes (microseconds).
+    pub fn visibility(&self) -> Option<(u64, u64)> {
+        let mut v = self.visible_us.clone();
+        v.sort_unstable();
+        Some((*v.get(v.len() / 2)?, *v.last()?))
     }
 
     fn validate(&self, raw: &RawService) -> Result<ServiceConfig, OpError> {
@@ -529,6 +552,7 @@ impl ControlState {
             uptime_s: self.started.elapsed().as_secs(),
             ports: (self.port_stats)(),
             drops,
+            change_visible_us: self.visibility().map(|(median, max)| [median, max]),
         }
     }
 }

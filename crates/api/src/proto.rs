@@ -263,6 +263,9 @@ pub enum Reply {
         uptime_s: u64,
         ports: Vec<PortView>,
         drops: Vec<(String, u64)>,
+        /// Median and maximum microseconds from a change's publication to every worker
+        /// running with it (over recent changes); None before any change.
+        change_visible_us: Option<[u64; 2]>,
     },
 }
 

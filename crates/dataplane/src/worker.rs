@@ -1,7 +1,7 @@
 //! The poll loop of one worker.
 
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
@@ -21,6 +21,10 @@ pub struct Shared {
     pub counters: Vec<WorkerCounters>,
     /// Per worker: requests from the control thread, polled once per loop.
     pub commands: Vec<ArrayQueue<Command>>,
+    /// Bumped by the control thread at each publication of `tables`.
+    pub generation: AtomicU64,
+    /// Per worker: the generation it loaded at the start of its last loop.
+    pub seen: Vec<AtomicU64>,
 }
 
 /// A request from the control thread to one worker (for what only the worker can see).
@@ -50,7 +54,22 @@ impl Shared {
             stop: AtomicBool::new(false),
             counters: (0..workers).map(|_| WorkerCounters::new(real_capacity)).collect(),
             commands: (0..workers).map(|_| ArrayQueue::new(16)).collect(),
+            generation: AtomicU64::new(0),
+            seen: (0..workers).map(|_| AtomicU64::new(0)).collect(),
         }
+    }
+
+    /// Publishes new tables; returns their generation.
+    pub fn publish(&self, tables: Tables) -> u64 {
+        // Tables first, then the number: a worker that reads the new number loads the tables
+        // after it, so it gets these tables (or later ones).
+        self.tables.store(Arc::new(tables));
+        self.generation.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// Whether every worker has started a loop with generation `g` or later.
+    pub fn all_seen(&self, g: u64) -> bool {
+        self.seen.iter().all(|s| s.load(Ordering::Acquire) >= g)
     }
 }
 
@@ -205,7 +224,9 @@ impl Worker {
         let mut verdicts = [Verdict::Neighbor; BURST_SIZE];
         while !self.shared.stop.load(Ordering::Relaxed) {
             let now = self.now_ms();
+            let generation = self.shared.generation.load(Ordering::SeqCst);
             let tables = self.shared.tables.load_full();
+            self.shared.seen[self.id as usize].store(generation, Ordering::Release);
             let neigh = self.shared.neighbors.snapshot();
             for p in 0..self.ports.rx.len() {
                 let n = self.ports.rx[p].rx_burst(&mut burst);
