@@ -1,0 +1,471 @@
+//! The control socket and rvsadm against a running rvsd (on pcap vdevs).
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::Ipv4Addr;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use rvs::traffic::{self, tcp_v4, TCP_ACK, TCP_PSH, TCP_SYN};
+
+struct Daemon {
+    child: Option<Child>,
+    dir: tempfile::TempDir,
+    sock: PathBuf,
+}
+
+const CONFIG: &str = r#"
+[dataplane]
+workers = [@CPU@]
+[eal]
+memory = "no-huge"
+memory_mb = 256
+[control]
+socket = "@DIR@/rvs.sock"
+[[port]]
+name = "outside"
+device = "net_pcap_co@TAG@,rx_pcap=@DIR@/in.pcap,tx_pcap=@DIR@/out-o.pcap"
+addresses = ["203.0.113.1/24", "2001:db8:ff::1/64"]
+gateway = "203.0.113.254"
+neighbors = [{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }]
+[[port]]
+name = "inside"
+device = "net_pcap_ci@TAG@,rx_pcap=@DIR@/empty.pcap,tx_pcap=@DIR@/out-i.pcap"
+addresses = ["192.168.1.1/24", "2001:db8:1::1/64"]
+neighbors = [
+    { ip = "192.168.1.2", mac = "02:11:c0:a8:01:02" },
+    { ip = "192.168.1.3", mac = "02:11:c0:a8:01:03" },
+    { ip = "192.168.1.4", mac = "02:11:c0:a8:01:04" },
+]
+"#;
+
+impl Daemon {
+    /// rvsd with no services, reading `input` on the outside port.
+    fn start(tag: &str, cpu: u32, input: &[Vec<u8>], extra: &str) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap().to_string();
+        traffic::write_pcap(&dir.path().join("in.pcap"), input).unwrap();
+        traffic::write_pcap(&dir.path().join("empty.pcap"), &[]).unwrap();
+        let cfg = CONFIG
+            .replace("@DIR@", &d)
+            .replace("@CPU@", &cpu.to_string())
+            .replace("@TAG@", &format!("{tag}{}", std::process::id()))
+            + extra;
+        std::fs::write(dir.path().join("rvs.toml"), cfg).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+            .arg("--config")
+            .arg(dir.path().join("rvs.toml"))
+            .args(["--duration", "120"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let sock = dir.path().join("rvs.sock");
+        let start = Instant::now();
+        while UnixStream::connect(&sock).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "rvsd did not open its control socket"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Daemon {
+            child: Some(child),
+            dir,
+            sock,
+        }
+    }
+
+    fn adm(&self, args: &str) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+            .arg("--socket")
+            .arg(&self.sock)
+            .args(args.split_whitespace())
+            .output()
+            .unwrap()
+    }
+
+    /// rvsadm that must succeed; its stdout.
+    fn ok(&self, args: &str) -> String {
+        let o = self.adm(args);
+        assert!(
+            o.status.success(),
+            "rvsadm {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// SIGTERM; rvsd's report. The directory (pcaps) lives on until `self` is dropped.
+    fn stop(&mut self) -> String {
+        let child = self.child.take().unwrap();
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "rvsd: {text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A raw NDJSON session.
+struct Session {
+    w: UnixStream,
+    r: BufReader<UnixStream>,
+}
+
+impl Session {
+    fn open(sock: &Path) -> Session {
+        let w = UnixStream::connect(sock).unwrap();
+        w.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let r = BufReader::new(w.try_clone().unwrap());
+        Session { w, r }
+    }
+
+    fn send(&mut self, line: &str) -> serde_json::Value {
+        self.w.write_all(line.as_bytes()).unwrap();
+        self.w.write_all(b"\n").unwrap();
+        self.read()
+    }
+
+    fn read(&mut self) -> serde_json::Value {
+        let mut l = String::new();
+        self.r.read_line(&mut l).unwrap();
+        serde_json::from_str(&l).unwrap_or_else(|e| panic!("{e}: {l:?}"))
+    }
+}
+
+const SETUP: &[&str] = &[
+    "-A -t 10.0.0.100:80 -s wlc -p 300 -M 255.255.255.0",
+    "-a -t 10.0.0.100:80 -r 192.168.1.2:8080 -m -w 3 -x 100 -y 50",
+    "-a -t 10.0.0.100:80 -r 192.168.1.3:8080 -m",
+    "-A -u 10.0.0.100:53 -s sh -b sh-fallback,sh-port",
+    "-a -u 10.0.0.100:53 -r 192.168.1.4:53 -g -w 2",
+    "-A -t [2001:db8::100]:443 -s mh -b mh-port",
+    "-a -t [2001:db8::100]:443 -r [2001:db8:1::5]:443 -g",
+];
+
+const GOLDEN_LN: &str = "\
+IP Virtual Server version 1.2.1 (size=1048576)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.100:80 wlc persistent 300 mask 255.255.255.0
+  -> 192.168.1.2:8080             Masq    3      0          0         
+  -> 192.168.1.3:8080             Masq    1      0          0         
+UDP  10.0.0.100:53 sh (sh-fallback,sh-port)
+  -> 192.168.1.4:53               Route   2      0          0         
+TCP  [2001:db8::100]:443 mh (mh-port)
+  -> [2001:db8:1::5]:443          Route   1      0          0         
+";
+
+const GOLDEN_SAVE: &str = "\
+-A -t 10.0.0.100:80 -s wlc -p 300 -M 255.255.255.0
+-a -t 10.0.0.100:80 -r 192.168.1.2:8080 -m -w 3 -x 100 -y 50
+-a -t 10.0.0.100:80 -r 192.168.1.3:8080 -m -w 1
+-A -u 10.0.0.100:53 -s sh -b sh-fallback,sh-port
+-a -u 10.0.0.100:53 -r 192.168.1.4:53 -g -w 2
+-A -t [2001:db8::100]:443 -s mh -b mh-port
+-a -t [2001:db8::100]:443 -r [2001:db8:1::5]:443 -g -w 1
+";
+
+#[test]
+fn rvsadm_listings_and_save_restore_round_trip() {
+    let mut d = Daemon::start("a", 0, &[], "");
+    for cmd in SETUP {
+        d.ok(cmd);
+    }
+    assert_eq!(d.ok("-Ln"), GOLDEN_LN);
+    assert!(
+        d.ok("-L").contains("TCP  10.0.0.100:http wlc persistent 300"),
+        "without -n, service names"
+    );
+    assert_eq!(d.ok("-S -n"), GOLDEN_SAVE);
+    assert_eq!(d.ok("-Ln --timeout"), "Timeout (tcp tcpfin udp): 900 120 300\n");
+    d.ok("--set 600 0 30");
+    assert_eq!(d.ok("-Ln --timeout"), "Timeout (tcp tcpfin udp): 600 120 30\n");
+    assert!(d.ok("-Ln --thresholds").contains(&format!(
+        "  -> {:<28} 100        50         0          0",
+        "192.168.1.2:8080"
+    )));
+    assert!(d
+        .ok("-Ln --persistent-conn")
+        .contains("Weight    PersistConn ActiveConn InActConn"));
+    assert!(d
+        .ok("-Ln --stats --exact")
+        .contains("Conns   InPkts  OutPkts  InBytes OutBytes"));
+    assert!(d
+        .ok("-Ln --rate")
+        .contains("CPS    InPPS   OutPPS    InBPS   OutBPS"));
+    assert!(d
+        .ok("-Lnc")
+        .starts_with("IPVS connection entries\npro expire state       source"));
+    assert_eq!(
+        d.ok("-Ln -u 10.0.0.100:53").lines().count(),
+        5,
+        "one service listed"
+    );
+
+    // rvsadm -S | rvsadm -C; rvsadm -R
+    let saved = d.ok("-S -n");
+    d.ok("-C");
+    assert_eq!(d.ok("-S -n"), "");
+    let mut r = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .arg("--socket")
+        .arg(&d.sock)
+        .arg("-R")
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    r.stdin.take().unwrap().write_all(saved.as_bytes()).unwrap();
+    assert!(r.wait().unwrap().success());
+    assert_eq!(d.ok("-S -n"), saved, "restore gives back exactly what was saved");
+    assert_eq!(d.ok("-Ln"), GOLDEN_LN);
+
+    // Edits and deletions, as ipvsadm does them.
+    d.ok("-e -t 10.0.0.100:80 -r 192.168.1.3:8080 -m -w 0");
+    d.ok("-E -t 10.0.0.100:80 -s rr");
+    d.ok("-d -u 10.0.0.100:53 -r 192.168.1.4:53");
+    d.ok("-D -t [2001:db8::100]:443");
+    assert_eq!(
+        d.ok("-S -n"),
+        "-A -t 10.0.0.100:80 -s rr\n-a -t 10.0.0.100:80 -r 192.168.1.2:8080 -m -w 3 -x 100 -y 50\n\
+         -a -t 10.0.0.100:80 -r 192.168.1.3:8080 -m -w 0\n-A -u 10.0.0.100:53 -s sh -b sh-fallback,sh-port\n"
+    );
+    // The status op reports the time a change takes to reach every worker.
+    let mut s = Session::open(&d.sock);
+    let st = s.send(r#"{"id":1,"op":"status"}"#);
+    assert_eq!(st["ok"], true);
+    assert!(st["result"]["change_visible_us"][1].as_u64().is_some(), "{st}");
+    println!(
+        "change visibility (median, max us): {}",
+        st["result"]["change_visible_us"]
+    );
+    d.stop();
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let mut d = Daemon::start("b", 1, &[], "");
+    for cmd in SETUP {
+        d.ok(cmd);
+    }
+    let before = d.ok("-S -n");
+    let svc = r#""service":{"protocol":"tcp","address":"10.0.0.100:80"}"#;
+    let cases: Vec<(String, &str, &str)> = vec![
+        ("{not json".into(), "bad_request", "malformed JSON"),
+        (r#"{"id":1,"op":"explode"}"#.into(), "bad_request", "unknown variant `explode`"),
+        (r#"{"id":2,"op":"set_timeouts","tcp":"fast","tcpfin":0,"udp":0}"#.into(), "bad_request", "invalid type"),
+        (r#"{"id":3,"op":"clear","now":true}"#.into(), "bad_request", "unknown field `now`"),
+        (r#"{"id":4,"op":"delete_service","service":{"protocol":"tcp","address":"10.9.9.9:80"}}"#.into(), "not_found", "no service tcp 10.9.9.9:80"),
+        (r#"{"id":5,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.100:80"}}"#.into(), "exists", "already exists"),
+        (format!(r#"{{"id":6,"op":"add_real",{svc},"real":{{"address":"192.168.1.2:8080","method":"nat"}}}}"#), "exists", "already a real server"),
+        (format!(r#"{{"id":7,"op":"add_real",{svc},"real":{{"address":"192.168.1.999:80","method":"nat"}}}}"#), "invalid", "real.address: \"192.168.1.999:80\" is not an IPv4/IPv6 socket address"),
+        (r#"{"id":8,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.200:99999"}}"#.into(), "invalid", "service.address: \"10.0.0.200:99999\""),
+        (format!(r#"{{"id":9,"op":"add_real",{svc},"real":{{"address":"192.168.1.9:8080","method":"nat","weight":-1}}}}"#), "invalid", "real.weight: -1 is outside 0..=65535"),
+        (r#"{"id":10,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.200:80","scheduler":"fastest"}}"#.into(), "invalid", "service.scheduler: unknown scheduler \"fastest\""),
+        (format!(r#"{{"id":11,"op":"add_real",{svc},"real":{{"address":"192.168.1.9:8080","method":"dr"}}}}"#), "invalid", "DR and TUN cannot change the port"),
+        (format!(r#"{{"id":12,"op":"delete_real",{svc},"address":"192.168.1.77:8080"}}"#), "not_found", "is not a real server"),
+        (r#"{"id":13,"op":"restore","services":[{"address":"10.0.0.1:80"},{"address":"10.0.0.1:80"}]}"#.into(), "exists", "given twice"),
+        (r#"{"id":14,"op":"restore","services":[{"address":"10.0.0.1:80","real":[{"address":"192.168.1.2","weight":70000}]}]}"#.into(), "invalid", "services[0]: service.real[0].weight"),
+        (r#"{"id":15,"op":"set_timeouts","tcp":99999999,"tcpfin":0,"udp":0}"#.into(), "invalid", "tcp: 99999999 is more than"),
+    ];
+    let mut s = Session::open(&d.sock);
+    for (line, code, msg) in &cases {
+        let r = s.send(line);
+        assert_eq!(r["ok"], false, "{line}: {r}");
+        assert_eq!(r["error"]["code"], *code, "{line}: {r}");
+        let m = r["error"]["message"].as_str().unwrap();
+        assert!(m.contains(msg), "{line}: {m:?} lacks {msg:?}");
+        assert_eq!(d.ok("-S -n"), before, "{line} changed the tables");
+    }
+    // An oversized line: an error, then the connection closes; the daemon goes on.
+    let mut big = Session::open(&d.sock);
+    let huge = format!(r#"{{"id":99,"op":"clear","x":"{}"}}"#, "a".repeat(70 * 1024));
+    let r = big.send(&huge);
+    assert_eq!(r["error"]["code"], "too_long", "{r}");
+    // A client that disconnects in the middle of a request changes nothing either.
+    let mut half = UnixStream::connect(&d.sock).unwrap();
+    half.write_all(br#"{"id":100,"op":"cle"#).unwrap();
+    drop(half);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(d.ok("-S -n"), before);
+    // rvsadm's own refusals: exit status 1 and the daemon's message.
+    let o = d.adm("-a -t 10.0.0.100:80 -r 192.168.1.9:81 -g");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("DR and TUN cannot change the port"));
+    assert_eq!(d.ok("-S -n"), before);
+    d.stop();
+}
+
+#[test]
+fn sixteen_clients_at_once_while_one_hangs_mid_line() {
+    let mut d = Daemon::start("c", 0, &[], "");
+    d.ok("-A -t 10.0.0.100:80 -s rr");
+    // A client that sends half a line and waits: it must not hold up anyone.
+    let mut hanging = UnixStream::connect(&d.sock).unwrap();
+    hanging.write_all(br#"{"id":1,"op":"li"#).unwrap();
+    let start = Instant::now();
+    let threads: Vec<_> = (0..16)
+        .map(|t| {
+            let sock = d.sock.clone();
+            std::thread::spawn(move || {
+                let mut s = Session::open(&sock);
+                for k in 0..25 {
+                    let r = if k % 5 == 0 {
+                        s.send(&format!(
+                            r#"{{"id":{k},"op":"add_real","service":{{"protocol":"tcp","address":"10.0.0.100:80"}},"real":{{"address":"192.168.1.{}:80","method":"nat"}}}}"#,
+                            10 + t * 10 + k / 5
+                        ))
+                    } else {
+                        s.send(&format!(r#"{{"id":{k},"op":"list"}}"#))
+                    };
+                    assert_eq!(r["ok"], true, "{r}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(8), "16 clients took {took:?}");
+    assert_eq!(
+        d.ok("-S -n").lines().count(),
+        1 + 16 * 5,
+        "every client's adds landed"
+    );
+    // The hanging client is cut off once its line has waited too long.
+    hanging.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    let mut l = String::new();
+    BufReader::new(hanging).read_line(&mut l).unwrap();
+    assert!(l.contains("\"timeout\""), "{l}");
+    d.stop();
+}
+
+/// Established flows keep going to their real server while 1,000 changes are made.
+#[test]
+fn a_thousand_changes_under_replay_load_move_no_established_flow() {
+    const FLOWS: u32 = 48;
+    const ROUNDS: u32 = 3000;
+    let vip = Ipv4Addr::new(10, 0, 0, 100);
+    let client = |i: u32| (Ipv4Addr::new(198, 51, 100, 1 + (i % 200) as u8), 30000 + i as u16);
+    let mut input = Vec::new();
+    for i in 0..FLOWS {
+        let (c, p) = client(i);
+        input.push(tcp_v4(c, vip, p, 80, TCP_SYN, &[]));
+    }
+    for r in 0..ROUNDS {
+        for i in 0..FLOWS {
+            let (c, p) = client(i);
+            input.push(tcp_v4(c, vip, p, 80, TCP_ACK | TCP_PSH, &r.to_be_bytes()));
+        }
+    }
+    let services = r#"
+[[service]]
+address = "10.0.0.100:80"
+scheduler = "rr"
+real = [
+    { address = "192.168.1.2:8080", method = "nat" },
+    { address = "192.168.1.3:8080", method = "nat" },
+    { address = "192.168.1.4:8080", method = "nat" },
+]
+"#;
+    let mut d = Daemon::start("d", 1, &input, services);
+    let mut s = Session::open(&d.sock);
+    let svc = r#""service":{"protocol":"tcp","address":"10.0.0.100:80"}"#;
+    let rx_at_start = s.send(r#"{"id":4999,"op":"status"}"#)["result"]["ports"][0]["rx"]
+        .as_u64()
+        .unwrap();
+    let start = Instant::now();
+    for k in 0..1000u32 {
+        let line = match k % 4 {
+            // Weight edits of the flows' own servers, down to quiesced.
+            0 => format!(
+                r#"{{"id":{k},"op":"edit_real",{svc},"real":{{"address":"192.168.1.{}:8080","method":"nat","weight":{}}}}}"#,
+                2 + k % 3,
+                k % 4
+            ),
+            // Other services come and go.
+            1 => format!(
+                r#"{{"id":{k},"op":"add_service","service":{{"address":"10.9.{}.{}:80","scheduler":"wlc","real":[{{"address":"192.168.1.9:80","method":"nat"}}]}}}}"#,
+                k / 250,
+                k % 250
+            ),
+            2 => format!(
+                r#"{{"id":{k},"op":"delete_service","service":{{"protocol":"tcp","address":"10.9.{}.{}:80"}}}}"#,
+                (k - 1) / 250,
+                (k - 1) % 250
+            ),
+            // And servers of the flows' service are added and removed.
+            _ => {
+                if k % 8 == 3 {
+                    format!(
+                        r#"{{"id":{k},"op":"add_real",{svc},"real":{{"address":"192.168.1.20:8080","method":"nat"}}}}"#
+                    )
+                } else {
+                    format!(r#"{{"id":{k},"op":"delete_real",{svc},"address":"192.168.1.20:8080"}}"#)
+                }
+            }
+        };
+        let r = s.send(&line);
+        assert_eq!(r["ok"], true, "change {k}: {r}");
+    }
+    let changes_took = start.elapsed();
+    let st = s.send(r#"{"id":5000,"op":"status"}"#);
+    let rx_at_end = st["result"]["ports"][0]["rx"].as_u64().unwrap();
+    // Let the replay finish.
+    let total = (FLOWS * (ROUNDS + 1)) as u64;
+    let wait = Instant::now();
+    loop {
+        let st = s.send(r#"{"id":5001,"op":"status"}"#);
+        if st["result"]["ports"][0]["rx"].as_u64() == Some(total) || wait.elapsed() > Duration::from_secs(60)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out_path = d.path("out-i.pcap");
+    let report = d.stop();
+    assert!(report.contains("drops: none"), "{report}");
+    let out = traffic::read_pcap(&out_path).unwrap();
+    let out: Vec<&Vec<u8>> = out.iter().filter(|f| f[12..14] == [0x08, 0x00]).collect();
+    assert_eq!(out.len() as u64, total, "every packet was forwarded\n{report}");
+    let mut server_of = std::collections::HashMap::new();
+    for f in &out {
+        let c = (
+            Ipv4Addr::new(f[26], f[27], f[28], f[29]),
+            u16::from_be_bytes([f[34], f[35]]),
+        );
+        let dst = Ipv4Addr::new(f[30], f[31], f[32], f[33]);
+        let first = *server_of.entry(c).or_insert(dst);
+        assert_eq!(dst, first, "flow {c:?} moved from {first} to {dst}");
+    }
+    assert_eq!(server_of.len(), FLOWS as usize);
+    println!(
+        "1000 changes in {changes_took:?} ({:?} per change) while the replay went from packet \
+         {rx_at_start} to {rx_at_end} of {total}; visibility (median, max us) {}; every packet on \
+         its original server",
+        changes_took / 1000,
+        st["result"]["change_visible_us"]
+    );
+}
