@@ -444,6 +444,19 @@ real = [
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // Counters show the replay; -Z zeroes them (the replay is over, so they stay zero).
+    std::thread::sleep(Duration::from_millis(300));
+    let stats = d.ok("-Ln --stats --exact");
+    assert!(
+        stats.contains(&format!("{:<33} {:>8} {:>8}", "TCP  10.0.0.100:80", FLOWS, total)),
+        "{stats}"
+    );
+    d.ok("-Z");
+    let zeroed = d.ok("-Ln --stats --exact");
+    assert!(
+        zeroed.contains(&format!("{:<33} {:>8} {:>8}", "TCP  10.0.0.100:80", 0, 0)),
+        "{zeroed}"
+    );
     let out_path = d.path("out-i.pcap");
     let report = d.stop();
     assert!(report.contains("drops: none"), "{report}");
