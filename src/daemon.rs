@@ -31,6 +31,8 @@ pub struct StopWhen {
     pub idle: Option<Duration>,
     /// After this long in all.
     pub after: Option<Duration>,
+    /// Once the workers have made this many connections (for connection-rate benches).
+    pub conns: Option<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,6 +58,13 @@ pub struct Report {
     pub mbufs_in_use_start: u32,
     pub mbufs_in_use_end: u32,
     pub elapsed: Duration,
+    /// Per-burst processing time (ns), all workers.
+    pub latency: hdrhistogram::Histogram<u64>,
+    pub conns_created: u64,
+    /// Bytes of the workers' connection tables.
+    pub conn_table_bytes: usize,
+    /// The most 2 MB hugepages in use (MB) while running, all processes.
+    pub hugepages_used_mb: u64,
 }
 
 /// Builds the core's tables from the config and the ports' MACs; real servers get ids in
@@ -121,8 +130,14 @@ fn looks_like_pci(device: &str) -> bool {
             .all(|c| c.is_ascii_hexdigit() || c == ':' || c == '.')
 }
 
-/// Runs the data plane until `stop` is set or `when` says so.
+/// Initialises EAL for `cfg` and runs the data plane until `stop` is set or `when` says so.
 pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
+    let (eal, memory) = init_eal(cfg)?;
+    run_on(&eal, memory, cfg, when, stop)
+}
+
+/// EAL as `cfg` asks for it (once per process).
+pub fn init_eal(cfg: &Config) -> Result<(Eal, Memory)> {
     let memory = match cfg.memory {
         MemoryMode::Auto => Memory::detect(),
         MemoryMode::NoHuge => Memory::NoHuge,
@@ -139,12 +154,21 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
     args.extend(cfg.eal_args.iter().cloned());
     let eal = Eal::init(&args).context("EAL init")?;
     ealenv::remove_runtime_dir(&prefix);
+    Ok((eal, memory))
+}
+
+/// Runs the data plane on an initialised EAL (the bench runs several configs in one process).
+pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
+    static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
     let workers = cfg.workers.len();
-    let pool_size = ((cfg.ports.len() * workers * 2048 + workers * (RING * workers + 1024) + 4096)
-        .next_power_of_two()
-        - 1) as u32;
-    let pool = Mempool::new(&eal, "rvs_pool", pool_size, 256, dpdk::DEFAULT_DATA_ROOM)?;
+    let pool_size = cfg.mbufs.unwrap_or(
+        ((cfg.ports.len() * workers * 2048 + workers * (RING * workers + 1024) + 4096).next_power_of_two()
+            - 1) as u32,
+    );
+    let pool_name = format!("rvs_pool{}", POOLS.fetch_add(1, Ordering::Relaxed));
+    let pool = Mempool::new(eal, &pool_name, pool_size, 256, cfg.mbuf_size)
+        .with_context(|| format!("a pool of {pool_size} buffers of {} bytes", cfg.mbuf_size))?;
     let in_use_start = pool.in_use();
 
     let mut ports = Vec::new();
@@ -157,7 +181,7 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
             mtu: None,
             ..Default::default()
         };
-        let port = Port::open(&eal, &p.device, &pc, &pool)
+        let port = Port::open(eal, &p.device, &pc, &pool)
             .with_context(|| format!("port {:?} ({})", p.name, p.device))?;
         if let Some(mac) = p.mac {
             // Virtual devices such as net_pcap cannot change their MAC; they receive every
@@ -198,7 +222,7 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
         .iter()
         .map(|p| p.take_queues())
         .collect::<dpdk::Result<_>>()?;
-    let hz = dpdk::tsc_hz(&eal);
+    let hz = dpdk::tsc_hz(eal);
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() as u64)
@@ -241,7 +265,7 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
             shared.clone(),
             hz,
         );
-        let h = dpdk::spawn_worker(&eal, &format!("rvs-worker{w}"), cpu, move |_lcore| worker.run())
+        let h = dpdk::spawn_worker(eal, &format!("rvs-worker{w}"), cpu, move |_lcore| worker.run())
             .with_context(|| format!("dataplane.workers[{w}]: starting the worker on CPU {cpu}"))?;
         handles.push(h);
     }
@@ -280,12 +304,22 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
     };
 
     let started = Instant::now();
+    let mut hugepages_used = crate::ealenv::hugepages_in_use_mb();
     let (mut last_rx, mut last_change) = (0u64, Instant::now());
+    // A connection-rate run is timed closely; the others need no more than a 20 ms tick.
+    let tick = Duration::from_millis(if when.conns.is_some() { 1 } else { 20 });
     loop {
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(tick);
         if stop.load(Ordering::Relaxed) || when.after.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
+        if let Some(n) = when.conns {
+            let made: u64 = shared.counters.iter().map(|c| c.stats().conns_created).sum();
+            if made >= n {
+                break;
+            }
+        }
+        hugepages_used = hugepages_used.max(crate::ealenv::hugepages_in_use_mb());
         if let Some(idle) = when.idle {
             let rx: u64 = ports
                 .iter()
@@ -303,8 +337,12 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
     shared.stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let mut directors = Vec::new();
+    let mut latency =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
     for h in handles {
-        directors.push(h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?);
+        let r = h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?;
+        let _ = latency.add(&r.latency);
+        directors.push(r.director);
     }
     let port_reports: Vec<PortReport> = ports
         .iter()
@@ -327,6 +365,8 @@ pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
     Ok(Report {
         mbufs_in_use_start: in_use_start,
         mbufs_in_use_end: pool.in_use(),
+        latency,
+        hugepages_used_mb: hugepages_used,
         ..report
     })
 }
@@ -435,6 +475,13 @@ fn make_report(
         mbufs_in_use_start: 0,
         mbufs_in_use_end: 0,
         elapsed,
+        latency: hdrhistogram::Histogram::new(3).expect("valid precision"),
+        conns_created: directors.iter().map(|d| d.stats.conns_created).sum(),
+        conn_table_bytes: directors
+            .iter()
+            .map(|d| d.conns_v4().memory_bytes() + d.conns_v6().memory_bytes())
+            .sum(),
+        hugepages_used_mb: 0,
     }
 }
 

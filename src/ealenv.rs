@@ -66,6 +66,17 @@ pub fn eal_args(prefix: &str, memory: Memory, mem_mb: u32, pci: bool) -> Vec<Str
     a
 }
 
+/// 2 MB hugepages in use on the machine, in MB.
+pub fn hugepages_in_use_mb() -> u64 {
+    let read = |f: &str| {
+        std::fs::read_to_string(format!("/sys/kernel/mm/hugepages/hugepages-2048kB/{f}"))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    read("nr_hugepages").saturating_sub(read("free_hugepages")) * 2
+}
+
 /// Removes EAL's (then empty) runtime directory for `prefix`, once EAL is done with it.
 pub fn remove_runtime_dir(prefix: &str) {
     for base in ["/var/run/dpdk", "/run/dpdk"] {

@@ -1,6 +1,8 @@
 //! The `rvs` package: the `rvsd` daemon and `rvsadm` CLI, and the pieces they share that are
 //! not part of the pure core or the DPDK layer.
 
+pub mod bench;
+pub mod bench_chart;
 pub mod control;
 pub mod daemon;
 pub mod ealenv;

@@ -150,6 +150,43 @@ pub fn tcp_v4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, d
     ipv4_frame(src, dst, 6, l4, 16)
 }
 
+/// Ethernet + IPv6 + TCP (no options) with valid checksums.
+pub fn tcp_v6(
+    src: std::net::Ipv6Addr,
+    dst: std::net::Ipv6Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    data: &[u8],
+) -> Vec<u8> {
+    let mut l4 = vec![0u8; 20];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    l4[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    l4[12] = 5 << 4;
+    l4[13] = flags;
+    l4[14..16].copy_from_slice(&65535u16.to_be_bytes());
+    l4.extend_from_slice(data);
+    let mut pseudo = Vec::with_capacity(40 + l4.len());
+    pseudo.extend_from_slice(&src.octets());
+    pseudo.extend_from_slice(&dst.octets());
+    pseudo.extend_from_slice(&(l4.len() as u32).to_be_bytes());
+    pseudo.extend_from_slice(&[0, 0, 0, 6]);
+    pseudo.extend_from_slice(&l4);
+    let c = internet_checksum(&pseudo);
+    l4[16..18].copy_from_slice(&c.to_be_bytes());
+    let mut f = Vec::with_capacity(54 + l4.len());
+    f.extend_from_slice(&OUTSIDE_MAC);
+    f.extend_from_slice(&GATEWAY_MAC);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[6, 64]);
+    f.extend_from_slice(&src.octets());
+    f.extend_from_slice(&dst.octets());
+    f.extend_from_slice(&l4);
+    f
+}
+
 /// Ethernet + IPv4 + UDP with valid checksums.
 pub fn udp_v4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, data: &[u8]) -> Vec<u8> {
     let mut l4 = vec![0u8; 8];
@@ -206,6 +243,25 @@ pub fn with_macs(mut f: Vec<u8>, src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
     f[0..6].copy_from_slice(&dst);
     f[6..12].copy_from_slice(&src);
     f
+}
+
+/// Whether an Ethernet/IPv4/TCP-or-UDP frame's IPv4 header and L4 checksums verify.
+pub fn checksums_valid(f: &[u8]) -> bool {
+    if f.len() < 34 || f[12..14] != [0x08, 0x00] {
+        return false;
+    }
+    let ihl = (f[14] & 0x0f) as usize * 4;
+    let total = u16::from_be_bytes([f[16], f[17]]) as usize;
+    if internet_checksum(&f[14..14 + ihl]) != 0 || f.len() < 14 + total {
+        return false;
+    }
+    let l4 = &f[14 + ihl..14 + total];
+    let mut pseudo = Vec::with_capacity(12 + l4.len());
+    pseudo.extend_from_slice(&f[26..34]);
+    pseudo.extend_from_slice(&[0, f[23]]);
+    pseudo.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    pseudo.extend_from_slice(l4);
+    internet_checksum(&pseudo) == 0
 }
 
 /// RFC 1071 one's-complement sum, complemented.

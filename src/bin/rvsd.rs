@@ -108,6 +108,7 @@ fn stop_on_signals() -> Result<Arc<AtomicBool>> {
 
 fn when(args: &Args) -> StopWhen {
     StopWhen {
+        conns: None,
         idle: args.exit_idle.map(Duration::from_millis),
         after: args.duration.map(Duration::from_secs),
     }
@@ -158,6 +159,7 @@ fn demo(args: &Args) -> Result<()> {
     let report = daemon::run(
         &cfg,
         &StopWhen {
+            conns: None,
             idle: Some(Duration::from_millis(300)),
             after: Some(Duration::from_secs(60)),
         },

@@ -66,6 +66,10 @@ pub struct RawConfig {
 pub struct RawDataplane {
     pub workers: Option<Vec<i64>>,
     pub conn_capacity: Option<i64>,
+    /// Packet buffers in the pool (default: sized from ports and workers).
+    pub mbufs: Option<i64>,
+    /// Data room of each buffer in bytes, headroom included (default 2176).
+    pub mbuf_size: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -198,6 +202,8 @@ pub struct ServiceConfig {
 pub struct Config {
     pub workers: Vec<usize>,
     pub conn_capacity: usize,
+    pub mbufs: Option<u32>,
+    pub mbuf_size: u16,
     pub memory: MemoryMode,
     pub memory_mb: u32,
     pub eal_args: Vec<String>,
@@ -403,6 +409,22 @@ impl RawConfig {
                 1
             }
         };
+        let mbufs = self.dataplane.mbufs.and_then(|m| {
+            if in_range(m, 1023, 1 << 26) {
+                Some(m as u32)
+            } else {
+                e.add("dataplane.mbufs", format!("{m} is outside 1023..=67108864"));
+                None
+            }
+        });
+        let mbuf_size = match self.dataplane.mbuf_size {
+            None => 2048 + 128,
+            Some(m) if in_range(m, 256, 16384) => m as u16,
+            Some(m) => {
+                e.add("dataplane.mbuf_size", format!("{m} is outside 256..=16384"));
+                2048 + 128
+            }
+        };
         let memory = match self.eal.memory.as_deref() {
             None | Some("auto") => MemoryMode::Auto,
             Some("hugepages") => MemoryMode::Hugepages,
@@ -456,6 +478,8 @@ impl RawConfig {
             Ok(Config {
                 workers,
                 conn_capacity,
+                mbufs,
+                mbuf_size,
                 memory,
                 memory_mb,
                 eal_args: self.eal.args.clone(),

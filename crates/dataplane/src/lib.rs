@@ -18,4 +18,6 @@ pub mod worker;
 
 pub use counters::{DpDrop, WorkerCounters};
 pub use neighbor::Neighbors;
-pub use worker::{Command, ConnEntry, Shared, Worker, WorkerPorts};
+pub use worker::{Command, ConnEntry, Shared, Worker, WorkerPorts, WorkerResult};
+
+pub mod baseline;

@@ -136,6 +136,17 @@ pub struct Worker {
     tx: u64,
     tsc_start: u64,
     tsc_per_ms: u64,
+    tsc_hz: u64,
+    /// Nanoseconds to process and transmit each non-empty burst.
+    latency: hdrhistogram::Histogram<u64>,
+}
+
+/// What a worker leaves when it stops.
+#[derive(Debug)]
+pub struct WorkerResult {
+    pub director: Director,
+    /// Per-burst processing time in nanoseconds (receive to transmit, non-empty bursts).
+    pub latency: hdrhistogram::Histogram<u64>,
 }
 
 impl Worker {
@@ -171,6 +182,9 @@ impl Worker {
             tx: 0,
             tsc_start: dpdk::tsc(),
             tsc_per_ms: (tsc_hz / 1000).max(1),
+            tsc_hz: tsc_hz.max(1),
+            latency: hdrhistogram::Histogram::new_with_bounds(1, 10_000_000_000, 3)
+                .expect("valid histogram bounds"),
         }
     }
 
@@ -214,7 +228,7 @@ impl Worker {
     }
 
     /// Polls until `shared.stop` is set; then flushes and publishes the final counters.
-    pub fn run(mut self) -> Director {
+    pub fn run(mut self) -> WorkerResult {
         if self.id == 0 {
             let t = self.shared.tables.load_full();
             self.announce(&t);
@@ -233,11 +247,15 @@ impl Worker {
                 if n == 0 {
                     continue;
                 }
+                let t0 = dpdk::tsc();
                 self.director
                     .process_burst(&tables, p as u16, burst.as_mut_slice(), now, &mut verdicts[..n]);
                 for (m, v) in burst.drain().zip(verdicts) {
                     self.act(&tables, &neigh, m, v, now);
                 }
+                self.flush();
+                let ns = (dpdk::tsc() - t0) as u128 * 1_000_000_000 / self.tsc_hz as u128;
+                self.latency.saturating_record(ns as u64);
             }
             self.drain_redirects(&tables, &neigh, now);
             if let Some(cmd) = self
@@ -262,7 +280,10 @@ impl Worker {
         let tables = self.shared.tables.load_full();
         self.pending.clear();
         self.publish(&tables);
-        self.director
+        WorkerResult {
+            director: self.director,
+            latency: self.latency,
+        }
     }
 
     fn command(&mut self, cmd: Command, now: u64) {

@@ -1,0 +1,564 @@
+//! The bench harness: generated workloads replayed through the real data plane (the same
+//! `daemon::run_on` rvsd uses) on `net_pcap,infinite_rx=1` into `net_null`, each beside the
+//! baseline forwarder on the same vdevs, so that every figure has a ratio to what this machine
+//! can move at all. Benchmarks report; they do not assert timings.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use crate::daemon::{self, StopWhen};
+use crate::ealenv::Memory;
+use crate::traffic::{self, tcp_v4, tcp_v6, udp_v4, Rng, TCP_ACK, TCP_PSH, TCP_SYN};
+
+/// What a workload replays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// NAT TCP: each flow's SYN, then data segments (one per flow per pass for 1M flows).
+    Established,
+    /// A distinct SYN per client: every packet makes a connection.
+    NewConnections,
+    /// NAT requests and the real server's replies, interleaved.
+    NatMixed,
+    Udp,
+    Dr,
+    Tun,
+    Ipv6,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Workload {
+    pub name: String,
+    pub kind: Kind,
+    pub flows: u32,
+    /// 64-byte frames, or the simple IMIX (7:4:1 of 64, 594, 1518 bytes).
+    pub imix: bool,
+}
+
+impl Workload {
+    fn new(name: &str, kind: Kind, flows: u32, imix: bool) -> Workload {
+        Workload {
+            name: name.into(),
+            kind,
+            flows,
+            imix,
+        }
+    }
+}
+
+/// The full set, or the seconds-long smoke set CI runs.
+pub fn workloads(smoke: bool) -> Vec<Workload> {
+    use Kind::*;
+    if smoke {
+        return vec![
+            Workload::new("established-1k", Established, 1000, false),
+            Workload::new("new-connections", NewConnections, 20_000, false),
+            Workload::new("nat-mixed-1k", NatMixed, 1000, false),
+        ];
+    }
+    vec![
+        Workload::new("established-1k", Established, 1000, false),
+        Workload::new("established-1k-imix", Established, 1000, true),
+        Workload::new("established-100k", Established, 100_000, false),
+        Workload::new("established-1m", Established, 1_000_000, false),
+        Workload::new("new-connections", NewConnections, 1_000_000, false),
+        Workload::new("nat-mixed-1k", NatMixed, 1000, false),
+        Workload::new("udp-1k", Udp, 1000, false),
+        Workload::new("dr-1k", Dr, 1000, false),
+        Workload::new("tun-1k", Tun, 1000, false),
+        Workload::new("ipv6-1k", Ipv6, 1000, false),
+    ]
+}
+
+const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+const VIP_ONE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
+const VIP_DR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 102);
+const VIP_TUN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 103);
+const VIP6: &str = "2001:db8::100";
+
+fn client(i: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::from(0xc000_0000 | (i / 50_000) << 8 | (i % 250 + 1)),
+        1024 + (i % 50_000) as u16,
+    )
+}
+
+fn client6(i: u32) -> (Ipv6Addr, u16) {
+    (
+        Ipv6Addr::from(0x2001_0db8_00c0_0000_0000_0000_0000_0000u128 | i as u128),
+        1024 + (i % 50_000) as u16,
+    )
+}
+
+/// Payload so that the frame has `len` bytes (60 = the 64-byte minimum without FCS).
+fn pad(len: usize, header: usize) -> Vec<u8> {
+    vec![0x5a; len.saturating_sub(header)]
+}
+
+fn frame_len(rng: &mut Rng, imix: bool) -> usize {
+    if !imix {
+        return 60;
+    }
+    match rng.below(12) {
+        0..=6 => 60,
+        7..=10 => 590,
+        _ => 1514,
+    }
+}
+
+/// The workload's frames, from a fixed seed.
+pub fn frames(w: &Workload) -> Vec<Vec<u8>> {
+    let mut rng = Rng::new(0x5eed ^ w.flows as u64);
+    let n = w.flows;
+    let mut out = Vec::new();
+    match w.kind {
+        Kind::Established => {
+            // Every flow opens; then data, several segments a flow while that stays small.
+            let rounds = if n <= 1000 {
+                7
+            } else if n <= 100_000 {
+                1
+            } else {
+                0
+            };
+            for i in 0..n {
+                let (c, p) = client(i);
+                out.push(tcp_v4(c, VIP, p, 80, TCP_SYN, &pad(60, 54)));
+            }
+            for _ in 0..rounds {
+                for i in 0..n {
+                    let (c, p) = client(i);
+                    let len = frame_len(&mut rng, w.imix);
+                    out.push(tcp_v4(c, VIP, p, 80, TCP_ACK | TCP_PSH, &pad(len, 54)));
+                }
+            }
+        }
+        Kind::NewConnections => {
+            for i in 0..n {
+                let (c, p) = client(i);
+                out.push(tcp_v4(c, VIP, p, 80, TCP_SYN, &pad(60, 54)));
+            }
+        }
+        Kind::NatMixed => {
+            // One real server, so the replies' source is known.
+            let rs = Ipv4Addr::new(192, 168, 1, 2);
+            for i in 0..n {
+                let (c, p) = client(i);
+                out.push(tcp_v4(c, VIP_ONE, p, 80, TCP_SYN, &pad(60, 54)));
+            }
+            for i in 0..n {
+                let (c, p) = client(i);
+                out.push(traffic::with_macs(
+                    tcp_v4(rs, c, 8080, p, TCP_SYN | TCP_ACK, &pad(60, 54)),
+                    traffic::server_mac(rs),
+                    traffic::INSIDE_MAC,
+                ));
+            }
+            for _ in 0..3 {
+                for i in 0..n {
+                    let (c, p) = client(i);
+                    out.push(tcp_v4(c, VIP_ONE, p, 80, TCP_ACK | TCP_PSH, &pad(60, 54)));
+                    out.push(traffic::with_macs(
+                        tcp_v4(rs, c, 8080, p, TCP_ACK | TCP_PSH, &pad(60, 54)),
+                        traffic::server_mac(rs),
+                        traffic::INSIDE_MAC,
+                    ));
+                }
+            }
+        }
+        Kind::Udp => {
+            for _ in 0..8 {
+                for i in 0..n {
+                    let (c, p) = client(i);
+                    out.push(udp_v4(c, VIP, p, 53, &pad(60, 42)));
+                }
+            }
+        }
+        Kind::Dr | Kind::Tun => {
+            let vip = if w.kind == Kind::Dr { VIP_DR } else { VIP_TUN };
+            for r in 0..8 {
+                for i in 0..n {
+                    let (c, p) = client(i);
+                    let flags = if r == 0 { TCP_SYN } else { TCP_ACK | TCP_PSH };
+                    out.push(tcp_v4(c, vip, p, 80, flags, &pad(60, 54)));
+                }
+            }
+        }
+        Kind::Ipv6 => {
+            let vip: Ipv6Addr = VIP6.parse().unwrap();
+            for r in 0..8 {
+                for i in 0..n {
+                    let (c, p) = client6(i);
+                    let flags = if r == 0 { TCP_SYN } else { TCP_ACK | TCP_PSH };
+                    out.push(tcp_v6(c, vip, p, 80, flags, &pad(78, 74)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The rvs configuration for a workload's run: outside = the replayed pcap (tx dropped),
+/// inside = a sink.
+fn config(tag: &str, pcap: &Path, w: &Workload, cpu: usize, frames: usize, socket: &Path) -> String {
+    let capacity = (w.flows as usize * 2).max(65536);
+    let mbuf_size = if w.imix { 2176 } else { 512 };
+    let mut servers = String::new();
+    for k in 2..6 {
+        servers.push_str(&format!(
+            "    {{ ip = \"192.168.1.{k}\", mac = \"02:11:c0:a8:01:{k:02x}\" }},\n"
+        ));
+    }
+    format!(
+        r#"
+[dataplane]
+workers = [{cpu}]
+conn_capacity = {capacity}
+mbufs = {mbufs}
+mbuf_size = {mbuf_size}
+[control]
+socket = "{socket}"
+[[port]]
+name = "outside"
+device = "net_pcap_{tag}o,rx_pcap={pcap},infinite_rx=1"
+mac = "02:00:00:00:00:a0"
+addresses = ["203.0.113.1/24", "2001:db8:ff::1/64"]
+gateway = "203.0.113.254"
+gateway6 = "2001:db8:ff::fe"
+neighbors = [{{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }}, {{ ip = "2001:db8:ff::fe", mac = "02:00:00:00:00:01" }}]
+[[port]]
+name = "inside"
+device = "net_null_{tag}i,no-rx=1"
+mac = "02:00:00:00:00:b0"
+addresses = ["192.168.1.1/24", "2001:db8:1::1/64"]
+neighbors = [
+{servers}    {{ ip = "2001:db8:1::2", mac = "02:11:00:00:00:02" }},
+]
+[[service]]
+address = "10.0.0.100:80"
+scheduler = "wrr"
+real = [
+    {{ address = "192.168.1.2:8080", method = "nat", weight = 2 }},
+    {{ address = "192.168.1.3:8080", method = "nat", weight = 1 }},
+    {{ address = "192.168.1.4:8080", method = "nat", weight = 1 }},
+]
+[[service]]
+protocol = "udp"
+address = "10.0.0.100:53"
+scheduler = "rr"
+real = [{{ address = "192.168.1.2:5353", method = "nat" }}, {{ address = "192.168.1.3:5353", method = "nat" }}]
+[[service]]
+address = "10.0.0.101:80"
+scheduler = "rr"
+real = [{{ address = "192.168.1.2:8080", method = "nat" }}]
+[[service]]
+address = "10.0.0.102:80"
+scheduler = "mh"
+real = [{{ address = "192.168.1.4", method = "dr" }}, {{ address = "192.168.1.5", method = "dr" }}]
+[[service]]
+address = "10.0.0.103:80"
+scheduler = "rr"
+real = [{{ address = "192.168.1.5", method = "tun" }}]
+[[service]]
+address = "[{VIP6}]:80"
+scheduler = "rr"
+real = [{{ address = "[2001:db8:1::2]:8080", method = "nat" }}]
+"#,
+        mbufs = frames + 16384,
+        pcap = pcap.display(),
+        socket = socket.display(),
+    )
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Latency {
+    pub p50_ns: u64,
+    pub p99_ns: u64,
+    pub p999_ns: u64,
+    pub max_ns: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Result1 {
+    pub workload: Workload,
+    pub frames_in_pcap: usize,
+    pub seconds: f64,
+    pub baseline_mpps: f64,
+    pub rvs_mpps: f64,
+    pub ratio_to_baseline: f64,
+    /// New connections per second (all workloads make some; this is the rate of the run).
+    pub conns_per_s: f64,
+    /// Connections per second of the worker's busy time (summed burst times): its capacity.
+    pub conns_per_busy_s: f64,
+    pub conns_created: u64,
+    pub latency_per_burst: Latency,
+    pub drops: Vec<(String, u64)>,
+    pub conn_table_bytes: usize,
+    pub conn_table_bytes_per_conn: f64,
+    pub hugepages_used_mb: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub version: String,
+    pub memory: String,
+    pub workers: usize,
+    pub cpu: usize,
+    pub results: Vec<Result1>,
+    pub peak_rss_mb: u64,
+    /// Frames of a finite replay whose every output was checked (smoke mode; 0 otherwise).
+    pub verified_packets: u64,
+    pub note: String,
+}
+
+/// The baseline forwarder on `net_pcap,infinite_rx=1` for `secs`: packets per second.
+fn baseline(
+    eal: &dpdk::Eal,
+    tag: &str,
+    pcap: &Path,
+    frames: usize,
+    cpu: usize,
+    secs: f64,
+    mbuf_size: u16,
+) -> Result<f64> {
+    let pool = dpdk::Mempool::new(
+        eal,
+        &format!("base_{tag}"),
+        (frames + 16384) as u32,
+        256,
+        mbuf_size,
+    )?;
+    let dev = format!("net_pcap_{tag}b,rx_pcap={},infinite_rx=1", pcap.display());
+    let port = dpdk::Port::open(eal, &dev, &dpdk::PortConfig::default(), &pool)?;
+    port.start()?;
+    let (mut rx, mut tx) = port.take_queues()?;
+    let (mut rx, mut tx) = (rx.remove(0), tx.remove(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let s2 = stop.clone();
+    let before = port.stats()?.ipackets;
+    let start = Instant::now();
+    let w = dpdk::spawn_worker(eal, "rvs-baseline", cpu, move |_| {
+        rvs_dataplane::baseline::run(&mut rx, &mut tx, &s2)
+    })?;
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    let _ = w.join();
+    let moved = port.stats()?.ipackets - before;
+    port.stop()?;
+    Ok(moved as f64 / elapsed)
+}
+
+fn peak_rss_mb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024
+}
+
+/// Runs `list` and writes `report.json` (and the chart) into `out`. `progress` gets a line per
+/// step.
+pub fn run(
+    list: &[Workload],
+    out: &Path,
+    secs: f64,
+    cpu: usize,
+    memory: Memory,
+    verify: bool,
+    mut progress: impl FnMut(&str),
+) -> Result<BenchReport> {
+    std::fs::create_dir_all(out)?;
+    let prefix = format!("rvs-bench-{}", std::process::id());
+    let eal = dpdk::Eal::init(crate::ealenv::eal_args(&prefix, memory, 4096, false)).context("EAL init")?;
+    crate::ealenv::remove_runtime_dir(&prefix);
+    let verified_packets = if verify {
+        verify_replay(&eal, memory, out, cpu)?
+    } else {
+        0
+    };
+    if verify {
+        progress(&format!(
+            "verified: {verified_packets} frames replayed, every output checked"
+        ));
+    }
+    let mut results = Vec::new();
+    for (i, w) in list.iter().enumerate() {
+        let f = frames(w);
+        let pcap = out.join(format!("{}.pcap", w.name));
+        traffic::write_pcap(&pcap, &f)?;
+        let mbuf_size = if w.imix { 2176 } else { 512 };
+        progress(&format!(
+            "[{}/{}] {}: {} frames; baseline {secs:.1} s ...",
+            i + 1,
+            list.len(),
+            w.name,
+            f.len()
+        ));
+        let base = baseline(&eal, &format!("w{i}"), &pcap, f.len(), cpu, secs, mbuf_size)?;
+        progress(&format!(
+            "[{}/{}] {}: baseline {:.2} Mpps; rvs {secs:.1} s ...",
+            i + 1,
+            list.len(),
+            w.name,
+            base / 1e6
+        ));
+        let socket = out.join(format!("bench-{i}.sock"));
+        let text = config(&format!("w{i}"), &pcap, w, cpu, f.len(), &socket);
+        let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
+        let when = StopWhen {
+            after: Some(Duration::from_secs_f64(secs)),
+            conns: (w.kind == Kind::NewConnections).then_some(w.flows as u64),
+            idle: None,
+        };
+        let stop = AtomicBool::new(false);
+        let r = daemon::run_on(&eal, memory, &cfg, &when, &stop)?;
+        let secs_run = r.elapsed.as_secs_f64();
+        let mpps = r.rx as f64 / secs_run;
+        let lat = &r.latency;
+        let result = Result1 {
+            workload: w.clone(),
+            frames_in_pcap: f.len(),
+            seconds: secs_run,
+            baseline_mpps: base / 1e6,
+            rvs_mpps: mpps / 1e6,
+            ratio_to_baseline: if base > 0.0 { mpps / base } else { 0.0 },
+            conns_per_s: r.conns_created as f64 / secs_run,
+            conns_per_busy_s: {
+                let busy_s = lat.mean() * lat.len() as f64 / 1e9;
+                if busy_s > 0.0 {
+                    r.conns_created as f64 / busy_s
+                } else {
+                    0.0
+                }
+            },
+            conns_created: r.conns_created,
+            latency_per_burst: Latency {
+                p50_ns: lat.value_at_quantile(0.5),
+                p99_ns: lat.value_at_quantile(0.99),
+                p999_ns: lat.value_at_quantile(0.999),
+                max_ns: lat.max(),
+            },
+            drops: r.drops.clone(),
+            conn_table_bytes: r.conn_table_bytes,
+            conn_table_bytes_per_conn: r.conn_table_bytes as f64 / cfg.conn_capacity as f64,
+            hugepages_used_mb: r.hugepages_used_mb,
+        };
+        progress(&format!(
+            "[{}/{}] {}: rvs {:.2} Mpps ({:.0}% of baseline), {:.0} conns/s, burst p50 {} ns p99 {} ns",
+            i + 1,
+            list.len(),
+            w.name,
+            result.rvs_mpps,
+            result.ratio_to_baseline * 100.0,
+            result.conns_per_s,
+            result.latency_per_burst.p50_ns,
+            result.latency_per_burst.p99_ns
+        ));
+        results.push(result);
+        let _ = std::fs::remove_file(&pcap);
+    }
+    let report = BenchReport {
+        version: crate::version_line("rvs-bench"),
+        memory: memory.describe().into(),
+        workers: 1,
+        cpu,
+        results,
+        peak_rss_mb: peak_rss_mb(),
+        verified_packets,
+        note: "one worker; rvs and the baseline forwarder replay the same pcap with net_pcap infinite_rx; \
+               rvs transmits into net_null, the baseline back out of the pcap port (dropped). Shared VM: \
+               compare ratios, not absolute rates."
+            .into(),
+    };
+    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
+    crate::bench_chart::draw(&report, &out.join("report.png"))?;
+    Ok(report)
+}
+
+/// Where the report of a run lives.
+pub fn report_path(out: &Path) -> PathBuf {
+    out.join("report.json")
+}
+
+/// Replays the established-1k workload once (no loop) with the inside port writing a pcap, and
+/// checks every output frame: DNATed to one of the real servers, port 8080, TTL decremented,
+/// the inside port's MAC, valid IPv4 and TCP checksums. Returns how many were checked.
+fn verify_replay(eal: &dpdk::Eal, memory: Memory, out: &Path, cpu: usize) -> Result<u64> {
+    let w = Workload::new("verify", Kind::Established, 1000, false);
+    let f = frames(&w);
+    let input = out.join("verify-in.pcap");
+    let empty = out.join("verify-empty.pcap");
+    let output = out.join("verify-out.pcap");
+    traffic::write_pcap(&input, &f)?;
+    traffic::write_pcap(&empty, &[])?;
+    let text = config("vf", &input, &w, cpu, f.len(), &out.join("verify.sock"))
+        .replace(
+            &format!("rx_pcap={},infinite_rx=1", input.display()),
+            &format!("rx_pcap={}", input.display()),
+        )
+        .replace(
+            "net_null_vfi,no-rx=1",
+            &format!(
+                "net_pcap_vfi,rx_pcap={},tx_pcap={}",
+                empty.display(),
+                output.display()
+            ),
+        );
+    let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("verify config: {e}"))?;
+    let when = StopWhen {
+        idle: Some(Duration::from_millis(300)),
+        after: Some(Duration::from_secs(30)),
+        conns: None,
+    };
+    let r = daemon::run_on(eal, memory, &cfg, &when, &AtomicBool::new(false))?;
+    if !r.drops.is_empty() {
+        anyhow::bail!("the verification replay dropped frames: {:?}", r.drops);
+    }
+    let sent: Vec<Vec<u8>> = traffic::read_pcap(&output)?
+        .into_iter()
+        .filter(|x| x[12..14] == [0x08, 0x00])
+        .collect();
+    if sent.len() != f.len() {
+        anyhow::bail!("{} frames in, {} out", f.len(), sent.len());
+    }
+    let servers = [
+        Ipv4Addr::new(192, 168, 1, 2),
+        Ipv4Addr::new(192, 168, 1, 3),
+        Ipv4Addr::new(192, 168, 1, 4),
+    ];
+    for (k, (o, i)) in sent.iter().zip(&f).enumerate() {
+        let dst = Ipv4Addr::new(o[30], o[31], o[32], o[33]);
+        let ok = servers.contains(&dst)
+            && o[6..12] == traffic::INSIDE_MAC
+            && o[0..6] == traffic::server_mac(dst)
+            && o[22] == 63
+            && u16::from_be_bytes([o[36], o[37]]) == 8080
+            && o[26..30] == i[26..30]
+            && o[34..36] == i[34..36]
+            && o[54..] == i[54..]
+            && traffic::checksums_valid(o);
+        if !ok {
+            anyhow::bail!(
+                "output frame {k} is not the NAT of its input: in {:02x?}, out {:02x?} (checksums {})",
+                i,
+                o,
+                traffic::checksums_valid(o)
+            );
+        }
+    }
+    for p in [input, empty, output] {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(sent.len() as u64)
+}
