@@ -1,0 +1,115 @@
+//! Fixtures shared by the core's criterion benches and the callgrind example: a director with
+//! a NAT and a DR service, and 64-byte TCP frames.
+
+#![allow(dead_code)]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+
+use rvs_core::conn::state::Timeouts;
+use rvs_core::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
+use rvs_core::net::{Network, PortNet};
+use rvs_core::sched::SchedFlags;
+use rvs_core::{checksum, Director, DirectorConfig, Tables, VecFrame};
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
+pub const VIP_DR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
+
+pub fn tables() -> Tables {
+    let mut p0 = PortNet::new([2, 0, 0, 0, 0, 0xa0]);
+    p0.v4.push(("203.0.113.1".parse().unwrap(), 24));
+    p0.gateway4 = Some("203.0.113.254".parse().unwrap());
+    let mut p1 = PortNet::new([2, 0, 0, 0, 0, 0xb0]);
+    p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
+    let real = |id, last, fwd, port| RealServer {
+        id: RealId(id),
+        addr: IpAddr::V4(Ipv4Addr::new(192, 168, 1, last)),
+        port,
+        forward: fwd,
+        weight: 1,
+        upper: 0,
+        lower: 0,
+    };
+    let svc = |vip, reals| {
+        let key = ServiceKey {
+            protocol: Protocol::Tcp,
+            vip: IpAddr::V4(vip),
+            port: 80,
+        };
+        Arc::new(Service::new(key, "rr", SchedFlags::default(), None, reals).unwrap())
+    };
+    let services = vec![
+        svc(
+            VIP,
+            vec![real(0, 2, Forward::Nat, 8080), real(1, 3, Forward::Nat, 8080)],
+        ),
+        svc(VIP_DR, vec![real(2, 4, Forward::Dr, 80)]),
+    ];
+    Tables::new(
+        Network { ports: vec![p0, p1] },
+        services,
+        Timeouts::default(),
+        Arc::new(RealRegistry::new(16)),
+    )
+}
+
+/// Ethernet/IPv4/TCP, 64 bytes on the wire without FCS (6 bytes of payload).
+pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xa0]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x45;
+    f[16..18].copy_from_slice(&46u16.to_be_bytes());
+    f[22] = 64;
+    f[23] = 6;
+    f[26..30].copy_from_slice(&src.octets());
+    f[30..34].copy_from_slice(&dst.octets());
+    let c = checksum::checksum(&f[14..34]);
+    f[24..26].copy_from_slice(&c.to_be_bytes());
+    f[34..36].copy_from_slice(&sport.to_be_bytes());
+    f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f[46] = 5 << 4;
+    f[47] = flags;
+    f[54..60].copy_from_slice(b"abcdef");
+    let pseudo = checksum::pseudo_v4(src, dst, 6, 26);
+    let c = !checksum::fold(checksum::sum(&f[34..60], pseudo));
+    f[50..52].copy_from_slice(&c.to_be_bytes());
+    f
+}
+
+pub const SYN: u8 = 0x02;
+pub const ACK: u8 = 0x10;
+pub const SYNACK: u8 = 0x12;
+
+pub fn client(i: u32) -> (Ipv4Addr, u16) {
+    (
+        Ipv4Addr::from(0xc633_0000 + i / 50_000),
+        1024 + (i % 50_000) as u16,
+    )
+}
+
+/// A director (capacity for `capacity` connections) with `flows` NAT flows established.
+pub fn director_with_flows(t: &Tables, flows: u32, capacity: usize, vip: Ipv4Addr) -> Director {
+    let mut d = Director::new(DirectorConfig {
+        worker: 0,
+        workers: 1,
+        conn_capacity_v4: capacity,
+        conn_capacity_v6: 16,
+        seed: 42,
+        real_capacity: 64,
+    });
+    let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
+    for i in 0..flows {
+        let (c, p) = client(i);
+        let setup = [
+            (0, tcp(c, vip, p, 80, SYN)),
+            (1, tcp(rs[(i % 2) as usize], c, 8080, p, SYNACK)),
+            (0, tcp(c, vip, p, 80, ACK)),
+        ];
+        for (port, f) in setup {
+            d.process(t, port, &mut VecFrame::new(&f), 0);
+        }
+    }
+    d
+}
