@@ -81,7 +81,7 @@ proptest! {
     /// Valid frames of every kind with random bytes overwritten: the deep paths see damaged
     /// headers, quotes and lengths, and must still never panic.
     #[test]
-    fn damaged_valid_frames_never_panic(which in 0usize..8, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
+    fn damaged_valid_frames_never_panic(which in 0usize..10, edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8), cut in any::<prop::sample::Index>()) {
         let t = tables();
         let mut d = director();
         // A connection for each kind so that follow-up frames reach the connection paths.
@@ -131,5 +131,16 @@ fn seeds() -> Vec<Vec<u8>> {
             ACK,
             b"x",
         ),
+        {
+            let mut body = v6("2001:db8::100").to_vec();
+            body.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 1]);
+            let ns = etherparse::Icmpv6Type::Unknown {
+                type_u8: 135,
+                code_u8: 0,
+                bytes5to8: [0; 4],
+            };
+            icmp6(IN0, GW6, "2001:db8::100", 255, ns, &body)
+        },
+        tcp4(IN0, CLIENT, [10, 0, 0, 103], 64, 40003, 443, SYN, b""),
     ]
 }
