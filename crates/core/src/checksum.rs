@@ -71,6 +71,20 @@ pub fn update16(check: u16, old: u16, new: u16) -> u16 {
     !fold(acc)
 }
 
+/// RFC 1624 eqn. 3 for several changed words at once: one fold however many words changed
+/// (a NAT rewrite changes an address and a port, and the TTL).
+#[inline]
+pub fn update_words(check: u16, old: &[u16], new: &[u16]) -> u16 {
+    let mut acc = (!check) as u32;
+    for &o in old {
+        acc += (!o) as u32;
+    }
+    for &n in new {
+        acc += n as u32;
+    }
+    !fold(acc)
+}
+
 /// The same for a 32-bit field (an IPv4 address), as two words.
 #[inline]
 pub fn update32(check: u16, old: u32, new: u32) -> u16 {
@@ -171,6 +185,13 @@ mod tests {
         data[4] = 0xab;
         data[5] = 0xcd;
         assert_eq!(update16(c, 0x1234, 0xabcd), checksum(&data));
+    }
+
+    #[test]
+    fn several_words_at_once_equal_one_at_a_time() {
+        let c = 0x1c46;
+        let one = update16(update16(update16(c, 0x0a00, 0xc0a8), 0x0064, 0x0102), 0x0050, 0x1f90);
+        assert_eq!(update_words(c, &[0x0a00, 0x0064, 0x0050], &[0xc0a8, 0x0102, 0x1f90]), one);
     }
 
     #[test]

@@ -47,6 +47,11 @@ pub(crate) trait Family: Addr {
     fn set_src(ip: &mut [u8], a: Self);
     fn set_dst(ip: &mut [u8], a: Self);
     fn pseudo_changed(protocol: u8, l4: &mut [u8], old: Self, new: Self);
+    /// The address as 16-bit words (2 or 8), for fused checksum updates.
+    fn words(self) -> ([u16; 8], usize);
+    /// Rewrites the source (`src`) or destination address in the IP header and decrements the
+    /// TTL, with one checksum update (IPv6 has no header checksum).
+    fn nat_header(ip: &mut [u8], src: bool, old: Self, new: Self);
     /// May the packet be fragmented on the way? (IPv6: never by a router.)
     fn may_fragment(ip: &[u8]) -> bool;
     fn source(net: &Network, port: u16) -> Option<Self>;
@@ -137,6 +142,25 @@ impl Family for Ipv4Addr {
 
     fn pseudo_changed(protocol: u8, l4buf: &mut [u8], old: Self, new: Self) {
         l4::pseudo_addr_changed_v4(protocol, l4buf, old, new);
+    }
+
+    #[inline]
+    fn words(self) -> ([u16; 8], usize) {
+        let o = self.octets();
+        ([u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]), 0, 0, 0, 0, 0, 0], 2)
+    }
+
+    #[inline]
+    fn nat_header(ip: &mut [u8], src: bool, old: Self, new: Self) {
+        let at = if src { 12 } else { 16 };
+        let (ow, _) = old.words();
+        let (nw, _) = new.words();
+        let ttl_proto = u16::from_be_bytes([ip[8], ip[9]]);
+        let c = u16::from_be_bytes([ip[10], ip[11]]);
+        let c = checksum::update_words(c, &[ow[0], ow[1], ttl_proto], &[nw[0], nw[1], ttl_proto - 0x0100]);
+        ip[at..at + 4].copy_from_slice(&new.octets());
+        ip[8] -= 1;
+        ip[10..12].copy_from_slice(&c.to_be_bytes());
     }
 
     fn may_fragment(ip: &[u8]) -> bool {
@@ -268,6 +292,18 @@ impl Family for Ipv6Addr {
 
     fn pseudo_changed(protocol: u8, l4buf: &mut [u8], old: Self, new: Self) {
         l4::pseudo_addr_changed_v6(protocol, l4buf, old, new);
+    }
+
+    #[inline]
+    fn words(self) -> ([u16; 8], usize) {
+        (self.segments(), 8)
+    }
+
+    #[inline]
+    fn nat_header(ip: &mut [u8], src: bool, _old: Self, new: Self) {
+        let at = if src { 8 } else { 24 };
+        ip[at..at + 16].copy_from_slice(&new.octets());
+        ip[7] -= 1;
     }
 
     fn may_fragment(_ip: &[u8]) -> bool {

@@ -254,7 +254,6 @@ impl Director {
                 }
                 let b = f.data_mut();
                 rewrite_dst(b, l2, &ip, c.raddr, c.rport);
-                A::decrement_ttl(&mut b[l2..]);
                 to_real(t, b, &c)
             }
             Forward::Dr => to_real(t, f.data_mut(), &c),
@@ -283,7 +282,6 @@ impl Director {
         }
         let b = f.data_mut();
         rewrite_src(b, l2, &ip, c.vaddr, c.vport);
-        A::decrement_ttl(&mut b[l2..]);
         via(
             t,
             b,
@@ -391,22 +389,43 @@ fn set_src_mac(b: &mut [u8], mac: crate::wire::ethernet::Mac) {
     b[6..12].copy_from_slice(&mac);
 }
 
-/// NAT inbound: destination VIP:vport -> RIP:rport, every checksum updated incrementally.
+/// NAT inbound: destination VIP:vport -> RIP:rport, TTL decremented; each checksum gets one
+/// incremental update covering every word that changed (RFC 1624).
 pub(super) fn rewrite_dst<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, raddr: A, rport: u16) {
-    let (l4s, end) = (l2 + ip.l4, l2 + ip.end);
-    A::set_dst(&mut b[l2..], raddr);
-    let seg = &mut b[l4s..end];
-    A::pseudo_changed(ip.proto, seg, ip.dst, raddr);
-    l4::set_dst_port(ip.proto, seg, rport);
-    l4::finish(ip.proto, seg);
+    nat(b, l2, ip, false, raddr, rport);
 }
 
-/// NAT outbound: source RIP:rport -> VIP:vport.
+/// NAT outbound: source RIP:rport -> VIP:vport, TTL decremented.
 pub(super) fn rewrite_src<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, vaddr: A, vport: u16) {
-    let (l4s, end) = (l2 + ip.l4, l2 + ip.end);
-    A::set_src(&mut b[l2..], vaddr);
-    let seg = &mut b[l4s..end];
-    A::pseudo_changed(ip.proto, seg, ip.src, vaddr);
-    l4::set_src_port(ip.proto, seg, vport);
-    l4::finish(ip.proto, seg);
+    nat(b, l2, ip, true, vaddr, vport);
+}
+
+fn nat<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, src: bool, addr: A, port: u16) {
+    let old = if src { ip.src } else { ip.dst };
+    A::nat_header(&mut b[l2..], src, old, addr);
+    let seg = &mut b[l2 + ip.l4..l2 + ip.end];
+    let at = if src { 0 } else { 2 };
+    let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
+    seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
+    let csum_at = match ip.proto {
+        proto::TCP => tcp::CHECKSUM_AT,
+        proto::UDP => crate::wire::udp::CHECKSUM_AT,
+        _ => return l4::finish(ip.proto, seg),
+    };
+    let c = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
+    if ip.proto == proto::UDP && c == 0 && A::HEADER_LEN == 20 {
+        return; // IPv4 UDP without a checksum stays without one
+    }
+    let ((ow, n), (nw, _)) = (old.words(), addr.words());
+    let mut olds = [0u16; 9];
+    let mut news = [0u16; 9];
+    olds[..n].copy_from_slice(&ow[..n]);
+    news[..n].copy_from_slice(&nw[..n]);
+    olds[n] = old_port;
+    news[n] = port;
+    let mut c = crate::checksum::update_words(c, &olds[..=n], &news[..=n]);
+    if ip.proto == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
 }
