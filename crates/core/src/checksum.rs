@@ -181,7 +181,10 @@ mod tests {
     #[test]
     fn odd_length_pads_with_zero() {
         assert_eq!(sum(&[0x12, 0x34, 0x56], 0), 0x1234 + 0x5600);
-        assert_eq!(fold(sum(&[0x12, 0x34, 0x56, 0x78, 0x9a], 0)), fold(0x1234 + 0x5678 + 0x9a00));
+        assert_eq!(
+            fold(sum(&[0x12, 0x34, 0x56, 0x78, 0x9a], 0)),
+            fold(0x1234 + 0x5678 + 0x9a00)
+        );
     }
 
     #[test]
@@ -209,8 +212,15 @@ mod tests {
     #[test]
     fn several_words_at_once_equal_one_at_a_time() {
         let c = 0x1c46;
-        let one = update16(update16(update16(c, 0x0a00, 0xc0a8), 0x0064, 0x0102), 0x0050, 0x1f90);
-        assert_eq!(update_words(c, &[0x0a00, 0x0064, 0x0050], &[0xc0a8, 0x0102, 0x1f90]), one);
+        let one = update16(
+            update16(update16(c, 0x0a00, 0xc0a8), 0x0064, 0x0102),
+            0x0050,
+            0x1f90,
+        );
+        assert_eq!(
+            update_words(c, &[0x0a00, 0x0064, 0x0050], &[0xc0a8, 0x0102, 0x1f90]),
+            one
+        );
     }
 
     #[test]

@@ -147,7 +147,19 @@ impl Family for Ipv4Addr {
     #[inline]
     fn words(self) -> ([u16; 8], usize) {
         let o = self.octets();
-        ([u16::from_be_bytes([o[0], o[1]]), u16::from_be_bytes([o[2], o[3]]), 0, 0, 0, 0, 0, 0], 2)
+        (
+            [
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+                0,
+                0,
+                0,
+                0,
+                0,
+                0,
+            ],
+            2,
+        )
     }
 
     #[inline]
