@@ -142,8 +142,7 @@ pub fn draw(r: &BenchReport, path: &Path) -> Result<()> {
         )])
         .map_err(|e| anyhow!("{e}"))?;
     }
-    for (k, (name, col)) in ["p50", "p99", "p99.9"].iter().zip(colors).enumerate() {
-        let _ = k;
+    for (name, col) in ["p50", "p99", "p99.9"].iter().zip(colors) {
         l.draw_series([Rectangle::new([(0.0, 0.0), (0.0, 0.0)], col.filled())])
             .map_err(|e| anyhow!("{e}"))?
             .label(*name)
