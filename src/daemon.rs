@@ -17,7 +17,7 @@ use rvs_dataplane::{DpDrop, Neighbors, Shared, Worker, WorkerCounters, WorkerPor
 
 use crate::control::{self, ControlState};
 use crate::ealenv::{self, Memory};
-use rvs_api::proto::{RealView, ServiceView, Stats};
+use rvs_api::proto::{ServiceView, Stats};
 
 /// Redirect ring size per worker pair.
 const RING: usize = 1024;
@@ -399,65 +399,19 @@ fn make_report(
         .services
         .iter()
         .map(|s| {
-            let reals: Vec<RealView> = s
-                .reals
-                .iter()
-                .map(|r| {
-                    let shared_counts = tables.reals.get(r.id);
-                    let traffic = |f: fn(&rvs_core::RealTraffic) -> u64| {
-                        directors.iter().map(|d| f(&d.real_traffic(r.id))).sum::<u64>()
-                    };
-                    RealView {
-                        address: r.addr.to_string(),
-                        port: r.port,
-                        method: match r.forward {
-                            rvs_core::model::Forward::Nat => "nat",
-                            rvs_core::model::Forward::Dr => "dr",
-                            rvs_core::model::Forward::Tun => "tun",
-                        }
-                        .into(),
-                        weight: r.weight,
-                        upper: r.upper,
-                        lower: r.lower,
-                        active: shared_counts.active(),
-                        inactive: shared_counts.inactive(),
-                        persistent: shared_counts.persistent.load(Ordering::Relaxed),
-                        stats: Stats {
-                            conns: shared_counts.conns.load(Ordering::Relaxed),
-                            in_packets: traffic(|t| t.in_packets),
-                            out_packets: traffic(|t| t.out_packets),
-                            in_bytes: traffic(|t| t.in_bytes),
-                            out_bytes: traffic(|t| t.out_bytes),
-                            ..Stats::default()
-                        },
-                    }
-                })
-                .collect();
-            let sum = |f: fn(&Stats) -> u64| reals.iter().map(|r| f(&r.stats)).sum::<u64>();
-            let stats = Stats {
-                conns: sum(|s| s.conns),
-                in_packets: sum(|s| s.in_packets),
-                out_packets: sum(|s| s.out_packets),
-                in_bytes: sum(|s| s.in_bytes),
-                out_bytes: sum(|s| s.out_bytes),
-                ..Stats::default()
-            };
-            ServiceView {
-                protocol: match s.key.protocol {
-                    rvs_core::model::Protocol::Tcp => "tcp",
-                    rvs_core::model::Protocol::Udp => "udp",
-                    rvs_core::model::Protocol::Sctp => "sctp",
+            control::service_view(s, &tables.reals, |id| {
+                let traffic = |f: fn(&rvs_core::RealTraffic) -> u64| {
+                    directors.iter().map(|d| f(&d.real_traffic(id))).sum::<u64>()
+                };
+                Stats {
+                    conns: tables.reals.get(id).conns.load(Ordering::Relaxed),
+                    in_packets: traffic(|t| t.in_packets),
+                    out_packets: traffic(|t| t.out_packets),
+                    in_bytes: traffic(|t| t.in_bytes),
+                    out_bytes: traffic(|t| t.out_bytes),
+                    ..Stats::default()
                 }
-                .into(),
-                address: s.key.vip.to_string(),
-                port: s.key.port,
-                scheduler: s.scheduler.name().to_string(),
-                flags: s.flags.names(s.scheduler.name()),
-                persistence: s.persistence.map(|p| p.timeout_s),
-                netmask: s.persistence.map(|p| p.prefix_len),
-                stats,
-                reals,
-            }
+            })
         })
         .collect();
     Report {

@@ -4,6 +4,8 @@
 mod estimator;
 mod server;
 mod state;
+mod view;
 
 pub use server::{serve, ServerHandle};
 pub use state::ControlState;
+pub use view::service_view;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rvs_api::config::{validate_real, validate_service, PortConfig, RawService, RealConfig, ServiceConfig};
-use rvs_api::proto::{ConnView, Op, PortView, RealView, Reply, ServiceId, ServiceView, Stats};
+use rvs_api::proto::{ConnView, Op, PortView, Reply, ServiceId};
 use rvs_core::conn::state::Timeouts;
-use rvs_core::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
+use rvs_core::model::{Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
 use rvs_core::net::Network;
 use rvs_core::{DropReason, Tables};
 use rvs_dataplane::{Command, DpDrop, Shared};
@@ -44,22 +44,6 @@ pub struct ControlState {
     visible_us: Vec<u64>,
 }
 
-fn proto_name(p: Protocol) -> &'static str {
-    match p {
-        Protocol::Tcp => "tcp",
-        Protocol::Udp => "udp",
-        Protocol::Sctp => "sctp",
-    }
-}
-
-fn method_name(f: Forward) -> &'static str {
-    match f {
-        Forward::Nat => "nat",
-        Forward::Dr => "dr",
-        Forward::Tun => "tun",
-    }
-}
-
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
     let protocol = match id.protocol.as_str() {
         "tcp" => Protocol::Tcp,
@@ -89,7 +73,7 @@ fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
 }
 
 fn describe(k: &ServiceKey) -> String {
-    format!("{} {}", proto_name(k.protocol), SocketAddr::new(k.vip, k.port))
+    format!("{} {}", k.protocol.name(), SocketAddr::new(k.vip, k.port))
 }
 
 impl ControlState {
@@ -447,52 +431,7 @@ impl ControlState {
             .iter()
             .filter(|e| only.is_none_or(|k| e.cfg.key == k))
             .map(|e| {
-                let reals: Vec<RealView> = e
-                    .cfg
-                    .reals
-                    .iter()
-                    .zip(&e.ids)
-                    .map(|(r, &id)| {
-                        let s = self.reg.get(id);
-                        RealView {
-                            address: r.addr.to_string(),
-                            port: r.port,
-                            method: method_name(r.forward).into(),
-                            weight: r.weight,
-                            upper: r.upper,
-                            lower: r.lower,
-                            active: s.active(),
-                            inactive: s.inactive(),
-                            persistent: s.persistent.load(Ordering::Relaxed),
-                            stats: self.est.stats(id.0, self.totals(id)),
-                        }
-                    })
-                    .collect();
-                let mut stats = Stats::default();
-                for r in &reals {
-                    let s = &r.stats;
-                    stats.conns += s.conns;
-                    stats.in_packets += s.in_packets;
-                    stats.out_packets += s.out_packets;
-                    stats.in_bytes += s.in_bytes;
-                    stats.out_bytes += s.out_bytes;
-                    stats.cps += s.cps;
-                    stats.in_pps += s.in_pps;
-                    stats.out_pps += s.out_pps;
-                    stats.in_bps += s.in_bps;
-                    stats.out_bps += s.out_bps;
-                }
-                ServiceView {
-                    protocol: proto_name(e.cfg.key.protocol).into(),
-                    address: e.cfg.key.vip.to_string(),
-                    port: e.cfg.key.port,
-                    scheduler: e.cfg.scheduler.clone(),
-                    flags: e.cfg.flags.names(&e.cfg.scheduler),
-                    persistence: e.cfg.persistence.map(|p| p.timeout_s),
-                    netmask: e.cfg.persistence.map(|p| p.prefix_len),
-                    stats,
-                    reals,
-                }
+                super::view::service_view(&e.built, &self.reg, |id| self.est.stats(id.0, self.totals(id)))
             })
             .collect();
         Ok(Reply::Services {

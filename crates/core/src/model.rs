@@ -22,6 +22,15 @@ impl Protocol {
         }
     }
 
+    /// As configs, the control protocol and rvsadm spell it: tcp, udp, sctp.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+            Protocol::Sctp => "sctp",
+        }
+    }
+
     pub fn from_number(n: u8) -> Option<Protocol> {
         match n {
             proto::TCP => Some(Protocol::Tcp),
@@ -45,6 +54,15 @@ pub enum Forward {
 }
 
 impl Forward {
+    /// As configs and the control protocol spell it: nat, dr, tun.
+    pub fn name(self) -> &'static str {
+        match self {
+            Forward::Nat => "nat",
+            Forward::Dr => "dr",
+            Forward::Tun => "tun",
+        }
+    }
+
     /// The name `ipvsadm -L` shows.
     pub fn ipvs_name(self) -> &'static str {
         match self {
