@@ -246,12 +246,13 @@ impl Director {
         let table = A::table(self);
         Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
         let c = *table.get(idx);
+        if c.forward == Forward::Nat && ip.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        // Counted once the packet is known to go on (a dropped one is not traffic).
         self.account(c.real, true, ip.end);
         match c.forward {
             Forward::Nat => {
-                if ip.ttl <= 1 {
-                    return Verdict::Drop(DropReason::TtlExceeded);
-                }
                 let b = f.data_mut();
                 rewrite_dst(b, l2, &ip, c.raddr, c.rport);
                 to_real(t, b, &c)
@@ -276,10 +277,10 @@ impl Director {
         let table = A::table(self);
         Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
         let c = *table.get(idx);
-        self.account(c.real, false, ip.end);
         if ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
+        self.account(c.real, false, ip.end);
         let b = f.data_mut();
         rewrite_src(b, l2, &ip, c.vaddr, c.vport);
         via(
