@@ -65,23 +65,34 @@ pub struct Report {
     pub conn_table_bytes: usize,
     /// The most 2 MB hugepages in use (MB) while running, all processes.
     pub hugepages_used_mb: u64,
+    /// The host path's counters, when some port has a kernel twin.
+    pub host_path: Option<rvs_api::proto::HostPathView>,
 }
 
 /// Builds the core's tables from the config and the ports' MACs; real servers get ids in
 /// config order.
-pub fn build_tables(cfg: &Config, macs: &[[u8; 6]], reg: Arc<RealRegistry>) -> Result<Tables> {
+/// `host` holds, per port, the addresses its kernel twin holds (empty without a twin).
+pub fn build_tables(
+    cfg: &Config,
+    macs: &[[u8; 6]],
+    host: &[Vec<IpAddr>],
+    reg: Arc<RealRegistry>,
+) -> Result<Tables> {
     let net = Network {
         ports: cfg
             .ports
             .iter()
             .zip(macs)
-            .map(|(p, &mac)| PortNet {
+            .enumerate()
+            .map(|(i, (p, &mac))| PortNet {
                 mac,
                 v4: p.v4.clone(),
                 v6: p.v6.clone(),
                 gateway4: p.gateway4,
                 gateway6: p.gateway6,
                 mtu: p.mtu,
+                twin: p.host_interface.is_some(),
+                host: host.get(i).cloned().unwrap_or_default(),
             })
             .collect(),
     };
@@ -116,7 +127,8 @@ pub fn build_tables(cfg: &Config, macs: &[[u8; 6]], reg: Arc<RealRegistry>) -> R
             }
         }
         let svc = Service::new(s.key, &s.scheduler, s.flags, s.persistence, reals)
-            .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?
+            .with_announce(s.announce);
         services.push(Arc::new(svc));
     }
     Ok(Tables::new(net, services, cfg.timeouts, reg))
@@ -162,8 +174,13 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
     static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
     let workers = cfg.workers.len();
+    let twins = cfg.ports.iter().filter(|p| p.host_interface.is_some()).count();
     let pool_size = cfg.mbufs.unwrap_or(
-        ((cfg.ports.len() * workers * 2048 + workers * (RING * workers + 1024) + 4096).next_power_of_two()
+        ((cfg.ports.len() * workers * 2048
+            + workers * (RING * workers + 1024)
+            + 4096
+            + twins * crate::host::TWIN_MBUFS)
+            .next_power_of_two()
             - 1) as u32,
     );
     let pool_name = format!("rvs_pool{}", POOLS.fetch_add(1, Ordering::Relaxed));
@@ -200,19 +217,25 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         .zip(&cfg.ports)
         .map(|(p, c)| c.mac.map_or_else(|| p.mac(), Ok))
         .collect::<dpdk::Result<_>>()?;
+    let twins = crate::host::open_twins(eal, cfg, &macs, &pool)?;
+    let held = if twins.is_empty() {
+        Vec::new()
+    } else {
+        let mut nl = rvs_twin::Netlink::new()?;
+        crate::host::held(&mut nl, &twins, cfg.ports.len()).context("reading the twins' addresses")?
+    };
     let reg = Arc::new(RealRegistry::new(REAL_CAPACITY));
-    let tables = build_tables(cfg, &macs, reg)?;
+    let tables = build_tables(cfg, &macs, &held, reg)?;
     let neighbors = cfg
         .ports
         .iter()
         .flat_map(|p| p.neighbors.iter().copied())
         .collect::<Vec<(IpAddr, [u8; 6])>>();
-    let shared = Arc::new(Shared::new(
-        tables,
-        Neighbors::new(neighbors),
-        workers,
-        REAL_CAPACITY,
-    ));
+    let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, REAL_CAPACITY);
+    if let Some(rings) = crate::host::rings(cfg) {
+        shared = shared.with_host(rings);
+    }
+    let shared = Arc::new(shared);
 
     // One ring per ordered pair: rings[to][from].
     let rings: Vec<Vec<Arc<ArrayQueue<dpdk::Mbuf>>>> = (0..workers)
@@ -300,8 +323,35 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             cfg.conn_capacity,
             port_stats,
         );
-        control::serve(&cfg.socket, Arc::new(Mutex::new(state)))?
+        Arc::new(Mutex::new(state))
     };
+    let host = if twins.is_empty() {
+        None
+    } else {
+        let queues = twins
+            .iter()
+            .map(|t| {
+                let (mut rx, mut tx) = t.dev.take_queues()?;
+                Ok(rvs_dataplane::host::TwinQueues {
+                    port: t.port,
+                    rx: rx.remove(0),
+                    tx: tx.remove(0),
+                })
+            })
+            .collect::<dpdk::Result<Vec<_>>>()?;
+        Some(crate::host::HostPath::start(
+            &twins,
+            queues,
+            shared.clone(),
+            control.clone(),
+            pool.clone(),
+        )?)
+    };
+    let host_view = {
+        let control = control.clone();
+        move || control.lock().unwrap_or_else(|p| p.into_inner()).host_path()
+    };
+    let control = control::serve(&cfg.socket, control)?;
 
     let started = Instant::now();
     let mut hugepages_used = crate::ealenv::hugepages_in_use_mb();
@@ -334,6 +384,9 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         }
     }
     control.stop();
+    if let Some(h) = host {
+        h.stop();
+    }
     shared.stop.store(true, Ordering::Relaxed);
     let elapsed = started.elapsed();
     let mut directors = Vec::new();
@@ -356,14 +409,20 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         })
         .collect::<dpdk::Result<_>>()?;
     drop(queues);
-    for p in &ports {
+    if let Some(h) = &shared.host {
+        h.drain();
+    }
+    let host_path = host_view();
+    for p in ports.iter().chain(twins.iter().map(|t| &t.dev)) {
         p.stop()?;
     }
     let tables = shared.tables.load_full();
     let report = make_report(&shared, &tables, &directors, memory, cfg, port_reports, elapsed);
     drop(directors);
     drop(ports);
+    drop(twins);
     Ok(Report {
+        host_path,
         mbufs_in_use_start: in_use_start,
         mbufs_in_use_end: pool.in_use(),
         latency,
@@ -437,6 +496,7 @@ fn make_report(
             .map(|d| d.conns_v4().memory_bytes() + d.conns_v6().memory_bytes())
             .sum(),
         hugepages_used_mb: 0,
+        host_path: None,
     }
 }
 
@@ -486,6 +546,20 @@ impl Report {
         } else {
             let list: Vec<String> = self.drops.iter().map(|(n, c)| format!("{n} {c}")).collect();
             let _ = writeln!(s, "drops: {}", list.join(", "));
+        }
+        if let Some(h) = &self.host_path {
+            let _ = writeln!(
+                s,
+                "host path ({}): to host {} up {} (failed {}) limited {} ring full {}; down {} (ring full {})",
+                h.twins.join(", "),
+                h.to_host,
+                h.up,
+                h.up_failed,
+                h.limited,
+                h.ring_full,
+                h.down,
+                h.down_ring_full
+            );
         }
         let _ = writeln!(
             s,

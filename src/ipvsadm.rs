@@ -291,6 +291,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             flags: flags.clone(),
             persistence: persist.map(|p| p.unwrap_or(300)),
             netmask: netmask.clone(),
+            announce: None,
             real: Vec::new(),
         })
     };

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rvs_api::config::{validate_real, validate_service, PortConfig, RawService, RealConfig, ServiceConfig};
-use rvs_api::proto::{ConnView, Op, PortView, Reply, ServiceId};
+use rvs_api::proto::{ConnView, HostPathView, Op, PortView, Reply, ServiceId};
 use rvs_core::conn::state::Timeouts;
 use rvs_core::model::{Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
 use rvs_core::net::Network;
@@ -42,6 +42,8 @@ pub struct ControlState {
     started: Instant,
     port_stats: Box<dyn Fn() -> Vec<PortView> + Send>,
     visible_us: Vec<u64>,
+    /// The host addresses changed since the last publication.
+    host_dirty: bool,
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
@@ -115,6 +117,25 @@ impl ControlState {
             started: Instant::now(),
             port_stats,
             visible_us: Vec::new(),
+            host_dirty: false,
+        }
+    }
+
+    /// Records the addresses `port`'s kernel twin holds now (published by
+    /// [`ControlState::publish_if_changed`]).
+    pub fn set_host_addresses(&mut self, port: u16, addrs: Vec<IpAddr>) {
+        if let Some(p) = self.net.ports.get_mut(port as usize) {
+            if p.host != addrs {
+                p.host = addrs;
+                self.host_dirty = true;
+            }
+        }
+    }
+
+    /// Publishes new tables if the host addresses changed.
+    pub fn publish_if_changed(&mut self) {
+        if std::mem::take(&mut self.host_dirty) {
+            self.publish();
         }
     }
 
@@ -171,7 +192,7 @@ impl ControlState {
             })
             .collect::<Result<Vec<_>, _>>()?;
         Service::new(cfg.key, &cfg.scheduler, cfg.flags, cfg.persistence, reals)
-            .map(Arc::new)
+            .map(|s| Arc::new(s.with_announce(cfg.announce)))
             .map_err(|e| ("invalid", format!("service.scheduler: {e}")))
     }
 
@@ -235,12 +256,17 @@ impl ControlState {
                 self.entries.push(e);
             }
             Op::EditService { service } => {
+                let keep_announce = service.announce.is_none();
                 let mut cfg = self.validate(&RawService {
                     real: Vec::new(),
                     ..service
                 })?;
                 let i = self.find(&cfg.key)?;
                 cfg.reals = self.entries[i].cfg.reals.clone();
+                if keep_announce {
+                    // ipvsadm's -E knows nothing of announcements: it does not reset them.
+                    cfg.announce = self.entries[i].cfg.announce;
+                }
                 let built = self.build(&cfg, &self.entries[i].ids)?;
                 self.entries[i] = Entry {
                     cfg,
@@ -471,6 +497,29 @@ impl ControlState {
         Ok(Reply::Connections { conns })
     }
 
+    /// The host path's counters: the workers' and the host thread's.
+    pub fn host_path(&self) -> Option<HostPathView> {
+        let rings = self.shared.host.as_ref()?;
+        let h = rings.stats();
+        let sum = |f: &dyn Fn(&rvs_dataplane::WorkerCounters) -> u64| {
+            self.shared.counters.iter().map(f).sum::<u64>()
+        };
+        Some(HostPathView {
+            twins: self
+                .ports
+                .iter()
+                .filter_map(|p| p.host_interface.clone())
+                .collect(),
+            to_host: sum(&|c| c.stats().to_host),
+            up: h.up,
+            up_failed: h.up_failed,
+            limited: sum(&|c| c.dp_drop_count(DpDrop::HostPathLimited)),
+            ring_full: sum(&|c| c.dp_drop_count(DpDrop::HostRingFull)),
+            down: h.down,
+            down_ring_full: h.down_ring_full,
+        })
+    }
+
     fn status(&self) -> Reply {
         let mut drops = Vec::new();
         for &r in DropReason::ALL {
@@ -492,6 +541,7 @@ impl ControlState {
             ports: (self.port_stats)(),
             drops,
             change_visible_us: self.visibility().map(|(median, max)| [median, max]),
+            host_path: self.host_path(),
         }
     }
 }

@@ -16,7 +16,11 @@
 //! addresses = ["203.0.113.1/24"]
 //! gateway = "203.0.113.254"
 //! neighbors = [{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }]
+//! host_interface = "rvs-out"    # optional: the port's kernel twin (the host path)
 //!
+//! [host_path]                   # what goes up to the twins, all ports together
+//! rate = 20000                  # packets per second
+//! burst = 2000
 //! [timeouts]                    # ipvsadm --set tcp tcpfin udp
 //! tcp = 900
 //!
@@ -26,6 +30,7 @@
 //! scheduler = "wlc"
 //! persistence = 300             # seconds, optional (-p)
 //! netmask = "255.255.255.0"     # optional (-M)
+//! announce = "always"           # or "follow-host": answered while a twin holds the VIP
 //!
 //! [[service.real]]
 //! address = "192.168.1.2:8080"
@@ -39,7 +44,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use rvs_core::conn::state::Timeouts;
-use rvs_core::model::{Forward, Persistence, Protocol, ServiceKey};
+use rvs_core::model::{Announce, Forward, Persistence, Protocol, ServiceKey};
 use rvs_core::sched::{SchedFlags, Scheduler};
 use rvs_core::wire::ethernet::Mac;
 use serde::Deserialize;
@@ -55,6 +60,8 @@ pub struct RawConfig {
     pub control: RawControl,
     #[serde(default)]
     pub port: Vec<RawPort>,
+    #[serde(default)]
+    pub host_path: RawHostPath,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
@@ -101,6 +108,14 @@ pub struct RawPort {
     pub rx_queues: Option<i64>,
     #[serde(default)]
     pub neighbors: Vec<RawNeighbor>,
+    pub host_interface: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostPath {
+    pub rate: Option<i64>,
+    pub burst: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -134,6 +149,8 @@ pub struct RawService {
     pub persistence: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub netmask: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub announce: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub real: Vec<RawReal>,
 }
@@ -176,6 +193,8 @@ pub struct PortConfig {
     pub mac: Option<Mac>,
     pub rx_queues: Option<u16>,
     pub neighbors: Vec<(IpAddr, Mac)>,
+    /// The name of the port's kernel twin, if it has one.
+    pub host_interface: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -194,7 +213,27 @@ pub struct ServiceConfig {
     pub scheduler: String,
     pub flags: SchedFlags,
     pub persistence: Option<Persistence>,
+    pub announce: Announce,
     pub reals: Vec<RealConfig>,
+}
+
+/// How much goes up to the kernel twins: a token bucket shared by all ports (each worker gets
+/// its share), so that a flood at the director's addresses cannot starve the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostPathConfig {
+    /// Packets per second.
+    pub rate: u32,
+    /// Packets that may go up at once after a quiet spell.
+    pub burst: u32,
+}
+
+impl Default for HostPathConfig {
+    fn default() -> Self {
+        HostPathConfig {
+            rate: 20_000,
+            burst: 2_000,
+        }
+    }
 }
 
 /// A validated configuration.
@@ -209,6 +248,7 @@ pub struct Config {
     pub eal_args: Vec<String>,
     pub socket: PathBuf,
     pub ports: Vec<PortConfig>,
+    pub host_path: HostPathConfig,
     pub timeouts: Timeouts,
     pub services: Vec<ServiceConfig>,
 }
@@ -303,6 +343,31 @@ fn parse_real_addr(s: &str, vport: u16) -> Option<(IpAddr, u16)> {
     bare.parse::<IpAddr>().ok().map(|ip| (ip, vport))
 }
 
+/// Why `name` cannot be a new kernel interface's name, if it cannot: the kernel's rules
+/// (`dev_valid_name`: 1 to 15 bytes, not `.` or `..`, no `/`, `:` or white space), and no
+/// interface of that name may exist already in this network namespace.
+pub fn interface_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() || name.len() > 15 {
+        return Some(format!("is {} bytes: an interface name has 1 to 15", name.len()));
+    }
+    if name == "."
+        || name == ".."
+        || name
+            .chars()
+            .any(|c| c == '/' || c == ':' || c.is_whitespace() || c == '\0')
+    {
+        return Some("is not a valid interface name (no '/', ':', spaces; not '.' or '..')".into());
+    }
+    // /proc/self/net/dev lists the interfaces of this process's network namespace (/sys shows
+    // the namespace it was mounted in).
+    let dev = std::fs::read_to_string("/proc/self/net/dev").unwrap_or_default();
+    let exists = dev
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .any(|(n, _)| n.trim() == name);
+    exists.then(|| "clashes with an existing interface (choose another name, or remove it)".into())
+}
+
 fn in_range(v: i64, lo: i64, hi: i64) -> bool {
     (lo..=hi).contains(&v)
 }
@@ -318,6 +383,8 @@ fn on_link(ports: &[PortConfig], a: IpAddr) -> bool {
                 gateway4: None,
                 gateway6: None,
                 mtu: p.mtu,
+                twin: false,
+                host: Vec::new(),
             })
             .collect(),
     };
@@ -452,6 +519,22 @@ impl RawConfig {
         }
 
         let ports = self.validate_ports(&mut e);
+        let mut host_path = HostPathConfig::default();
+        if let Some(r) = self.host_path.rate {
+            match r {
+                1..=100_000_000 => host_path.rate = r as u32,
+                _ => e.add(
+                    "host_path.rate",
+                    format!("{r} is outside 1..=100000000 packets per second"),
+                ),
+            }
+        }
+        if let Some(b) = self.host_path.burst {
+            match b {
+                1..=1_000_000 => host_path.burst = b as u32,
+                _ => e.add("host_path.burst", format!("{b} is outside 1..=1000000 packets")),
+            }
+        }
         let mut timeouts = Timeouts::default();
         let mut t = |field: &str, v: Option<i64>| -> u32 {
             match v {
@@ -490,6 +573,7 @@ impl RawConfig {
                         .unwrap_or_else(|| DEFAULT_SOCKET.into()),
                 ),
                 ports,
+                host_path,
                 timeouts,
                 services,
             })
@@ -503,6 +587,7 @@ impl RawConfig {
             e.add("port", "at least one [[port]] is needed");
         }
         let mut names = HashSet::new();
+        let mut twins = HashSet::new();
         let mut out = Vec::new();
         for (i, p) in self.port.iter().enumerate() {
             let f = |x: &str| format!("port[{i}].{x}");
@@ -589,6 +674,21 @@ impl RawConfig {
                     ),
                 }
             }
+            let host_interface = p
+                .host_interface
+                .as_ref()
+                .and_then(|n| match interface_name_problem(n) {
+                    Some(why) => {
+                        e.add(f("host_interface"), format!("{n:?} {why}"));
+                        None
+                    }
+                    None => Some(n.clone()),
+                });
+            if let Some(n) = &host_interface {
+                if !twins.insert(n.clone()) {
+                    e.add(f("host_interface"), format!("{n:?} is the twin of another port"));
+                }
+            }
             out.push(PortConfig {
                 name,
                 device,
@@ -600,6 +700,7 @@ impl RawConfig {
                 mac,
                 rx_queues,
                 neighbors,
+                host_interface,
             });
         }
         for (i, p) in out.iter().enumerate() {
@@ -702,6 +803,22 @@ impl RawConfig {
                     })
                 }
             };
+            let announce = match s.announce.as_deref() {
+                None => Announce::Always,
+                Some(a) => match Announce::parse(a) {
+                    Some(x) => x,
+                    None => {
+                        e.add(f("announce"), format!("{a:?} is not one of always, follow-host"));
+                        Announce::Always
+                    }
+                },
+            };
+            if announce == Announce::FollowHost && !ports.iter().any(|p| p.host_interface.is_some()) {
+                e.add(
+                    f("announce"),
+                    "follow-host needs a port with a host_interface (the twin whose addresses it follows)",
+                );
+            }
             let reals = self.validate_reals(e, i, s, vip, ports);
             if let (Some(protocol), Some(vip)) = (protocol, vip) {
                 let key = ServiceKey {
@@ -723,6 +840,7 @@ impl RawConfig {
                     scheduler,
                     flags,
                     persistence,
+                    announce,
                     reals,
                 });
             }

@@ -266,7 +266,31 @@ pub enum Reply {
         /// Median and maximum microseconds from a change's publication to every worker
         /// running with it (over recent changes); None before any change.
         change_visible_us: Option<[u64; 2]>,
+        /// The host path's counters, when some port has a kernel twin.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_path: Option<HostPathView>,
     },
+}
+
+/// The host path: frames between the data ports and their kernel twins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostPathView {
+    /// The twins' interface names.
+    pub twins: Vec<String>,
+    /// Frames the workers found for the host.
+    pub to_host: u64,
+    /// Frames the kernel received on a twin.
+    pub up: u64,
+    /// Frames a twin would not take.
+    pub up_failed: u64,
+    /// Over the host path's rate: dropped before going up.
+    pub limited: u64,
+    /// The ring to the host thread was full.
+    pub ring_full: u64,
+    /// Frames the kernel sent on a twin (and rvs's own announcements), out of the port.
+    pub down: u64,
+    /// Frames from the kernel dropped because a worker's ring was full.
+    pub down_ring_full: u64,
 }
 
 #[cfg(test)]

@@ -189,6 +189,35 @@ pub struct ServiceKey {
     pub port: u16,
 }
 
+/// When a service's VIP is answered: ARP/ND and echo for it, and new connections to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Announce {
+    /// On every port, whatever the kernel says (rvs owns the address).
+    #[default]
+    Always,
+    /// On a port only while that port's kernel twin holds the address, so that whoever moves
+    /// the address (an operator's `ip addr`, keepalived's VRRP) moves the VIP. Connections
+    /// already made keep being forwarded after the address goes.
+    FollowHost,
+}
+
+impl Announce {
+    pub fn name(self) -> &'static str {
+        match self {
+            Announce::Always => "always",
+            Announce::FollowHost => "follow-host",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Announce> {
+        match s {
+            "always" => Some(Announce::Always),
+            "follow-host" => Some(Announce::FollowHost),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct Service {
     pub key: ServiceKey,
@@ -196,6 +225,7 @@ pub struct Service {
     pub flags: SchedFlags,
     pub persistence: Option<Persistence>,
     pub reals: Vec<RealServer>,
+    pub announce: Announce,
 }
 
 impl Service {
@@ -214,7 +244,14 @@ impl Service {
             flags,
             persistence,
             reals,
+            announce: Announce::Always,
         })
+    }
+
+    /// The same service, answered as `announce` says.
+    pub fn with_announce(mut self, announce: Announce) -> Service {
+        self.announce = announce;
+        self
     }
 
     pub fn real_by_id(&self, id: RealId) -> Option<&RealServer> {

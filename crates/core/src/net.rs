@@ -13,6 +13,11 @@ pub struct PortNet {
     pub gateway4: Option<Ipv4Addr>,
     pub gateway6: Option<Ipv6Addr>,
     pub mtu: u16,
+    /// The port has a kernel twin (the host path): what is for the director goes up to it.
+    pub twin: bool,
+    /// The addresses the twin holds now, as the kernel reports them (the configured ones, a
+    /// link-local, and whatever an operator or keepalived added).
+    pub host: Vec<IpAddr>,
 }
 
 impl PortNet {
@@ -24,6 +29,8 @@ impl PortNet {
             gateway4: None,
             gateway6: None,
             mtu: 1500,
+            twin: false,
+            host: Vec::new(),
         }
     }
 }
@@ -62,6 +69,27 @@ impl Network {
             IpAddr::V4(a) => p.v4.iter().any(|&(x, _)| x == a),
             IpAddr::V6(a) => p.v6.iter().any(|&(x, _)| x == a),
         })
+    }
+
+    /// Does the kernel hold `a` on any twin? (The kernel takes a packet for any of its
+    /// addresses on any interface, so the ingress port's twin may take it.)
+    pub fn host_holds(&self, a: IpAddr) -> bool {
+        self.ports.iter().any(|p| p.host.contains(&a))
+    }
+
+    /// Is a packet to `dst` received on `port` for the host: the port has a twin, and `dst` is
+    /// an address the kernel holds or link-local multicast (VRRP 224.0.0.18 and ff02::12, IPVS
+    /// sync 224.0.0.81, OSPF, MLD, router advertisements)? Only asked of packets the data
+    /// plane does not forward.
+    pub fn to_host(&self, port: u16, dst: IpAddr) -> bool {
+        if !self.port(port).is_some_and(|p| p.twin) {
+            return false;
+        }
+        let link_multicast = match dst {
+            IpAddr::V4(a) => a.octets()[..3] == [224, 0, 0],
+            IpAddr::V6(a) => a.segments()[0] == 0xff02,
+        };
+        link_multicast || self.host_holds(dst)
     }
 
     /// The egress port and next hop for `dst`: the port whose subnet holds it (next hop `dst`),
@@ -117,5 +145,26 @@ mod tests {
         assert_eq!(n.route("2001:db8::1".parse().unwrap()), None);
         assert!(n.is_local("192.168.1.1".parse().unwrap()));
         assert!(!n.is_local("192.168.1.2".parse().unwrap()));
+    }
+
+    #[test]
+    fn to_host_needs_a_twin_and_an_address_the_kernel_holds() {
+        let mut p0 = PortNet::new([2, 0, 0, 0, 0, 1]);
+        p0.v4.push(("10.0.0.1".parse().unwrap(), 24));
+        let mut p1 = PortNet::new([2, 0, 0, 0, 0, 2]);
+        p1.twin = true;
+        p1.host = vec!["192.168.1.1".parse().unwrap(), "fe80::1".parse().unwrap()];
+        let n = Network { ports: vec![p0, p1] };
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(n.to_host(1, ip("192.168.1.1")));
+        assert!(n.to_host(1, ip("fe80::1")));
+        assert!(n.to_host(1, ip("224.0.0.18")), "VRRP");
+        assert!(n.to_host(1, ip("224.0.0.81")), "IPVS sync");
+        assert!(n.to_host(1, ip("ff02::12")));
+        assert!(!n.to_host(1, ip("224.0.1.1")), "not link-local scope");
+        assert!(!n.to_host(1, ip("192.168.1.2")));
+        assert!(!n.to_host(0, ip("192.168.1.1")), "port 0 has no twin");
+        assert!(!n.to_host(0, ip("224.0.0.18")));
+        assert!(!n.to_host(7, ip("192.168.1.1")), "no such port");
     }
 }

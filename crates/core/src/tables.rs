@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::conn::state::Timeouts;
-use crate::model::{Protocol, RealRegistry, Service, ServiceKey};
+use crate::model::{Announce, Protocol, RealRegistry, Service, ServiceKey};
 use crate::net::Network;
 
 /// FNV-1a: service lookups happen once per new flow, on small keys, where SipHash's
@@ -44,7 +44,8 @@ pub struct Tables {
     pub timeouts: Timeouts,
     pub reals: Arc<RealRegistry>,
     by_key: FastMap<ServiceKey, usize>,
-    vips: FastMap<IpAddr, ()>,
+    /// Each VIP and when it is answered: `Always` if any of its services says so.
+    vips: FastMap<IpAddr, Announce>,
 }
 
 impl Tables {
@@ -60,7 +61,10 @@ impl Tables {
         let mut vips = FastMap::default();
         for (i, s) in services.iter().enumerate() {
             by_key.insert(s.key, i);
-            vips.insert(s.key.vip, ());
+            let a = vips.entry(s.key.vip).or_insert(s.announce);
+            if s.announce == Announce::Always {
+                *a = Announce::Always;
+            }
             for r in &s.reals {
                 reals.get(r.id).set_thresholds(r.upper, r.lower);
             }
@@ -82,13 +86,27 @@ impl Tables {
             .map(|&i| &*self.services[i])
     }
 
+    /// Is `a` a VIP of some service (answered on some port or not)?
     #[inline]
     pub fn is_vip(&self, a: IpAddr) -> bool {
         self.vips.contains_key(&a)
     }
 
-    /// A VIP or one of the director's own addresses: what ARP and ping are answered for.
-    pub fn owns(&self, a: IpAddr) -> bool {
-        self.is_vip(a) || self.net.is_local(a)
+    /// Is `a` a VIP answered on `port` now: always, or while the port's twin holds it?
+    #[inline]
+    pub fn is_vip_on(&self, port: u16, a: IpAddr) -> bool {
+        match self.vips.get(&a) {
+            None => false,
+            Some(Announce::Always) => true,
+            Some(Announce::FollowHost) => self.net.port(port).is_some_and(|p| p.host.contains(&a)),
+        }
+    }
+
+    /// The VIPs answered on `port` now, for gratuitous announcements.
+    pub fn vips_on(&self, port: u16) -> impl Iterator<Item = IpAddr> + '_ {
+        self.vips
+            .keys()
+            .copied()
+            .filter(move |&a| self.is_vip_on(port, a))
     }
 }

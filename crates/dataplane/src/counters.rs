@@ -15,13 +15,21 @@ pub enum DpDrop {
     RedirectRingFull,
     /// The transmit queue would not take the frame.
     TxFull,
+    /// For the host, but over the host path's rate (`[host_path]`): a flood at the director's
+    /// addresses cannot starve the workers.
+    HostPathLimited,
+    /// For the host, but the ring to the host thread was full.
+    HostRingFull,
 }
 
 impl DpDrop {
-    pub const ALL: [DpDrop; 3] = [
+    pub const COUNT: usize = 5;
+    pub const ALL: [DpDrop; DpDrop::COUNT] = [
         DpDrop::NeighborUnresolved,
         DpDrop::RedirectRingFull,
         DpDrop::TxFull,
+        DpDrop::HostPathLimited,
+        DpDrop::HostRingFull,
     ];
 
     pub fn name(self) -> &'static str {
@@ -29,6 +37,8 @@ impl DpDrop {
             DpDrop::NeighborUnresolved => "neighbor_unresolved",
             DpDrop::RedirectRingFull => "redirect_ring_full",
             DpDrop::TxFull => "tx_full",
+            DpDrop::HostPathLimited => "host_path_limited",
+            DpDrop::HostRingFull => "host_ring_full",
         }
     }
 }
@@ -49,9 +59,9 @@ impl Cell {
 /// One worker's published counters.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    stats: [Cell; 7],
+    stats: [Cell; 8],
     drops: Vec<Cell>,
-    dp_drops: [Cell; 3],
+    dp_drops: [Cell; DpDrop::COUNT],
     redirected_in: Cell,
     tx: Cell,
     real: Vec<[Cell; 4]>,
@@ -74,7 +84,7 @@ impl WorkerCounters {
         &self,
         s: &WorkerStats,
         d: &DropCounters,
-        dp: &[u64; 3],
+        dp: &[u64; DpDrop::COUNT],
         redirected_in: u64,
         tx: u64,
     ) {
@@ -86,6 +96,7 @@ impl WorkerCounters {
             s.neighbor,
             s.conns_created,
             s.conns_expired,
+            s.to_host,
         ];
         for (c, v) in self.stats.iter().zip(v) {
             c.set(v);
@@ -119,6 +130,7 @@ impl WorkerCounters {
             neighbor: g(4),
             conns_created: g(5),
             conns_expired: g(6),
+            to_host: g(7),
         }
     }
 

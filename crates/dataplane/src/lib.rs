@@ -10,13 +10,17 @@
 //! - tables: an `ArcSwap<Tables>` the control thread publishes, loaded once per burst;
 //! - redirects: a bounded lock-free ring per ordered pair of workers (mbufs move by value);
 //! - neighbors: an `ArcSwap` map, replaced on the rare learn; workers only load it;
-//! - counters: each worker publishes its own into atomics that only it writes.
+//! - counters: each worker publishes its own into atomics that only it writes;
+//! - the host path ([`host`]): frames for the kernel twins go up one ring to the host thread,
+//!   and what the kernel sends comes down a ring per worker.
 
 pub mod counters;
+pub mod host;
 pub mod neighbor;
 pub mod worker;
 
 pub use counters::{DpDrop, WorkerCounters};
+pub use host::{HostRings, HostStats};
 pub use neighbor::Neighbors;
 pub use worker::{Command, ConnEntry, Shared, Worker, WorkerPorts, WorkerResult};
 

@@ -162,6 +162,39 @@ pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8
     f
 }
 
+/// An unsolicited neighbor advertisement for `addr` (RFC 4861 section 7.2.6) to all nodes,
+/// with the override flag and our link-layer address: the IPv6 gratuitous ARP.
+pub fn unsolicited_advertisement(mac: Mac, addr: Ipv6Addr) -> Vec<u8> {
+    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let mut f = Vec::with_capacity(86);
+    f.extend_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut ip6 = [0u8; 40];
+    rvs_core::wire::ipv6::emit(&mut ip6, addr, all_nodes, 58, 255, 32);
+    f.extend_from_slice(&ip6);
+    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
+    icmp.extend_from_slice(&addr.octets());
+    icmp.extend_from_slice(&[2, 1]);
+    icmp.extend_from_slice(&mac);
+    let c = !checksum::fold(checksum::sum(
+        &icmp,
+        checksum::pseudo_v6(addr, all_nodes, 58, icmp.len() as u32),
+    ));
+    icmp[2..4].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&icmp);
+    f
+}
+
+/// The announcement of `addr` at `mac`: a gratuitous ARP request (IPv4) or an unsolicited
+/// neighbor advertisement (IPv6).
+pub fn announcement(mac: Mac, addr: IpAddr) -> Vec<u8> {
+    match addr {
+        IpAddr::V4(a) => arp_request(mac, a, a),
+        IpAddr::V6(a) => unsolicited_advertisement(mac, a),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +246,26 @@ mod tests {
             )),
             0xffff
         );
+    }
+
+    #[test]
+    fn an_unsolicited_advertisement_is_read_back_with_a_valid_checksum() {
+        let mac = [2, 0, 0, 0, 0, 0xb];
+        let vip: Ipv6Addr = "2001:db8::100".parse().unwrap();
+        let f = announcement(mac, IpAddr::V6(vip));
+        assert_eq!(&f[0..6], &[0x33, 0x33, 0, 0, 0, 1]);
+        assert_eq!(na_target(&f), Some((IpAddr::V6(vip), mac)));
+        let dst = Ipv6Addr::from(<[u8; 16]>::try_from(&f[38..54]).unwrap());
+        let icmp = &f[54..];
+        assert_eq!(icmp[4], 0x20, "override, not solicited");
+        assert_eq!(
+            checksum::fold(checksum::sum(
+                icmp,
+                checksum::pseudo_v6(vip, dst, 58, icmp.len() as u32)
+            )),
+            0xffff
+        );
+        let garp = announcement(mac, "10.0.0.100".parse().unwrap());
+        assert_eq!(arp_sender(&garp), Some(("10.0.0.100".parse().unwrap(), mac)));
     }
 }

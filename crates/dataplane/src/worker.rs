@@ -10,6 +10,7 @@ use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue, BURST_SIZE};
 use rvs_core::{Director, DirectorConfig, Tables, Verdict};
 
 use crate::counters::{DpDrop, WorkerCounters};
+use crate::host::{HostRings, TokenBucket};
 use crate::neighbor::{self, NeighborMap, Neighbors};
 
 /// What the control thread and the workers share.
@@ -25,6 +26,8 @@ pub struct Shared {
     pub generation: AtomicU64,
     /// Per worker: the generation it loaded at the start of its last loop.
     pub seen: Vec<AtomicU64>,
+    /// The host path's rings, when some port has a kernel twin.
+    pub host: Option<HostRings>,
 }
 
 /// A request from the control thread to one worker (for what only the worker can see).
@@ -56,7 +59,14 @@ impl Shared {
             commands: (0..workers).map(|_| ArrayQueue::new(16)).collect(),
             generation: AtomicU64::new(0),
             seen: (0..workers).map(|_| AtomicU64::new(0)).collect(),
+            host: None,
         }
+    }
+
+    /// The same, with the host path's rings.
+    pub fn with_host(mut self, host: HostRings) -> Shared {
+        self.host = Some(host);
+        self
     }
 
     /// Publishes new tables; returns their generation.
@@ -131,7 +141,9 @@ pub struct Worker {
     asked: Vec<(IpAddr, u64)>,
     pool: Mempool,
     shared: Arc<Shared>,
-    dp_drops: [u64; 3],
+    dp_drops: [u64; DpDrop::COUNT],
+    /// This worker's share of the host path's rate.
+    host_bucket: TokenBucket,
     redirected_in: u64,
     tx: u64,
     tsc_start: u64,
@@ -176,8 +188,12 @@ impl Worker {
             pending: Vec::with_capacity(PENDING_MAX),
             asked: Vec::with_capacity(PENDING_MAX),
             pool,
+            host_bucket: shared
+                .host
+                .as_ref()
+                .map_or(TokenBucket::new(1, 1), |h| TokenBucket::new(h.share.0, h.share.1)),
             shared,
-            dp_drops: [0; 3],
+            dp_drops: [0; DpDrop::COUNT],
             redirected_in: 0,
             tx: 0,
             tsc_start: dpdk::tsc(),
@@ -196,25 +212,24 @@ impl Worker {
         (dpdk::tsc() - self.tsc_start) / self.tsc_per_ms
     }
 
-    /// Gratuitous ARP for every IPv4 VIP out of every port with an IPv4 address, so that
-    /// routers and switches learn where the VIPs are now (after a start or a failover).
+    /// Gratuitous ARP for every IPv4 VIP answered on a port, out of that port if it has an
+    /// IPv4 address, so that routers and switches learn where the VIPs are now (after a start
+    /// or a failover). Follow-host VIPs are announced when their twin takes them.
     fn announce(&mut self, t: &Tables) {
-        let mut vips: Vec<std::net::Ipv4Addr> = t
-            .services
-            .iter()
-            .filter_map(|s| match s.key.vip {
-                IpAddr::V4(v) => Some(v),
-                IpAddr::V6(_) => None,
-            })
-            .collect();
-        vips.sort();
-        vips.dedup();
         for port in 0..t.net.ports.len() {
             let p = &t.net.ports[port];
             if p.v4.is_empty() {
                 continue;
             }
             let mac = p.mac;
+            let mut vips: Vec<std::net::Ipv4Addr> = t
+                .vips_on(port as u16)
+                .filter_map(|a| match a {
+                    IpAddr::V4(v) => Some(v),
+                    IpAddr::V6(_) => None,
+                })
+                .collect();
+            vips.sort();
             for &vip in &vips {
                 let Some(mut m) = self.pool.alloc() else { return };
                 let frame = neighbor::arp_request(mac, vip, vip);
@@ -258,6 +273,7 @@ impl Worker {
                 self.latency.saturating_record(ns as u64);
             }
             self.drain_redirects(&tables, &neigh, now);
+            self.drain_host();
             if let Some(cmd) = self
                 .shared
                 .commands
@@ -325,7 +341,47 @@ impl Worker {
                     self.shared.neighbors.learn(ip, mac);
                 }
             }
+            Verdict::ToHost { port, learn } => {
+                if learn {
+                    if let Some((ip, mac)) =
+                        neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data()))
+                    {
+                        self.shared.neighbors.learn(ip, mac);
+                    }
+                }
+                self.to_host(port, m, now);
+            }
             Verdict::Drop(_) => {} // counted by the core; the mbuf is freed here
+        }
+    }
+
+    /// Up to the kernel twin of `port`, within this worker's share of the host path's rate.
+    fn to_host(&mut self, port: u16, m: Mbuf, now: u64) {
+        let Some(h) = &self.shared.host else {
+            self.dp_drops[DpDrop::HostRingFull as usize] += 1;
+            return;
+        };
+        if !self.host_bucket.take(now) {
+            self.dp_drops[DpDrop::HostPathLimited as usize] += 1;
+        } else if h.up.push((port, m)).is_err() {
+            self.dp_drops[DpDrop::HostRingFull as usize] += 1;
+        }
+    }
+
+    /// Transmits what the kernel sent on the twins of the ports this worker sends for.
+    fn drain_host(&mut self) {
+        let id = self.id as usize;
+        for _ in 0..BURST_SIZE {
+            let Some((port, m)) = self
+                .shared
+                .host
+                .as_ref()
+                .and_then(|h| h.down.get(id))
+                .and_then(ArrayQueue::pop)
+            else {
+                break;
+            };
+            self.send(port, m);
         }
     }
 

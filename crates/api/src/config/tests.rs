@@ -159,3 +159,95 @@ fn unknown_fields_and_bad_toml_are_refused() {
     let e = Config::from_toml("").unwrap_err().to_string();
     assert!(e.contains("port: at least one [[port]] is needed"), "{e}");
 }
+
+const TWIN: &str = r#"
+[[port]]
+name = "lan"
+device = "net_pcap0,rx_pcap=/tmp/in.pcap,tx_pcap=/tmp/out.pcap"
+addresses = ["192.168.1.1/24"]
+host_interface = "rvs-lan"
+
+[host_path]
+rate = 5000
+burst = 100
+
+[[service]]
+address = "192.168.1.100:80"
+announce = "follow-host"
+
+[[service.real]]
+address = "192.168.1.2"
+"#;
+
+#[test]
+fn a_twin_and_a_follow_host_service_validate() {
+    let c = Config::from_toml(TWIN).unwrap();
+    assert_eq!(c.ports[0].host_interface.as_deref(), Some("rvs-lan"));
+    assert_eq!(
+        c.host_path,
+        HostPathConfig {
+            rate: 5000,
+            burst: 100
+        }
+    );
+    assert_eq!(c.services[0].announce, Announce::FollowHost);
+    let plain = Config::from_toml(GOOD).unwrap();
+    assert_eq!(
+        plain.services[0].announce,
+        Announce::Always,
+        "the default is today's behaviour"
+    );
+    assert_eq!(plain.host_path, HostPathConfig::default());
+    assert!(plain.ports.iter().all(|p| p.host_interface.is_none()));
+}
+
+#[test]
+fn bad_twin_names_are_refused_naming_the_field() {
+    for (name, why) in [
+        ("a-name-of-16-byt", "1 to 15"),
+        ("", "1 to 15"),
+        ("rvs/0", "not a valid interface name"),
+        ("rvs 0", "not a valid interface name"),
+        ("..", "not a valid interface name"),
+        // Every network namespace has a loopback interface.
+        ("lo", "clashes with an existing interface"),
+    ] {
+        let text = TWIN.replace("\"rvs-lan\"", &format!("{name:?}"));
+        let e = Config::from_toml(&text).unwrap_err();
+        assert!(
+            e.0.iter()
+                .any(|l| l.starts_with("port[0].host_interface: ") && l.contains(why)),
+            "{name:?}: {e}"
+        );
+    }
+}
+
+#[test]
+fn bad_host_path_and_announce_settings_are_refused() {
+    let text = TWIN
+        .replace("rate = 5000", "rate = 0")
+        .replace("burst = 100", "burst = -1")
+        .replace("\"follow-host\"", "\"sometimes\"");
+    let e = Config::from_toml(&text).unwrap_err().to_string();
+    assert!(e.contains("host_path.rate: 0 is outside"), "{e}");
+    assert!(e.contains("host_path.burst: -1 is outside"), "{e}");
+    assert!(
+        e.contains("service[0].announce: \"sometimes\" is not one of always, follow-host"),
+        "{e}"
+    );
+    let no_twin = TWIN.replace("host_interface = \"rvs-lan\"", "");
+    let e = Config::from_toml(&no_twin).unwrap_err().to_string();
+    assert!(
+        e.contains("service[0].announce: follow-host needs a port with a host_interface"),
+        "{e}"
+    );
+    let two = TWIN.replace(
+        "[host_path]",
+        "[[port]]\nname = \"wan\"\ndevice = \"net_null0\"\nhost_interface = \"rvs-lan\"\n\n[host_path]",
+    );
+    let e = Config::from_toml(&two).unwrap_err().to_string();
+    assert!(
+        e.contains("port[1].host_interface: \"rvs-lan\" is the twin of another port"),
+        "{e}"
+    );
+}

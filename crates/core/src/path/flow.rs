@@ -50,7 +50,12 @@ impl Director {
         now: u64,
     ) -> Verdict {
         let dst = ip.dst.ip();
-        let inbound = t.is_vip(dst);
+        let inbound = t.is_vip_on(port, dst);
+        // The director's own traffic (ssh, BGP, replies to health probes) is never a NAT
+        // reply: up to the kernel before any steering between workers.
+        if !inbound && t.net.to_host(port, dst) {
+            return Verdict::ToHost { port, learn: false };
+        }
         // A miss here may be a hit in the owner's table: NAT replies come from real servers
         // (client = destination), new flows from clients (client = source).
         let (client, cport) = if inbound {
@@ -69,7 +74,9 @@ impl Director {
             return Verdict::Drop(DropReason::UnsupportedProtocol);
         };
         let Some(svc) = t.service(protocol, dst, l4.dport) else {
-            return Verdict::Drop(DropReason::NoService);
+            // A VIP the kernel also holds takes what no service claims, as a Linux director
+            // whose VIP is a local address does.
+            return super::host_or_drop(t, port, dst, DropReason::NoService);
         };
         // IPVS schedules TCP only on a SYN, SCTP only on an INIT: anything else is a stray.
         let initial = match protocol {

@@ -34,9 +34,14 @@ impl Director {
         if A::ICMP == proto::ICMPV6 && matches!(msg_type, ND_SOLICIT | ND_ADVERT) {
             return self.neighbor_discovery(t, port, f, l2, ip.src.ip(), ip.ttl, ip.l4, ip.end);
         }
-        let ours = t.owns(ip.dst.ip());
+        let dst = ip.dst.ip();
         if msg_type == A::echo_request() {
-            return if ours {
+            // rvs answers for its VIPs; the kernel for the addresses it holds on a twin.
+            return if t.is_vip_on(port, dst) {
+                self.echo(t, port, f, l2, ip)
+            } else if t.net.to_host(port, dst) {
+                Verdict::ToHost { port, learn: false }
+            } else if t.net.is_local(dst) {
                 self.echo(t, port, f, l2, ip)
             } else {
                 Verdict::Drop(DropReason::NotForUs)
@@ -45,11 +50,18 @@ impl Director {
         if A::is_error(msg_type) {
             return self.icmp_error(t, port, f, l2, ip);
         }
-        Verdict::Drop(if ours {
-            DropReason::IcmpUnhandled
-        } else {
-            DropReason::NotForUs
-        })
+        // Echo replies to the kernel's pings, router advertisements, MLD...
+        let ours = t.is_vip_on(port, dst) || t.net.is_local(dst);
+        super::host_or_drop(
+            t,
+            port,
+            dst,
+            if ours {
+                DropReason::IcmpUnhandled
+            } else {
+                DropReason::NotForUs
+            },
+        )
     }
 
     fn icmp_error<A: Family, F: Frame>(
@@ -66,7 +78,7 @@ impl Director {
             return Verdict::Drop(DropReason::IcmpQuoteTruncated);
         };
         if !matches!(q.proto, proto::TCP | proto::UDP | proto::SCTP) {
-            return Verdict::Drop(DropReason::IcmpNoConn);
+            return super::host_or_drop(t, port, ip.dst.ip(), DropReason::IcmpNoConn);
         }
         if body_at + q.l4 + 4 > end {
             return Verdict::Drop(DropReason::IcmpQuoteTruncated);
@@ -80,6 +92,11 @@ impl Director {
             proto: q.proto,
         };
         let Some((idx, kind)) = A::table(self).lookup(&rev) else {
+            // Errors about the kernel's own connections (a refused health probe, a PMTU
+            // update) are the kernel's.
+            if t.net.to_host(port, ip.dst.ip()) {
+                return Verdict::ToHost { port, learn: false };
+            }
             let (client, cport) = if t.is_vip(q.src.ip()) {
                 (q.dst.ip(), qdport)
             } else {

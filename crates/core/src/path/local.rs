@@ -19,12 +19,26 @@ impl Director {
             Ok(a) => a,
             Err(r) => return Verdict::Drop(r),
         };
+        let target = IpAddr::V4(a.target_ip());
+        let twin = t.net.port(port).is_some_and(|p| p.twin);
         if a.operation() != arp::OP_REQUEST || a.sender_ip() == a.target_ip() {
-            // Replies and gratuitous announcements teach the neighbor table.
-            return Verdict::Neighbor;
+            // Replies and gratuitous announcements teach the neighbor table, and the kernel's
+            // too when they concern it (answers to its requests, announcements).
+            let host = twin && (a.sender_ip() == a.target_ip() || t.net.host_holds(target));
+            return if host {
+                Verdict::ToHost { port, learn: true }
+            } else {
+                Verdict::Neighbor
+            };
         }
-        if !t.owns(IpAddr::V4(a.target_ip())) {
-            return Verdict::Drop(DropReason::ArpNotForUs);
+        if !t.is_vip_on(port, target) {
+            // The kernel answers for the addresses it holds (and learns the asker).
+            if twin && t.net.host_holds(target) {
+                return Verdict::ToHost { port, learn: true };
+            }
+            if !t.net.is_local(target) {
+                return Verdict::Drop(DropReason::ArpNotForUs);
+            }
         }
         let Some(p) = t.net.port(port) else {
             return Verdict::Drop(DropReason::NoRoute);
@@ -82,8 +96,15 @@ impl Director {
         end: usize,
     ) -> Verdict {
         let b = f.data();
+        let dst = crate::wire::ipv6::Ipv6Packet::new_unchecked(&b[l2..]).dst();
+        let twin = t.net.port(port).is_some_and(|p| p.twin);
         if b[l2 + l4] == 136 {
-            return Verdict::Neighbor;
+            // Advertisements teach the neighbor table, and the kernel's when addressed to it.
+            return if twin && (dst.is_multicast() || t.net.host_holds(IpAddr::V6(dst))) {
+                Verdict::ToHost { port, learn: true }
+            } else {
+                Verdict::Neighbor
+            };
         }
         // A valid solicitation: hop limit 255, no extension headers, a whole target.
         if hop_limit != 255 || l4 != 40 || end < 40 + 24 {
@@ -94,8 +115,13 @@ impl Director {
         let (IpAddr::V6(src), Some(p)) = (src, t.net.port(port)) else {
             return Verdict::Drop(DropReason::NdNotForUs);
         };
-        if !t.owns(IpAddr::V6(target)) {
-            return Verdict::Drop(DropReason::NdNotForUs);
+        if !t.is_vip_on(port, IpAddr::V6(target)) {
+            if twin && t.net.host_holds(IpAddr::V6(target)) {
+                return Verdict::ToHost { port, learn: false };
+            }
+            if !t.net.is_local(IpAddr::V6(target)) {
+                return Verdict::Drop(DropReason::NdNotForUs);
+            }
         }
         // Duplicate address detection comes from ::, and is answered to all nodes.
         let (dst, solicited) = if src.is_unspecified() {

@@ -48,6 +48,13 @@ pub enum Verdict {
     },
     /// An ARP reply or announcement: for the neighbor table.
     Neighbor,
+    /// For the director's own stack: hand the frame, unchanged, to the kernel twin of `port`
+    /// (where it came from). `learn`: an ARP or neighbor advertisement the neighbor table
+    /// learns from too.
+    ToHost {
+        port: u16,
+        learn: bool,
+    },
     Drop(DropReason),
 }
 
@@ -61,6 +68,8 @@ pub struct WorkerStats {
     pub neighbor: u64,
     pub conns_created: u64,
     pub conns_expired: u64,
+    /// Frames for the kernel twin ([`Verdict::ToHost`]).
+    pub to_host: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -102,9 +111,25 @@ pub struct Director {
 /// What the first pass learns about a frame.
 #[derive(Debug, Clone, Copy)]
 enum Class {
-    Arp { l2: usize },
-    V4 { l2: usize, ip: IpInfo<Ipv4Addr>, l4: L4 },
-    V6 { l2: usize, ip: IpInfo<Ipv6Addr>, l4: L4 },
+    Arp {
+        l2: usize,
+    },
+    V4 {
+        l2: usize,
+        ip: IpInfo<Ipv4Addr>,
+        l4: L4,
+    },
+    V6 {
+        l2: usize,
+        ip: IpInfo<Ipv6Addr>,
+        l4: L4,
+    },
+    /// An IP packet the data plane does not forward (a fragment, a protocol such as VRRP):
+    /// for the host if it is addressed there, else dropped for `reason`.
+    Other {
+        dst: IpAddr,
+        reason: DropReason,
+    },
     Drop(DropReason),
 }
 
@@ -213,6 +238,7 @@ impl Director {
             Verdict::Reply { .. } => self.stats.replies += 1,
             Verdict::Redirect { .. } => self.stats.redirects += 1,
             Verdict::Neighbor => self.stats.neighbor += 1,
+            Verdict::ToHost { .. } => self.stats.to_host += 1,
             Verdict::Drop(r) => self.drops.count(r),
         }
     }
@@ -229,6 +255,7 @@ impl Director {
     ) -> Verdict {
         match c {
             Class::Drop(r) => Verdict::Drop(r),
+            Class::Other { dst, reason } => host_or_drop(t, port, dst, reason),
             Class::Arp { l2 } => self.arp(t, port, f, l2),
             Class::V4 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
             Class::V6 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
@@ -294,6 +321,16 @@ pub fn owner_of(proto: u8, client: IpAddr, client_port: u16, workers: u16) -> u1
     ((h >> 32) % workers as u64) as u16
 }
 
+/// A packet the data plane has no use for: up to the kernel if it is for the host, else a drop
+/// for `reason`. Called only where the path would otherwise drop, never on the fast path.
+pub(crate) fn host_or_drop(t: &Tables, port: u16, dst: IpAddr, reason: DropReason) -> Verdict {
+    if t.net.to_host(port, dst) {
+        Verdict::ToHost { port, learn: false }
+    } else {
+        Verdict::Drop(reason)
+    }
+}
+
 /// Computes a frame's hashes and loads their first index slots.
 fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32)) -> u64 {
     let tuple = Tuple {
@@ -318,20 +355,43 @@ fn classify(b: &[u8]) -> Class {
         ethertype::ARP => Class::Arp { l2 },
         ethertype::IPV4 => match ip_class::<Ipv4Addr>(&b[l2..]) {
             Ok((ip, l4)) => Class::V4 { l2, ip, l4 },
-            Err(r) => Class::Drop(r),
+            Err(IpClassError::Bad(r)) => Class::Drop(r),
+            Err(IpClassError::NotForwarded(dst, reason)) => Class::Other {
+                dst: dst.ip(),
+                reason,
+            },
         },
         ethertype::IPV6 => match ip_class::<Ipv6Addr>(&b[l2..]) {
             Ok((ip, l4)) => Class::V6 { l2, ip, l4 },
-            Err(r) => Class::Drop(r),
+            Err(IpClassError::Bad(r)) => Class::Drop(r),
+            Err(IpClassError::NotForwarded(dst, reason)) => Class::Other {
+                dst: dst.ip(),
+                reason,
+            },
         },
         _ => Class::Drop(DropReason::UnknownEthertype),
     }
 }
 
-fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, L4), DropReason> {
+/// Why a valid-looking IP packet is not classified as a flow.
+enum IpClassError<A> {
+    /// Malformed at some layer.
+    Bad(DropReason),
+    /// Well formed, but nothing the data plane forwards (a fragment, VRRP, IGMP...): the host
+    /// may want it.
+    NotForwarded(A, DropReason),
+}
+
+impl<A> From<DropReason> for IpClassError<A> {
+    fn from(r: DropReason) -> Self {
+        IpClassError::Bad(r)
+    }
+}
+
+fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, L4), IpClassError<A>> {
     let ip = A::parse(b)?;
     if ip.fragment {
-        return Err(DropReason::Fragment);
+        return Err(IpClassError::NotForwarded(ip.dst, DropReason::Fragment));
     }
     let l4b = &b[ip.l4..ip.end];
     let l4 = match ip.proto {
@@ -365,7 +425,12 @@ fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, L4), DropReason> {
             crate::wire::icmp::IcmpPacket::new_checked(l4b)?;
             L4::default()
         }
-        _ => return Err(DropReason::UnsupportedProtocol),
+        _ => {
+            return Err(IpClassError::NotForwarded(
+                ip.dst,
+                DropReason::UnsupportedProtocol,
+            ))
+        }
     };
     Ok((ip, l4))
 }
