@@ -1,0 +1,241 @@
+//! Network namespaces, veth pairs and rvsd processes for the end-to-end tests (root only).
+//! Every namespace and link carries a prefix unique to the test and is removed when the test
+//! ends, pass or fail.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn sh(cmd: &str) {
+    let out = Command::new("bash").args(["-ec", cmd]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+/// Namespaces, links and processes of one test; all removed on drop.
+pub struct Lab {
+    pub p: String,
+    netns: Vec<String>,
+    links: Vec<String>,
+    children: Vec<Child>,
+}
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        assert!(
+            is_root(),
+            "the end-to-end tests need root (network namespaces, af_packet)"
+        );
+        // Interface names are at most 15 bytes: keep the prefix short.
+        Lab {
+            p: format!("{tag}{}", std::process::id() % 10000),
+            netns: vec![],
+            links: vec![],
+            children: vec![],
+        }
+    }
+
+    pub fn ns(&mut self, name: &str) -> String {
+        let n = format!("{}{name}", self.p);
+        sh(&format!("ip netns add {n}; ip netns exec {n} ip link set lo up"));
+        self.netns.push(n.clone());
+        n
+    }
+
+    /// A veth pair; `a` stays in the root namespace (for rvsd or a bridge), `b` goes to `ns`.
+    pub fn veth(&mut self, a: &str, b: &str, ns: Option<&str>) -> (String, String) {
+        let (a, b) = (format!("{}{a}", self.p), format!("{}{b}", self.p));
+        sh(&format!("ip link add {a} type veth peer name {b}"));
+        self.links.push(a.clone());
+        // Checksum offload off: af_packet must see complete checksums on both paths.
+        sh(&format!("ethtool -K {a} tx off rx off >/dev/null; sysctl -qw net.ipv6.conf.{a}.disable_ipv6=1; ip link set {a} up"));
+        match ns {
+            Some(n) => sh(&format!("ip link set {b} netns {n}; ip netns exec {n} ethtool -K {b} tx off rx off >/dev/null; ip netns exec {n} ip link set {b} up")),
+            None => sh(&format!("ethtool -K {b} tx off rx off >/dev/null; sysctl -qw net.ipv6.conf.{b}.disable_ipv6=1; ip link set {b} up")),
+        }
+        (a, b)
+    }
+
+    /// A veth pair with `a` in namespace `ns_a` and `b` in `ns_b`, both up, checksum offload
+    /// off. Namespaces own them from then on (they go with the namespace).
+    pub fn veth_between(&mut self, a: &str, ns_a: &str, b: &str, ns_b: &str) -> (String, String) {
+        let (a, b) = (format!("{}{a}", self.p), format!("{}{b}", self.p));
+        sh(&format!("ip link add {a} type veth peer name {b}"));
+        self.links.push(a.clone());
+        for (dev, ns) in [(&a, ns_a), (&b, ns_b)] {
+            sh(&format!(
+                "ip link set {dev} netns {ns}; ip netns exec {ns} ethtool -K {dev} tx off rx off >/dev/null; ip netns exec {ns} ip link set {dev} up"
+            ));
+        }
+        (a, b)
+    }
+
+    /// Runs `cmd` in namespace `ns` in the background until the lab ends.
+    pub fn spawn_in(&mut self, ns: &str, cmd: &[&str]) {
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns])
+            .args(cmd)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
+    pub fn bridge(&mut self, name: &str, ports: &[&str]) {
+        let br = format!("{}{name}", self.p);
+        sh(&format!(
+            "ip link add {br} type bridge; sysctl -qw net.ipv6.conf.{br}.disable_ipv6=1; ip link set {br} up"
+        ));
+        self.links.push(br.clone());
+        for p in ports {
+            sh(&format!("ip link set {p} master {br}"));
+        }
+    }
+
+    pub fn http_server(&mut self, ns: &str, addr: &str, name: &str) {
+        let dir = std::env::temp_dir().join(format!("{}-{name}", self.p));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("index.html"), format!("{name}\n")).unwrap();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "python3",
+                "-m",
+                "http.server",
+                "8000",
+                "--bind",
+                addr,
+            ])
+            .current_dir(&dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+        wait_until(Duration::from_secs(15), || {
+            curl(ns, &format!("http://{addr}:8000/"))
+        })
+        .unwrap_or_else(|| panic!("the HTTP server {name} in {ns} never answered"));
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for l in &self.links {
+            let _ = Command::new("ip").args(["link", "del", l]).output();
+        }
+        for n in &self.netns {
+            let _ = Command::new("ip").args(["netns", "del", n]).output();
+        }
+    }
+}
+
+pub fn wait_until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    None
+}
+
+/// One HTTP GET from inside `ns`; the body, or None on any failure.
+pub fn curl(ns: &str, url: &str) -> Option<String> {
+    let out = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns,
+            "curl",
+            "-s",
+            "--fail",
+            "--max-time",
+            "2",
+            url,
+        ])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+pub struct Rvsd {
+    child: Child,
+    config: std::path::PathBuf,
+}
+
+impl Rvsd {
+    pub fn start(lab: &Lab, config: &str) -> Rvsd {
+        Rvsd::start_in(lab, None, config)
+    }
+
+    /// rvsd in network namespace `ns` (its ports and twins live there).
+    pub fn start_in(lab: &Lab, ns: Option<&str>, config: &str) -> Rvsd {
+        let path = std::env::temp_dir().join(format!("{}-rvs.toml", lab.p));
+        std::fs::write(&path, config).unwrap();
+        let mut cmd = match ns {
+            // `ip netns exec` execs rvsd after entering the namespace: the pid stays rvsd's.
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_rvsd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_rvsd")),
+        };
+        let child = cmd
+            .arg("--config")
+            .arg(&path)
+            .args(["--duration", "120"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        Rvsd { child, config: path }
+    }
+
+    /// SIGTERM, then the report rvsd prints as it stops.
+    pub fn stop(mut self) -> String {
+        sh(&format!("kill -TERM {}", self.child.id()));
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "rvsd failed:\n{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    }
+}
+
+impl Drop for Rvsd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
