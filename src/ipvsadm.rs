@@ -166,6 +166,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let mut persist: Option<Option<i64>> = None;
     let mut netmask = None;
     let mut flags = None;
+    let mut announce = None;
     let mut real = None;
     let mut method = None;
     let (mut weight, mut upper, mut lower) = (None, None, None);
@@ -241,6 +242,10 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                 netmask = Some(next.ok_or("-M needs a netmask")?.clone());
                 i += 1;
             }
+            "--announce" => {
+                announce = Some(next.ok_or("--announce needs always or follow-host")?.clone());
+                i += 1;
+            }
             "-b" | "--sched-flags" => {
                 flags = Some(next.ok_or("-b needs flags")?.clone());
                 i += 1;
@@ -291,7 +296,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             flags: flags.clone(),
             persistence: persist.map(|p| p.unwrap_or(300)),
             netmask: netmask.clone(),
-            announce: None,
+            announce: announce.clone(),
             real: Vec::new(),
         })
     };
@@ -544,6 +549,9 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
         }
         if let Some(m) = netmask_text(s) {
             let _ = write!(line, " -M {m}");
+        }
+        if let Some(a) = &s.announce {
+            let _ = write!(line, " --announce {a}");
         }
         let _ = writeln!(out, "{line}");
         for r in &s.reals {

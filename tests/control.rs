@@ -288,6 +288,8 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (r#"{"id":13,"op":"restore","services":[{"address":"10.0.0.1:80"},{"address":"10.0.0.1:80"}]}"#.into(), "exists", "given twice"),
         (r#"{"id":14,"op":"restore","services":[{"address":"10.0.0.1:80","real":[{"address":"192.168.1.2","weight":70000}]}]}"#.into(), "invalid", "services[0]: service.real[0].weight"),
         (r#"{"id":15,"op":"set_timeouts","tcp":99999999,"tcpfin":0,"udp":0}"#.into(), "invalid", "tcp: 99999999 is more than"),
+        (r#"{"id":16,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.200:80","announce":"sometimes"}}"#.into(), "invalid", "service.announce: \"sometimes\" is not one of always, follow-host"),
+        (r#"{"id":17,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.200:80","announce":"follow-host"}}"#.into(), "invalid", "service.announce: follow-host needs a port with a host_interface"),
     ];
     let mut s = Session::open(&d.sock);
     for (line, code, msg) in &cases {

@@ -100,7 +100,12 @@ fn rvsadm_without_a_daemon_or_with_a_bad_command_line() {
 
 #[test]
 fn shipped_configs_pass_check() {
-    for f in ["configs/nat.toml", "configs/dr.toml", "configs/tun.toml"] {
+    for f in [
+        "configs/nat.toml",
+        "configs/dr.toml",
+        "configs/tun.toml",
+        "configs/host.toml",
+    ] {
         let out = rvsd()
             .args(["--check", f])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
@@ -127,6 +132,7 @@ workers = [0, 0]
 [[port]]
 device = "net_null0"
 addresses = ["10.0.0.1/33"]
+host_interface = "lo"
 [[service]]
 protocol = "tcp"
 address = "10.0.0.100:80"
@@ -145,6 +151,7 @@ weight = -3
         for want in [
             "dataplane.workers[1]: CPU 0 is listed twice",
             "port[0].addresses[0]: \"10.0.0.1/33\" is not an address with prefix",
+            "port[0].host_interface: \"lo\" clashes with an existing interface",
             "service[0].scheduler: unknown scheduler \"fastest\"",
             "service[0].real[0].weight: -3 is outside 0..=65535",
             "service[0].real[0].address: port 8080 differs from the virtual port 80",

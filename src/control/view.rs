@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use rvs_api::proto::{RealView, ServiceView, Stats};
-use rvs_core::model::{RealId, RealRegistry, Service};
+use rvs_core::model::{Announce, RealId, RealRegistry, Service};
 
 /// `stats` gives each real server's counters (and rates, where known); the service's are the
 /// sums of its servers'.
@@ -50,6 +50,7 @@ pub fn service_view(s: &Service, reg: &RealRegistry, stats: impl Fn(RealId) -> S
         flags: s.flags.names(s.scheduler.name()),
         persistence: s.persistence.map(|p| p.timeout_s),
         netmask: s.persistence.map(|p| p.prefix_len),
+        announce: (s.announce != Announce::Always).then(|| s.announce.name().into()),
         stats: total,
         reals,
     }

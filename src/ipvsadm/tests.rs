@@ -139,6 +139,7 @@ fn sample() -> Vec<ServiceView> {
     };
     vec![
         ServiceView {
+            announce: None,
             protocol: "tcp".into(),
             address: "10.0.0.100".into(),
             port: 80,
@@ -175,6 +176,7 @@ fn sample() -> Vec<ServiceView> {
             ],
         },
         ServiceView {
+            announce: None,
             protocol: "udp".into(),
             address: "2001:db8::1".into(),
             port: 53,
@@ -360,4 +362,29 @@ fn golden_save_and_it_parses_back() {
         let cmd = parse(&args(line)).unwrap();
         assert!(matches!(cmd, Cmd::AddService(_) | Cmd::AddReal(..)), "{line}");
     }
+}
+
+#[test]
+fn announce_is_saved_only_when_it_is_not_ipvsadms_and_parses_back() {
+    let mut services = sample();
+    services[1].announce = Some("follow-host".into());
+    let saved = fmt_save(&services, true);
+    assert!(
+        saved.starts_with("-A -t 10.0.0.100:80 -s wlc -p 300 -M 255.255.255.0\n"),
+        "{saved}"
+    );
+    assert!(
+        saved.contains("-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port --announce follow-host\n"),
+        "{saved}"
+    );
+    let line = saved.lines().find(|l| l.contains("--announce")).unwrap();
+    match parse(&args(line)).unwrap() {
+        Cmd::AddService(s) => assert_eq!(s.announce.as_deref(), Some("follow-host")),
+        other => panic!("{other:?}"),
+    }
+    match parse(&args("-E -t 10.0.0.100:80 -s rr")).unwrap() {
+        Cmd::EditService(s) => assert_eq!(s.announce, None, "-E without --announce keeps it"),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(&args("-A -t 10.0.0.100:80 --announce")).is_err());
 }

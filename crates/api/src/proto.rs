@@ -218,6 +218,10 @@ pub struct ServiceView {
     pub persistence: Option<u32>,
     /// Persistence netmask as a prefix length.
     pub netmask: Option<u8>,
+    /// `follow-host` when the VIP follows its twin's addresses (an rvs extension); None for
+    /// ipvsadm's behaviour, always answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub announce: Option<String>,
     pub stats: Stats,
     pub reals: Vec<RealView>,
 }
