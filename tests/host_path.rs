@@ -315,3 +315,94 @@ real = [{{ address = "192.168.1.5", method = "dr" }}]
         "{report}"
     );
 }
+
+/// Frames an interface of namespace `ns` has received and sent (/proc/net/dev is per
+/// namespace).
+fn if_packets(ns: &str, dev: &str) -> (u64, u64) {
+    let text = output(ns, "cat /proc/net/dev");
+    let fields: Vec<u64> = text
+        .lines()
+        .find_map(|l| {
+            l.trim_start()
+                .strip_prefix(&format!("{dev}:"))
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| panic!("{dev} in {ns}: {text}"))
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    (fields[1], fields[9])
+}
+
+/// A UDP sender in `ns`: as many 18-byte datagrams to `dst` port 9 as Python sends in `secs`.
+fn udp_blast(ns: &str, dst: &str, secs: f64) {
+    let script = format!(
+        "import socket,time\ns=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\nend=time.time()+{secs}\n\
+         while time.time()<end:\n    for _ in range(500):\n        s.sendto(b'x'*18,('{dst}',9))\n"
+    );
+    assert!(succeeds(ns, &format!("python3 -c \"{script}\"")));
+}
+
+/// Opt-in (`cargo test --release --test host_path -- --ignored --nocapture`): packets per
+/// second up (client -> port -> twin) and down (twin -> port -> client) with the rate limit
+/// out of the way, beside the same sender over a plain veth pair.
+#[test]
+#[ignore]
+fn host_path_throughput() {
+    let mut lab = Lab::new("ht");
+    let p = lab.p.clone();
+    let (d, c, v) = (lab.ns("d"), lab.ns("c"), lab.ns("v"));
+    let (d_out, _) = lab.veth_between("do", &d, "ce", &c);
+    lab.veth_between("vc", &c, "vv", &v);
+    off_kernel(&d, &d_out);
+    sh(&format!(
+        "ip netns exec {c} ip addr add 10.76.0.2/24 dev {p}ce; \
+         ip netns exec {c} ip addr add 10.77.0.2/24 dev {p}vc; \
+         ip netns exec {v} ip addr add 10.77.0.1/24 dev {p}vv"
+    ));
+    let config = format!(
+        r#"
+[dataplane]
+workers = [1]
+[eal]
+memory = "no-huge"
+[control]
+socket = "/tmp/{p}-rvs.sock"
+[[port]]
+name = "outside"
+device = "net_af_packet_{p}o,iface={d_out}"
+addresses = ["10.76.0.1/24"]
+host_interface = "{p}to"
+[host_path]
+rate = 100000000
+burst = 1000000
+"#
+    );
+    let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
+    wait_until(Duration::from_secs(20), || {
+        ping_median_ms(&c, "10.76.0.1", 1).map(|_| ())
+    })
+    .expect("the director answers through its twin");
+    let secs = 2.0;
+    let measure = |from: &str, to: &str, dst: &str, rx_ns: &str, rx_dev: &str| {
+        let (before, _) = if_packets(rx_ns, rx_dev);
+        let start = Instant::now();
+        udp_blast(from, dst, secs);
+        std::thread::sleep(Duration::from_millis(200));
+        let (after, _) = if_packets(rx_ns, rx_dev);
+        let pps = (after - before) as f64 / start.elapsed().as_secs_f64().min(secs + 0.2).max(secs);
+        println!("{from} -> {to}: {pps:.0} packets/s received");
+        pps
+    };
+    let up = measure(&c, "director (up the twin)", "10.76.0.1", &d, &format!("{p}to"));
+    let down = measure(&d, "client (down the twin)", "10.76.0.2", &c, &format!("{p}ce"));
+    let veth = measure(&c, "plain veth peer", "10.77.0.1", &v, &format!("{p}vv"));
+    let rtt = ping_median_ms(&c, "10.76.0.1", 20);
+    let rtt_veth = ping_median_ms(&c, "10.77.0.1", 20);
+    let report = rvsd.stop();
+    println!(
+        "host path throughput: up {up:.0} pps, down {down:.0} pps, plain veth {veth:.0} pps (same sender); \
+         ping median {rtt:?} ms via the twin, {rtt_veth:?} ms on the veth\n{report}"
+    );
+    assert!(up > 0.0 && down > 0.0);
+}
