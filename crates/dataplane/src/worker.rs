@@ -349,14 +349,14 @@ impl Worker {
                         self.shared.neighbors.learn(ip, mac);
                     }
                 }
-                self.to_host(port, m, now);
+                self.send_up(port, m, now);
             }
             Verdict::Drop(_) => {} // counted by the core; the mbuf is freed here
         }
     }
 
     /// Up to the kernel twin of `port`, within this worker's share of the host path's rate.
-    fn to_host(&mut self, port: u16, m: Mbuf, now: u64) {
+    fn send_up(&mut self, port: u16, m: Mbuf, now: u64) {
         let Some(h) = &self.shared.host else {
             self.dp_drops[DpDrop::HostRingFull as usize] += 1;
             return;

@@ -62,7 +62,7 @@ fn a_tap_port_is_a_kernel_interface_both_ways() {
 
     // Kernel -> port: a ping from the kernel arrives as an ICMP echo request frame.
     let (mut rxq, mut txq) = port.take_queues().unwrap();
-    let _ = Command::new("nsenter")
+    let mut ping = Command::new("nsenter")
         .args([
             "-t",
             &me.to_string(),
@@ -90,6 +90,7 @@ fn a_tap_port_is_a_kernel_interface_both_ways() {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
+    let _ = ping.wait();
     let echo = echo.expect("the kernel's echo request comes out of the tap port");
     assert_eq!(&echo[0..6], &[0x02, 0x52, 0x56, 0, 0, 0x02]);
     assert_eq!(&echo[6..12], &mac);
