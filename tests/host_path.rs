@@ -21,7 +21,7 @@ use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{curl, sh, wait_until, Lab, Rvsd};
+use common::netns::{config_head, curl, sh, wait_until, Lab, Rvsd};
 use rvs::traffic::{self, tcp_v4, udp_v4, with_macs, GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
 
 /// Keeps the kernel of rvsd's namespace off a DPDK port's veth.
@@ -88,14 +88,9 @@ fn the_director_is_reachable_and_reaches_out_through_its_twins() {
     ));
     lab.http_server(&s, "10.75.0.2", "server");
     let socket = format!("/tmp/{p}-rvs.sock");
-    let config = format!(
-        r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "{socket}"
+    let config = config_head(&socket)
+        + &format!(
+            r#"
 [[port]]
 name = "outside"
 device = "net_af_packet_{p}o,iface={d_out}"
@@ -113,7 +108,7 @@ scheduler = "rr"
 announce = "follow-host"
 real = [{{ address = "10.75.0.2:8000", method = "nat" }}]
 "#
-    );
+        );
     let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
     wait_until(Duration::from_secs(20), || {
         output(&d, &format!("ip -4 -o addr show dev {p}to"))
@@ -229,14 +224,10 @@ fn a_flood_at_the_director_is_limited_and_costs_the_flows_nothing() {
     }
     let (inp, out) = (dir.path().join("in.pcap"), dir.path().join("out.pcap"));
     traffic::write_pcap(&inp, &frames).unwrap();
-    let config = format!(
-        r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "{sock}"
+    let sock = dir.path().join("rvs.sock").display().to_string();
+    let config = config_head(&sock)
+        + &format!(
+            r#"
 [[port]]
 name = "lan"
 device = "net_pcap_{p}l,rx_pcap={inp},tx_pcap={out}"
@@ -253,10 +244,9 @@ protocol = "tcp"
 address = "10.0.0.101:80"
 real = [{{ address = "192.168.1.5", method = "dr" }}]
 "#,
-        sock = dir.path().join("rvs.sock").display(),
-        inp = inp.display(),
-        out = out.display(),
-    );
+            inp = inp.display(),
+            out = out.display(),
+        );
     let path = dir.path().join("rvs.toml");
     std::fs::write(&path, config).unwrap();
     let run = Command::new("ip")
@@ -360,14 +350,9 @@ fn host_path_throughput() {
          ip netns exec {c} ip addr add 10.77.0.2/24 dev {p}vc; \
          ip netns exec {v} ip addr add 10.77.0.1/24 dev {p}vv"
     ));
-    let config = format!(
-        r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "/tmp/{p}-rvs.sock"
+    let config = config_head(&format!("/tmp/{p}-rvs.sock"))
+        + &format!(
+            r#"
 [[port]]
 name = "outside"
 device = "net_af_packet_{p}o,iface={d_out}"
@@ -377,7 +362,7 @@ host_interface = "{p}to"
 rate = 100000000
 burst = 1000000
 "#
-    );
+        );
     let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
     wait_until(Duration::from_secs(20), || {
         ping_median_ms(&c, "10.76.0.1", 1).map(|_| ())

@@ -9,7 +9,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::netns::{curl, sh, wait_until, Lab, Rvsd};
+use common::netns::{config_head, curl, sh, wait_until, Lab, Rvsd};
 
 /// 100 requests through the VIP; returns how many each server answered.
 fn hundred_requests(client_ns: &str, url: &str) -> std::collections::BTreeMap<String, u32> {
@@ -48,14 +48,9 @@ fn nat_with_real_kernels() {
     for (k, s) in servers.iter().enumerate() {
         lab.http_server(s, &format!("10.72.0.1{}", k + 1), &format!("server{}", k + 1));
     }
-    let config = format!(
-        r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "/tmp/{p}-rvs.sock"
+    let config = config_head(&format!("/tmp/{}-rvs.sock", lab.p))
+        + &format!(
+            r#"
 [[port]]
 name = "outside"
 device = "net_af_packet_{p}o,iface={out_if}"
@@ -74,8 +69,8 @@ real = [
     {{ address = "10.72.0.13:8000", method = "nat" }},
 ]
 "#,
-        p = lab.p
-    );
+            p = lab.p
+        );
     let rvsd = Rvsd::start(&lab, &config);
     let by_server = hundred_requests(&c, "http://10.70.0.100/");
     let report = rvsd.stop();
@@ -117,14 +112,9 @@ fn dr_with_real_kernels() {
     for (k, s) in servers.iter().enumerate() {
         lab.http_server(s, "0.0.0.0", &format!("server{}", k + 1));
     }
-    let config = format!(
-        r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "/tmp/{p}-rvs.sock"
+    let config = config_head(&format!("/tmp/{}-rvs.sock", lab.p))
+        + &format!(
+            r#"
 [[port]]
 name = "lan"
 device = "net_af_packet_{p}d,iface={dir_if}"
@@ -138,8 +128,8 @@ real = [
     {{ address = "10.73.0.12", method = "dr", weight = 1 }},
 ]
 "#,
-        p = lab.p
-    );
+            p = lab.p
+        );
     let rvsd = Rvsd::start(&lab, &config);
     let by_server = hundred_requests(&c, "http://10.70.1.100:8000/");
     let report = rvsd.stop();

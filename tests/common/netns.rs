@@ -239,3 +239,9 @@ impl Drop for Rvsd {
         let _ = std::fs::remove_file(&self.config);
     }
 }
+
+/// The start of an rvsd config for these tests: one worker on CPU 1, no hugepages, the
+/// control socket at `socket`.
+pub fn config_head(socket: &str) -> String {
+    format!("[dataplane]\nworkers = [1]\n[eal]\nmemory = \"no-huge\"\n[control]\nsocket = \"{socket}\"\n")
+}

@@ -732,19 +732,6 @@ fn cases() -> Vec<Case> {
     );
 
     // --- IPv6 neighbor discovery ---
-    let nd = |t: u8, flags: u8, target: &str, mac: [u8; 6], opt: u8| {
-        let mut body = v6(target).to_vec();
-        body.extend_from_slice(&[opt, 1]);
-        body.extend_from_slice(&mac);
-        (
-            Icmpv6Type::Unknown {
-                type_u8: t,
-                code_u8: 0,
-                bytes5to8: [flags, 0, 0, 0],
-            },
-            body,
-        )
-    };
     let (ns, ns_body) = nd(135, 0, VIP6, GW_MAC, 1);
     let (na, na_body) = nd(136, 0x60, VIP6, P0_MAC, 2);
     c(

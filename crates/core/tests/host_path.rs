@@ -8,7 +8,7 @@ mod support;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use etherparse::{Icmpv6Type, IpNumber, PacketBuilder};
+use etherparse::{IpNumber, PacketBuilder};
 use rvs_core::model::{Announce, Forward, Protocol, RealId, RealServer, Service, ServiceKey};
 use rvs_core::sched::SchedFlags;
 use rvs_core::{DropReason as D, Frame, Tables, VecFrame, Verdict};
@@ -77,20 +77,6 @@ fn ip_proto(dst: [u8; 4], proto: u8) -> Vec<u8> {
         .write(&mut out, IpNumber(proto), &[0x21, 7, 100, 1, 0, 1, 0, 0])
         .unwrap();
     out
-}
-
-fn nd(t: u8, flags: u8, target: &str, opt: u8) -> (Icmpv6Type, Vec<u8>) {
-    let mut body = v6(target).to_vec();
-    body.extend_from_slice(&[opt, 1]);
-    body.extend_from_slice(&GW_MAC);
-    (
-        Icmpv6Type::Unknown {
-            type_u8: t,
-            code_u8: 0,
-            bytes5to8: [flags, 0, 0, 0],
-        },
-        body,
-    )
 }
 
 /// One frame through a fresh director; the verdict, and whether the frame was left unchanged
@@ -222,7 +208,7 @@ fn arp_and_nd_for_director_addresses_go_up_rvs_answers_for_vips() {
         Verdict::Reply { port: 1 },
         "without a twin rvs answers for the director too"
     );
-    let (ns, body) = nd(135, 0, LINK_LOCAL, 1);
+    let (ns, body) = nd(135, 0, LINK_LOCAL, GW_MAC, 1);
     up_unchanged(
         &t,
         0,
@@ -230,13 +216,13 @@ fn arp_and_nd_for_director_addresses_go_up_rvs_answers_for_vips() {
         UP0,
         "NS for the twin's address",
     );
-    let (ns_vip, body) = nd(135, 0, "2001:db8::100", 1);
+    let (ns_vip, body) = nd(135, 0, "2001:db8::100", GW_MAC, 1);
     assert_eq!(
         run(&t, 0, icmp6(IN0, "fe80::1", "2001:db8::100", 255, ns_vip, &body)).0,
         Verdict::Reply { port: 0 },
         "rvs answers NS for a VIP"
     );
-    let (na, body) = nd(136, 0x60, "fe80::1", 2);
+    let (na, body) = nd(136, 0x60, "fe80::1", GW_MAC, 2);
     up_unchanged(
         &t,
         0,

@@ -142,20 +142,26 @@ pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8
         0xff00 | t[13] as u16,
         u16::from_be_bytes([t[14], t[15]]),
     );
-    let mut f = Vec::with_capacity(86);
-    f.extend_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&[0x86, 0xdd]);
-    let mut ip6 = [0u8; 40];
-    rvs_core::wire::ipv6::emit(&mut ip6, ip, group, 58, 255, 32);
-    f.extend_from_slice(&ip6);
     let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0];
     icmp.extend_from_slice(&t);
     icmp.extend_from_slice(&[1, 1]);
     icmp.extend_from_slice(&mac);
+    icmpv6_frame(mac, [0x33, 0x33, 0xff, t[13], t[14], t[15]], ip, group, icmp)
+}
+
+/// An Ethernet frame carrying ICMPv6 message `icmp` (checksum field zero) from `src` to `dst`
+/// with hop limit 255, as neighbor discovery requires; the checksum is filled in.
+fn icmpv6_frame(mac: Mac, dst_mac: Mac, src: Ipv6Addr, dst: Ipv6Addr, mut icmp: Vec<u8>) -> Vec<u8> {
+    let mut f = Vec::with_capacity(54 + icmp.len());
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&mac);
+    f.extend_from_slice(&[0x86, 0xdd]);
+    let mut ip6 = [0u8; 40];
+    rvs_core::wire::ipv6::emit(&mut ip6, src, dst, 58, 255, icmp.len() as u16);
+    f.extend_from_slice(&ip6);
     let c = !checksum::fold(checksum::sum(
         &icmp,
-        checksum::pseudo_v6(ip, group, 58, icmp.len() as u32),
+        checksum::pseudo_v6(src, dst, 58, icmp.len() as u32),
     ));
     icmp[2..4].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&icmp);
@@ -166,24 +172,11 @@ pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8
 /// with the override flag and our link-layer address: the IPv6 gratuitous ARP.
 pub fn unsolicited_advertisement(mac: Mac, addr: Ipv6Addr) -> Vec<u8> {
     let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    let mut f = Vec::with_capacity(86);
-    f.extend_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
-    f.extend_from_slice(&mac);
-    f.extend_from_slice(&[0x86, 0xdd]);
-    let mut ip6 = [0u8; 40];
-    rvs_core::wire::ipv6::emit(&mut ip6, addr, all_nodes, 58, 255, 32);
-    f.extend_from_slice(&ip6);
     let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
     icmp.extend_from_slice(&addr.octets());
     icmp.extend_from_slice(&[2, 1]);
     icmp.extend_from_slice(&mac);
-    let c = !checksum::fold(checksum::sum(
-        &icmp,
-        checksum::pseudo_v6(addr, all_nodes, 58, icmp.len() as u32),
-    ));
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&icmp);
-    f
+    icmpv6_frame(mac, [0x33, 0x33, 0, 0, 0, 1], addr, all_nodes, icmp)
 }
 
 /// The announcement of `addr` at `mac`: a gratuitous ARP request (IPv4) or an unsolicited

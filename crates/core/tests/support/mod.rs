@@ -554,3 +554,20 @@ fn verify_sliced(p: &SlicedPacket) {
         None => {}
     }
 }
+
+/// A neighbor discovery message of type `t` (135 solicitation, 136 advertisement) with its
+/// flags byte, target and one link-layer address option (`opt` 1 source, 2 target) of `mac`:
+/// the ICMPv6 type and body for [`icmp6`].
+pub fn nd(t: u8, flags: u8, target: &str, mac: [u8; 6], opt: u8) -> (etherparse::Icmpv6Type, Vec<u8>) {
+    let mut body = v6(target).to_vec();
+    body.extend_from_slice(&[opt, 1]);
+    body.extend_from_slice(&mac);
+    (
+        etherparse::Icmpv6Type::Unknown {
+            type_u8: t,
+            code_u8: 0,
+            bytes5to8: [flags, 0, 0, 0],
+        },
+        body,
+    )
+}
