@@ -298,6 +298,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             netmask: netmask.clone(),
             announce: announce.clone(),
             real: Vec::new(),
+            ..RawService::default()
         })
     };
     // As in ipvsadm, -a and -e take the whole server: an omitted method is -g (direct
@@ -311,6 +312,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             weight: Some(weight.unwrap_or(1)),
             upper,
             lower,
+            check: None,
         })
     };
     Ok(match cmd {

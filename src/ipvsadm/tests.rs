@@ -49,7 +49,8 @@ fn commands_parse_like_ipvsadm() {
                 method: Some("nat".into()),
                 weight: Some(3),
                 upper: Some(100),
-                lower: Some(50)
+                lower: Some(50),
+                check: None,
             }
         )
     );

@@ -49,6 +49,8 @@ use rvs_core::sched::{SchedFlags, Scheduler};
 use rvs_core::wire::ethernet::Mac;
 use serde::Deserialize;
 
+use crate::check::{validate_check, CheckConfig, RawCheck};
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
@@ -151,6 +153,17 @@ pub struct RawService {
     pub netmask: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub announce: Option<String>,
+    /// The health check of every real server (each may override fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<RawCheck>,
+    /// keepalived's quorum: the least total weight of live servers that serves; below it the
+    /// sorry server takes new connections.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quorum: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hysteresis: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub real: Vec<RawReal>,
 }
@@ -169,6 +182,8 @@ pub struct RawReal {
     pub upper: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub lower: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<RawCheck>,
 }
 
 /// How EAL memory is backed.
@@ -205,6 +220,10 @@ pub struct RealConfig {
     pub weight: u32,
     pub upper: u32,
     pub lower: u32,
+    /// The service's check with this server's fields laid over it.
+    pub check: Option<CheckConfig>,
+    /// This server's own check fields as written (kept for when the service's check changes).
+    pub raw_check: Option<RawCheck>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -214,6 +233,13 @@ pub struct ServiceConfig {
     pub flags: SchedFlags,
     pub persistence: Option<Persistence>,
     pub announce: Announce,
+    /// As written, for the real servers added later to lay theirs over.
+    pub check: Option<RawCheck>,
+    /// 0: no quorum.
+    pub quorum: u32,
+    pub hysteresis: u32,
+    /// Takes new connections while the quorum is lost.
+    pub sorry: Option<RealConfig>,
     pub reals: Vec<RealConfig>,
 }
 
@@ -368,6 +394,21 @@ pub fn interface_name_problem(name: &str) -> Option<String> {
     exists.then(|| "clashes with an existing interface (choose another name, or remove it)".into())
 }
 
+/// A real server's check: the service's (`service`) with the server's own fields (`real`) laid
+/// over it, validated; the problems as `(field, message)` if it is not valid.
+pub fn merged_check(
+    service: Option<&RawCheck>,
+    real: Option<&RawCheck>,
+) -> Result<Option<CheckConfig>, Vec<(String, String)>> {
+    let raw = match (service, real) {
+        (None, None) => return Ok(None),
+        (Some(c), None) | (None, Some(c)) => c.clone(),
+        (Some(a), Some(b)) => a.overlaid(b),
+    };
+    let mut problems = Vec::new();
+    validate_check(&raw, &mut problems).map(Some).ok_or(problems)
+}
+
 fn in_range(v: i64, lo: i64, hi: i64) -> bool {
     (lo..=hi).contains(&v)
 }
@@ -417,6 +458,7 @@ pub fn validate_real(
     let vip = SocketAddr::new(service.key.vip, service.key.port);
     let svc = RawService {
         address: Some(vip.to_string()),
+        check: service.check.clone(),
         real: vec![raw.clone()],
         ..Default::default()
     };
@@ -819,7 +861,58 @@ impl RawConfig {
                     "follow-host needs a port with a host_interface (the twin whose addresses it follows)",
                 );
             }
+            if let Some(c) = &s.check {
+                let mut problems = Vec::new();
+                validate_check(c, &mut problems);
+                for (field, m) in problems {
+                    e.add(f(&format!("check.{field}")), m);
+                }
+            }
             let reals = self.validate_reals(e, i, s, vip, ports);
+            let quorum = match s.quorum {
+                None => 0,
+                Some(q) if in_range(q, 1, 1 << 24) => q as u32,
+                Some(q) => {
+                    e.add(f("quorum"), format!("{q} is outside 1..=16777216"));
+                    0
+                }
+            };
+            let hysteresis = match s.hysteresis {
+                None => 0,
+                Some(h) if in_range(h, 0, quorum as i64) => h as u32,
+                Some(h) => {
+                    e.add(
+                        f("hysteresis"),
+                        format!("{h} is outside 0..={quorum} (the quorum)"),
+                    );
+                    0
+                }
+            };
+            let sorry = s.sorry_server.as_deref().and_then(|a| {
+                let vport = vip.map_or(0, |v| v.port());
+                let forward = reals.first().map_or(Forward::Nat, |r| r.forward);
+                match parse_real_addr(a, vport) {
+                    Some((ip, port)) if vip.is_none_or(|v| v.is_ipv4() == ip.is_ipv4()) => {
+                        if forward != Forward::Nat && port != vport {
+                            e.add(f("sorry_server"), format!("port {port} differs from the virtual port {vport}: the real servers use DR or TUN"));
+                        }
+                        Some(RealConfig {
+                            addr: ip,
+                            port,
+                            forward,
+                            weight: 1,
+                            upper: 0,
+                            lower: 0,
+                            check: None,
+                            raw_check: None,
+                        })
+                    }
+                    _ => {
+                        e.add(f("sorry_server"), format!("{a:?} is not a socket address of the virtual address's family"));
+                        None
+                    }
+                }
+            });
             if let (Some(protocol), Some(vip)) = (protocol, vip) {
                 let key = ServiceKey {
                     protocol,
@@ -841,6 +934,10 @@ impl RawConfig {
                     flags,
                     persistence,
                     announce,
+                    check: s.check.clone(),
+                    quorum,
+                    hysteresis,
+                    sorry,
                     reals,
                 });
             }
@@ -942,6 +1039,22 @@ impl RawConfig {
                 );
                 continue;
             }
+            let check = match merged_check(s.check.as_ref(), r.check.as_ref()) {
+                Ok(c) => c,
+                Err(problems) => {
+                    // The service's own check was reported under service[i].check already.
+                    let service_ok = s
+                        .check
+                        .as_ref()
+                        .is_none_or(|c| validate_check(c, &mut Vec::new()).is_some());
+                    if service_ok {
+                        for (field, m) in problems {
+                            e.add(f(&format!("check.{field}")), m);
+                        }
+                    }
+                    None
+                }
+            };
             out.push(RealConfig {
                 addr: ip,
                 port,
@@ -949,6 +1062,8 @@ impl RawConfig {
                 weight,
                 upper,
                 lower,
+                check,
+                raw_check: r.check.clone(),
             });
         }
         out

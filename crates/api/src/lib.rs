@@ -3,6 +3,7 @@
 //! with typed addresses and IPVS values. Validation collects every problem, each naming its
 //! field (`service[1].real[0].address: ...`), so an operator fixes a file in one pass.
 
+pub mod check;
 pub mod config;
 pub mod proto;
 

@@ -78,7 +78,9 @@ fn a_complete_config_validates() {
             forward: Forward::Nat,
             weight: 3,
             upper: 0,
-            lower: 0
+            lower: 0,
+            check: None,
+            raw_check: None,
         }
     );
     assert_eq!(s.reals[1].port, 80, "a bare real address takes the virtual port");
