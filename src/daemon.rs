@@ -351,6 +351,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         let control = control.clone();
         move || control.lock().unwrap_or_else(|p| p.into_inner()).host_path()
     };
+    let health = crate::health::Health::start(control.clone())?;
     let control = control::serve(&cfg.socket, control)?;
 
     let started = Instant::now();
@@ -383,6 +384,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             }
         }
     }
+    health.stop();
     control.stop();
     if let Some(h) = host {
         h.stop();

@@ -18,6 +18,8 @@ pub struct ListOpts {
     pub persistent_conn: bool,
     pub exact: bool,
     pub timeout: bool,
+    /// `--health` (rvs): health checks and quorums.
+    pub health: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +279,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--persistent-conn" => opts.persistent_conn = true,
             "--exact" => opts.exact = true,
             "--timeout" => opts.timeout = true,
+            "--health" => opts.health = true,
             other => return Err(format!("unknown option {other:?} (rvsadm -h lists them)")),
         }
         i += 1;
@@ -528,6 +531,50 @@ pub fn fmt_conns(conns: &[ConnView], numeric: bool) -> String {
             ep(&c.virtual_),
             ep(&c.destination)
         );
+    }
+    out
+}
+
+/// `rvsadm -L --health`: per service its quorum, per real server its check, state, weights,
+/// streaks, transitions and last result with its age.
+pub fn fmt_health(services: &[rvs_api::proto::HealthServiceView]) -> String {
+    let mut out = String::from(
+        "Prot LocalAddress:Port            Quorum     LiveWeight Sorry\n  -> RemoteAddress:Port           Check  State     Weight Effective Ok   Fail Trans  Age      Last\n",
+    );
+    for s in services {
+        let quorum = if s.quorum == 0 {
+            "-".to_string()
+        } else {
+            format!("{}{}", if s.quorum_up { "" } else { "lost " }, s.quorum)
+        };
+        let _ = writeln!(
+            out,
+            "{:<4} {:<28} {:<10} {:<10} {}",
+            proto_title(&s.protocol),
+            s.service,
+            quorum,
+            s.live_weight,
+            s.sorry_server.as_deref().unwrap_or("-")
+        );
+        for r in &s.reals {
+            let age = r
+                .age_ms
+                .map_or("-".to_string(), |ms| format!("{:.1}s", ms as f64 / 1000.0));
+            let _ = writeln!(
+                out,
+                "  -> {:<28} {:<6} {:<9} {:<6} {:<9} {:<4} {:<4} {:<6} {:<8} {}",
+                r.address,
+                r.check,
+                r.state,
+                r.weight,
+                r.effective_weight,
+                r.successes,
+                r.failures,
+                r.transitions,
+                age,
+                r.last
+            );
+        }
     }
     out
 }

@@ -6,6 +6,7 @@ pub mod bench_chart;
 pub mod control;
 pub mod daemon;
 pub mod ealenv;
+pub mod health;
 pub mod host;
 pub mod ipvsadm;
 pub mod traffic;

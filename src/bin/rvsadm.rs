@@ -28,7 +28,7 @@ Usage:
   rvsadm -a|e -t|u|--sctp-service VIP:port -r RIP[:port] [-g|-i|-m] [-w weight] [-x upper] [-y lower]
   rvsadm -d -t|u|--sctp-service VIP:port -r RIP[:port]
   rvsadm -L|l [-t|u|--sctp-service VIP:port] [-n] [-c] [--stats] [--rate] [--thresholds]
-         [--persistent-conn] [--exact] [--timeout]
+         [--persistent-conn] [--exact] [--timeout] [--health]
   rvsadm -Z [-t|u|--sctp-service VIP:port]
   rvsadm --set tcp tcpfin udp
   rvsadm --socket PATH ...        (default $RVS_SOCKET, else /run/rvs/rvs.sock)
@@ -174,6 +174,10 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
             if opts.timeout {
                 if let Some(Reply::Timeouts { tcp, tcpfin, udp }) = client.call(Op::GetTimeouts {})? {
                     println!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}");
+                }
+            } else if opts.health {
+                if let Some(Reply::Health { services }) = client.call(Op::Health {})? {
+                    print!("{}", ipvsadm::fmt_health(&services));
                 }
             } else if opts.conns {
                 if let Some(Reply::Connections { conns }) = client.call(Op::Connections {})? {

@@ -7,5 +7,5 @@ mod state;
 mod view;
 
 pub use server::{serve, ServerHandle};
-pub use state::ControlState;
+pub use state::{ControlState, RealKey};
 pub use view::service_view;

@@ -2,14 +2,18 @@
 //! full before anything changes; a change builds new tables (sharing every untouched service)
 //! and publishes them with one atomic swap, which workers pick up at their next burst.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rvs_api::config::{validate_real, validate_service, PortConfig, RawService, RealConfig, ServiceConfig};
-use rvs_api::proto::{ConnView, HostPathView, Op, PortView, Reply, ServiceId};
+use rvs_api::config::{
+    merged_check, validate_real, validate_service, PortConfig, RawService, RealConfig, ServiceConfig,
+};
+use rvs_api::proto::{
+    ConnView, HealthRealView, HealthServiceView, HostPathView, Op, PortView, Reply, ServiceId,
+};
 use rvs_core::conn::state::Timeouts;
 use rvs_core::model::{Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
 use rvs_core::net::Network;
@@ -17,6 +21,8 @@ use rvs_core::{DropReason, Tables};
 use rvs_dataplane::{Command, DpDrop, Shared};
 
 use super::estimator::{Estimator, Totals};
+use crate::health::probe::Target;
+use crate::health::state::{Outcome, Quorum, RealHealth};
 
 /// An op's failure: a stable code and a message for people.
 pub type OpError = (&'static str, String);
@@ -25,8 +31,13 @@ pub type OpError = (&'static str, String);
 struct Entry {
     cfg: ServiceConfig,
     ids: Vec<RealId>,
+    /// The sorry server's id, when the service has one.
+    sorry_id: Option<RealId>,
     built: Arc<Service>,
 }
+
+/// A real server of a service, as health checks know it: stable across edits.
+pub type RealKey = (ServiceKey, IpAddr, u16);
 
 pub struct ControlState {
     net: Network,
@@ -44,6 +55,13 @@ pub struct ControlState {
     visible_us: Vec<u64>,
     /// The host addresses changed since the last publication.
     host_dirty: bool,
+    /// Health of the checked real servers, and the services to rebuild for it.
+    health: HashMap<RealKey, RealHealth>,
+    quorums: HashMap<ServiceKey, Quorum>,
+    health_dirty: HashSet<ServiceKey>,
+    /// The probes the health checker should run, and a number bumped when they change.
+    targets: Vec<(RealKey, Target)>,
+    check_generation: u64,
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
@@ -94,15 +112,21 @@ impl ControlState {
             .map(|(cfg, built)| Entry {
                 cfg: cfg.clone(),
                 ids: built.reals.iter().map(|r| r.id).collect(),
+                sorry_id: None,
                 built: built.clone(),
             })
             .collect();
-        let next_id = entries
+        let mut next_id = entries
             .iter()
             .flat_map(|e| e.ids.iter())
             .map(|i| i.0 + 1)
             .max()
             .unwrap_or(0);
+        let mut entries = entries;
+        for e in entries.iter_mut().filter(|e| e.cfg.sorry.is_some()) {
+            e.sorry_id = Some(RealId(next_id));
+            next_id += 1;
+        }
         ControlState {
             net: tables.net.clone(),
             ports: ports.to_vec(),
@@ -118,7 +142,19 @@ impl ControlState {
             port_stats,
             visible_us: Vec::new(),
             host_dirty: false,
+            health: HashMap::new(),
+            quorums: HashMap::new(),
+            health_dirty: HashSet::new(),
+            targets: Vec::new(),
+            check_generation: 0,
         }
+        .with_health()
+    }
+
+    /// Health entries for the checked servers (alpha ones start down) and the probes to run.
+    fn with_health(mut self) -> ControlState {
+        self.sync_health();
+        self
     }
 
     /// Records the addresses `port`'s kernel twin holds now (published by
@@ -132,9 +168,9 @@ impl ControlState {
         }
     }
 
-    /// Publishes new tables if the host addresses changed.
+    /// Publishes new tables if the host addresses or a server's health changed.
     pub fn publish_if_changed(&mut self) {
-        if std::mem::take(&mut self.host_dirty) {
+        if std::mem::take(&mut self.host_dirty) || !self.health_dirty.is_empty() {
             self.publish();
         }
     }
@@ -171,8 +207,19 @@ impl ControlState {
             ))
     }
 
-    fn build(&self, cfg: &ServiceConfig, ids: &[RealId]) -> Result<Arc<Service>, OpError> {
-        let reals = cfg
+    /// Builds a service with each real server at its effective weight: its health's, or 0
+    /// while the quorum is lost (then the sorry server, `sorry_id`, takes new connections).
+    fn build(
+        &self,
+        cfg: &ServiceConfig,
+        ids: &[RealId],
+        sorry_id: Option<RealId>,
+    ) -> Result<Arc<Service>, OpError> {
+        let quorum_lost = self
+            .quorums
+            .get(&cfg.key)
+            .is_some_and(|q| cfg.quorum > 0 && !q.up);
+        let mut reals = cfg
             .reals
             .iter()
             .zip(ids)
@@ -185,12 +232,30 @@ impl ControlState {
                     addr: r.addr,
                     port: r.port,
                     forward: r.forward,
-                    weight: r.weight,
+                    weight: if quorum_lost {
+                        0
+                    } else {
+                        self.effective_weight(&cfg.key, r)
+                    },
                     upper: r.upper,
                     lower: r.lower,
                 })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        if let (true, Some(s), Some(id)) = (quorum_lost, &cfg.sorry, sorry_id) {
+            if self.net.route(s.addr).is_some() && !reals.iter().any(|r| r.addr == s.addr && r.port == s.port)
+            {
+                reals.push(RealServer {
+                    id,
+                    addr: s.addr,
+                    port: s.port,
+                    forward: s.forward,
+                    weight: 1,
+                    upper: 0,
+                    lower: 0,
+                });
+            }
+        }
         Service::new(cfg.key, &cfg.scheduler, cfg.flags, cfg.persistence, reals)
             .map(|s| Arc::new(s.with_announce(cfg.announce)))
             .map_err(|e| ("invalid", format!("service.scheduler: {e}")))
@@ -199,6 +264,16 @@ impl ControlState {
     /// Publishes new tables and waits (up to 100 ms) until every worker runs with them, so
     /// that when an op is answered the change is in force. Records how long that took.
     fn publish(&mut self) {
+        self.sync_health();
+        self.settle_quorums();
+        for key in std::mem::take(&mut self.health_dirty) {
+            if let Some(i) = self.entries.iter().position(|e| e.cfg.key == key) {
+                let e = &self.entries[i];
+                if let Ok(b) = self.build(&e.cfg, &e.ids, e.sorry_id) {
+                    self.entries[i].built = b;
+                }
+            }
+        }
         let services = self.entries.iter().map(|e| e.built.clone()).collect();
         let tables = Tables::new(self.net.clone(), services, self.timeouts, self.reg.clone());
         let start = Instant::now();
@@ -235,8 +310,21 @@ impl ControlState {
             taken.push(id);
             ids.push(id);
         }
-        let built = self.build(&cfg, &ids)?;
-        Ok(Entry { cfg, ids, built })
+        let sorry_id = match cfg.sorry {
+            Some(_) => {
+                let id = self.alloc_id(taken)?;
+                taken.push(id);
+                Some(id)
+            }
+            None => None,
+        };
+        let built = self.build(&cfg, &ids, sorry_id)?;
+        Ok(Entry {
+            cfg,
+            ids,
+            sorry_id,
+            built,
+        })
     }
 
     pub fn apply(&mut self, op: Op) -> Result<Option<Reply>, OpError> {
@@ -256,21 +344,45 @@ impl ControlState {
                 self.entries.push(e);
             }
             Op::EditService { service } => {
-                let keep_announce = service.announce.is_none();
+                let keep = service.clone();
                 let mut cfg = self.validate(&RawService {
                     real: Vec::new(),
                     ..service
                 })?;
                 let i = self.find(&cfg.key)?;
-                cfg.reals = self.entries[i].cfg.reals.clone();
-                if keep_announce {
-                    // ipvsadm's -E knows nothing of announcements: it does not reset them.
-                    cfg.announce = self.entries[i].cfg.announce;
+                let old = &self.entries[i].cfg;
+                // ipvsadm's -E knows nothing of rvs's own settings: what it leaves out stays.
+                if keep.announce.is_none() {
+                    cfg.announce = old.announce;
                 }
-                let built = self.build(&cfg, &self.entries[i].ids)?;
+                if keep.check.is_none() {
+                    cfg.check = old.check.clone();
+                }
+                if keep.quorum.is_none() {
+                    (cfg.quorum, cfg.hysteresis) = (old.quorum, old.hysteresis);
+                }
+                if keep.sorry_server.is_none() {
+                    cfg.sorry = old.sorry.clone();
+                }
+                cfg.reals = old.reals.clone();
+                for r in &mut cfg.reals {
+                    r.check = merged_check(cfg.check.as_ref(), r.raw_check.as_ref()).map_err(|p| {
+                        let (f, m) = &p[0];
+                        (
+                            "invalid",
+                            format!("real {}: check.{f}: {m}", SocketAddr::new(r.addr, r.port)),
+                        )
+                    })?;
+                }
+                let sorry_id = match (&cfg.sorry, self.entries[i].sorry_id) {
+                    (Some(_), None) => Some(self.alloc_id(&[])?),
+                    (_, id) => id,
+                };
+                let built = self.build(&cfg, &self.entries[i].ids, sorry_id)?;
                 self.entries[i] = Entry {
                     cfg,
                     ids: self.entries[i].ids.clone(),
+                    sorry_id,
                     built,
                 };
             }
@@ -302,22 +414,22 @@ impl ControlState {
                 let (mut cfg, mut ids) = (self.entries[i].cfg.clone(), self.entries[i].ids.clone());
                 cfg.reals.push(r);
                 ids.push(id);
-                let built = self.build(&cfg, &ids)?;
-                self.entries[i] = Entry { cfg, ids, built };
+                self.replace(i, cfg, ids)?;
             }
             Op::EditReal { service, real } => {
                 let i = self.find(&parse_id(&service)?)?;
-                let r = validate_real(&self.entries[i].cfg, &real, &self.ports)
+                let keep_check = real.check.is_none();
+                let mut r = validate_real(&self.entries[i].cfg, &real, &self.ports)
                     .map_err(|e| ("invalid", e.to_string()))?;
                 let k = self.real_index(i, &r)?;
                 let mut cfg = self.entries[i].cfg.clone();
+                if keep_check {
+                    // ipvsadm's -e knows nothing of checks: the server's own stays.
+                    r.raw_check = cfg.reals[k].raw_check.clone();
+                    r.check = cfg.reals[k].check.clone();
+                }
                 cfg.reals[k] = r;
-                let built = self.build(&cfg, &self.entries[i].ids)?;
-                self.entries[i] = Entry {
-                    cfg,
-                    ids: self.entries[i].ids.clone(),
-                    built,
-                };
+                self.replace(i, cfg, self.entries[i].ids.clone())?;
             }
             Op::DeleteReal { service, address } => {
                 let i = self.find(&parse_id(&service)?)?;
@@ -332,8 +444,7 @@ impl ControlState {
                 let (mut cfg, mut ids) = (self.entries[i].cfg.clone(), self.entries[i].ids.clone());
                 cfg.reals.remove(k);
                 ids.remove(k);
-                let built = self.build(&cfg, &ids)?;
-                self.entries[i] = Entry { cfg, ids, built };
+                self.replace(i, cfg, ids)?;
             }
             Op::Restore { services } => {
                 let mut fresh = Vec::new();
@@ -386,10 +497,24 @@ impl ControlState {
                 return Ok(None);
             }
             Op::Connections {} => return Ok(Some(self.connections()?)),
+            Op::Health {} => return Ok(Some(self.health_view())),
             Op::Status {} => return Ok(Some(self.status())),
         }
         self.publish();
         Ok(None)
+    }
+
+    /// Rebuilds entry `i` with a new config and ids (its sorry server kept).
+    fn replace(&mut self, i: usize, cfg: ServiceConfig, ids: Vec<RealId>) -> Result<(), OpError> {
+        let sorry_id = self.entries[i].sorry_id;
+        let built = self.build(&cfg, &ids, sorry_id)?;
+        self.entries[i] = Entry {
+            cfg,
+            ids,
+            sorry_id,
+            built,
+        };
+        Ok(())
     }
 
     fn real_index(&self, i: usize, r: &RealConfig) -> Result<usize, OpError> {
@@ -495,6 +620,215 @@ impl ControlState {
             }
         }
         Ok(Reply::Connections { conns })
+    }
+
+    /// A real server's weight for the scheduler: its health's, or the configured one.
+    fn effective_weight(&self, service: &ServiceKey, r: &RealConfig) -> u32 {
+        match r.check {
+            None => r.weight,
+            Some(_) => self
+                .health
+                .get(&(*service, r.addr, r.port))
+                .map_or(r.weight, |h| h.weight(r.weight)),
+        }
+    }
+
+    /// Health entries for every checked server (alpha ones start down), none for the others,
+    /// and the list of probes to run (its generation bumped when it changes).
+    fn sync_health(&mut self) {
+        let mut targets = Vec::new();
+        let mut seen = HashSet::new();
+        for e in &self.entries {
+            for r in &e.cfg.reals {
+                let Some(c) = &r.check else { continue };
+                let key = (e.cfg.key, r.addr, r.port);
+                seen.insert(key);
+                if !self.health.contains_key(&key) {
+                    self.health.insert(key, RealHealth::new(c.alpha));
+                    if c.alpha {
+                        self.health_dirty.insert(e.cfg.key);
+                    }
+                }
+                // From the director's address on the port that reaches the server, when that
+                // port has a twin (the kernel holds the address there).
+                let source = self.net.route(r.addr).and_then(|(port, _)| {
+                    self.net.port(port).filter(|p| p.twin)?;
+                    match r.addr {
+                        IpAddr::V4(_) => self.net.source4(port).map(IpAddr::V4),
+                        IpAddr::V6(_) => self.net.source6(port).map(IpAddr::V6),
+                    }
+                });
+                let target = Target {
+                    addr: SocketAddr::new(r.addr, r.port),
+                    source,
+                    check: c.clone(),
+                };
+                targets.push((key, target));
+            }
+        }
+        let gone: Vec<RealKey> = self
+            .health
+            .keys()
+            .filter(|k| !seen.contains(*k))
+            .copied()
+            .collect();
+        for k in gone {
+            self.health.remove(&k);
+            self.health_dirty.insert(k.0);
+        }
+        if targets != self.targets {
+            self.targets = targets;
+            self.check_generation += 1;
+        }
+    }
+
+    /// Each service's quorum against its live weight; a service that lost or regained it is
+    /// rebuilt (its servers at 0 and its sorry server at 1 while it is lost).
+    fn settle_quorums(&mut self) {
+        for i in 0..self.entries.len() {
+            let (key, quorum, hysteresis) = {
+                let c = &self.entries[i].cfg;
+                (c.key, c.quorum, c.hysteresis)
+            };
+            if quorum == 0 {
+                self.quorums.remove(&key);
+                continue;
+            }
+            let live: u64 = self.entries[i]
+                .cfg
+                .reals
+                .iter()
+                .map(|r| self.effective_weight(&key, r) as u64)
+                .sum();
+            let q = self
+                .quorums
+                .entry(key)
+                .or_insert_with(|| Quorum::new(quorum, hysteresis));
+            (q.quorum, q.hysteresis) = (quorum, hysteresis);
+            if q.update(live) {
+                let sorry = self.entries[i]
+                    .cfg
+                    .sorry
+                    .as_ref()
+                    .map_or("no sorry server".to_string(), |s| {
+                        format!("sorry server {}", SocketAddr::new(s.addr, s.port))
+                    });
+                eprintln!(
+                    "rvsd: health: {}: quorum {} (live weight {live}, quorum {quorum}, hysteresis {hysteresis}; {sorry})",
+                    describe(&key),
+                    if q.up { "regained" } else { "lost" }
+                );
+                self.health_dirty.insert(key);
+            }
+        }
+    }
+
+    /// Applies one probe's result; a change of state or weight is logged in one line and the
+    /// service rebuilt at the next publication.
+    pub fn health_result(&mut self, key: &RealKey, outcome: &Outcome, now: Instant) {
+        let Some(r) = self
+            .entries
+            .iter()
+            .find(|e| e.cfg.key == key.0)
+            .and_then(|e| e.cfg.reals.iter().find(|r| r.addr == key.1 && r.port == key.2))
+        else {
+            return;
+        };
+        let (Some(c), Some(h)) = (&r.check, self.health.get_mut(key)) else {
+            return;
+        };
+        let (was_up, before) = (h.up, h.weight(r.weight));
+        let flipped = h.record(outcome, c.rise, c.fall, now);
+        let after = h.weight(r.weight);
+        let state = |up: bool| if up { "up" } else { "down" };
+        if flipped || before != after {
+            eprintln!(
+                "rvsd: health: {} real {}: {} -> {}, weight {before} -> {after} ({})",
+                describe(&key.0),
+                SocketAddr::new(key.1, key.2),
+                state(was_up),
+                state(h.up),
+                outcome.text()
+            );
+        }
+        if before != after {
+            self.health_dirty.insert(key.0);
+        }
+    }
+
+    /// Bumped whenever the probes to run change.
+    pub fn check_generation(&self) -> u64 {
+        self.check_generation
+    }
+
+    /// The probes to run: one per checked real server.
+    pub fn check_targets(&self) -> Vec<(RealKey, Target)> {
+        self.targets.clone()
+    }
+
+    fn health_view(&self) -> Reply {
+        let now = Instant::now();
+        let services = self
+            .entries
+            .iter()
+            .map(|e| {
+                let key = e.cfg.key;
+                let reals = e
+                    .cfg
+                    .reals
+                    .iter()
+                    .map(|r| {
+                        let h = self.health.get(&(key, r.addr, r.port));
+                        HealthRealView {
+                            address: SocketAddr::new(r.addr, r.port).to_string(),
+                            check: r.check.as_ref().map_or("none", |c| c.kind.name()).into(),
+                            state: match h {
+                                None => "unchecked",
+                                Some(h) if h.up => "up",
+                                Some(_) => "down",
+                            }
+                            .into(),
+                            weight: r.weight,
+                            effective_weight: e
+                                .built
+                                .reals
+                                .iter()
+                                .find(|b| b.addr == r.addr && b.port == r.port)
+                                .map_or(0, |b| b.weight),
+                            last: h
+                                .and_then(|h| h.last.as_ref())
+                                .map_or(String::new(), |l| l.1.clone()),
+                            age_ms: h
+                                .and_then(|h| h.last.as_ref())
+                                .map(|l| now.duration_since(l.0).as_millis() as u64),
+                            successes: h.map_or(0, |h| h.successes),
+                            failures: h.map_or(0, |h| h.failures),
+                            transitions: h.map_or(0, |h| h.transitions),
+                        }
+                    })
+                    .collect();
+                HealthServiceView {
+                    protocol: key.protocol.name().into(),
+                    service: SocketAddr::new(key.vip, key.port).to_string(),
+                    quorum: e.cfg.quorum,
+                    hysteresis: e.cfg.hysteresis,
+                    live_weight: e
+                        .cfg
+                        .reals
+                        .iter()
+                        .map(|r| self.effective_weight(&key, r) as u64)
+                        .sum(),
+                    quorum_up: self.quorums.get(&key).is_none_or(|q| q.up),
+                    sorry_server: e
+                        .cfg
+                        .sorry
+                        .as_ref()
+                        .map(|s| SocketAddr::new(s.addr, s.port).to_string()),
+                    reals,
+                }
+            })
+            .collect();
+        Reply::Health { services }
     }
 
     /// The host path's counters: the workers' and the host thread's.

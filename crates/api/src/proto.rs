@@ -58,6 +58,8 @@ pub enum Op {
     },
     /// `-Lc`: the connection entries.
     Connections {},
+    /// `-L --health` (rvs): each real server's health and each service's quorum.
+    Health {},
     /// `-Z`.
     Zero {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +258,9 @@ pub enum Reply {
     Connections {
         conns: Vec<ConnView>,
     },
+    Health {
+        services: Vec<HealthServiceView>,
+    },
     Timeouts {
         tcp: u32,
         tcpfin: u32,
@@ -274,6 +279,45 @@ pub enum Reply {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host_path: Option<HostPathView>,
     },
+}
+
+/// A service's health: its quorum and its real servers'.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthServiceView {
+    pub protocol: String,
+    /// `VIP:port`.
+    pub service: String,
+    /// 0: no quorum.
+    pub quorum: u32,
+    pub hysteresis: u32,
+    /// The total effective weight of the live servers.
+    pub live_weight: u64,
+    /// False while the quorum is lost (the sorry server takes new connections).
+    pub quorum_up: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sorry_server: Option<String>,
+    pub reals: Vec<HealthRealView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthRealView {
+    /// `RIP:port`.
+    pub address: String,
+    /// The check's type, or `none`.
+    pub check: String,
+    /// `up`, `down`, or `unchecked`.
+    pub state: String,
+    pub weight: u32,
+    /// What the scheduler uses now.
+    pub effective_weight: u32,
+    /// The last probe's result (`http status 200`, `connect refused`, `timeout 1s`...).
+    pub last: String,
+    /// Milliseconds since the last probe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
+    pub successes: u32,
+    pub failures: u32,
+    pub transitions: u64,
 }
 
 /// The host path: frames between the data ports and their kernel twins.
