@@ -25,6 +25,14 @@ pub fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// A threaded static-file HTTP server on argv[1]:argv[2], serving the current directory.
+const HTTP_SERVER: &str = "import http.server, socketserver, sys
+class S(socketserver.ThreadingTCPServer):
+    allow_reuse_address = True
+    daemon_threads = True
+S((sys.argv[1], int(sys.argv[2])), http.server.SimpleHTTPRequestHandler).serve_forever()
+";
+
 /// Namespaces, links and processes of one test; all removed on drop.
 pub struct Lab {
     pub p: String,
@@ -107,31 +115,32 @@ impl Lab {
     }
 
     pub fn http_server(&mut self, ns: &str, addr: &str, name: &str) {
+        self.http_server_on(ns, addr, 8000, name);
+    }
+
+    /// python3's HTTP server in `ns` on `addr:port`, answering `name`; returns its pid (so a
+    /// test can kill it), once it answers.
+    pub fn http_server_on(&mut self, ns: &str, addr: &str, port: u16, name: &str) -> u32 {
         let dir = std::env::temp_dir().join(format!("{}-{name}", self.p));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("index.html"), format!("{name}\n")).unwrap();
+        // Not `python3 -m http.server`: its HTTPServer looks its own name up (getfqdn), and
+        // a namespace whose DNS goes nowhere waits seconds for that.
         let child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "python3",
-                "-m",
-                "http.server",
-                "8000",
-                "--bind",
-                addr,
-            ])
+            .args(["netns", "exec", ns, "python3", "-c", HTTP_SERVER, addr])
+            .arg(port.to_string())
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
+        let pid = child.id();
         self.children.push(child);
         wait_until(Duration::from_secs(15), || {
-            curl(ns, &format!("http://{addr}:8000/"))
+            curl(ns, &format!("http://{addr}:{port}/"))
         })
         .unwrap_or_else(|| panic!("the HTTP server {name} in {ns} never answered"));
+        pid
     }
 }
 
