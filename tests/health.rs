@@ -103,9 +103,15 @@ fn health_checks_quiesce_restore_scale_and_fall_back_to_the_sorry_server() {
     let mut pids = BTreeMap::new();
     for (k, s) in servers.iter().enumerate() {
         let addr = format!("10.81.0.1{}", k + 1);
-        pids.insert((k + 1, 8000), lab.http_server_on(s, &addr, 8000, &format!("s{}", k + 1)));
+        pids.insert(
+            (k + 1, 8000),
+            lab.http_server_on(s, &addr, 8000, &format!("s{}", k + 1)),
+        );
         if k < 3 {
-            pids.insert((k + 1, 8001), lab.http_server_on(s, &addr, 8001, &format!("s{}-8001", k + 1)));
+            pids.insert(
+                (k + 1, 8001),
+                lab.http_server_on(s, &addr, 8001, &format!("s{}-8001", k + 1)),
+            );
         }
         if k == 1 || k == 2 {
             // Service B has servers of its own: the client reaching one server through two
@@ -120,12 +126,21 @@ fn health_checks_quiesce_restore_scale_and_fall_back_to_the_sorry_server() {
     std::fs::write(&agent_py, AGENT).unwrap();
     lab.spawn_in(
         &servers[1],
-        &["python3", agent_py.to_str().unwrap(), agent_file.to_str().unwrap(), "10.81.0.12"],
+        &[
+            "python3",
+            agent_py.to_str().unwrap(),
+            agent_file.to_str().unwrap(),
+            "10.81.0.12",
+        ],
     );
     let exit_file = tmp.path().join("exit");
     std::fs::write(&exit_file, "7").unwrap();
     let script = tmp.path().join("check.sh");
-    std::fs::write(&script, format!("#!/bin/sh\nexit $(cat {})\n", exit_file.display())).unwrap();
+    std::fs::write(
+        &script,
+        format!("#!/bin/sh\nexit $(cat {})\n", exit_file.display()),
+    )
+    .unwrap();
     sh(&format!("chmod +x {}", script.display()));
 
     let socket = format!("/tmp/{p}-rvs.sock");
@@ -203,10 +218,7 @@ real = [
     };
     let r = health_of(&socket, "10.80.0.100:80", "10.81.0.11:8000");
     assert_eq!(r["effective_weight"], 0, "{r}");
-    assert!(
-        r["last"].as_str().unwrap().starts_with("connect refused"),
-        "{r}"
-    );
+    assert!(r["last"].as_str().unwrap().starts_with("connect refused"), "{r}");
     let (by, failed) = requests(&c, "http://10.80.0.100/", 200);
     assert_eq!(failed, 0, "after detection every request succeeds: {by:?}");
     assert!(!by.contains_key("s1"), "{by:?}");
@@ -214,7 +226,8 @@ real = [
     lab.http_server_on(&servers[0], "10.81.0.11", 8000, "s1");
     let serving = restarted.elapsed();
     let recovered = wait_until(Duration::from_secs(10), || {
-        (health_of(&socket, "10.80.0.100:80", "10.81.0.11:8000")["state"] == "up").then(|| restarted.elapsed())
+        (health_of(&socket, "10.80.0.100:80", "10.81.0.11:8000")["state"] == "up")
+            .then(|| restarted.elapsed())
     })
     .expect("the server comes back");
     let (by, failed) = requests(&c, "http://10.80.0.100/", 30);
@@ -228,18 +241,29 @@ real = [
     assert!(listing.contains("10.81.0.11:8000"), "{listing}");
 
     // --- B: the agent scales the weight ---
-    let weight = |real: &str| health_of(&socket, "10.80.0.101:80", real)["effective_weight"].as_u64().unwrap();
+    let weight = |real: &str| {
+        health_of(&socket, "10.80.0.101:80", real)["effective_weight"]
+            .as_u64()
+            .unwrap()
+    };
     let share = |n: usize| requests(&c, "http://10.80.0.101/", n);
     std::fs::write(&agent_file, "50%\n").unwrap();
-    wait_until(Duration::from_secs(5), || (weight("10.81.0.12:8002") == 5).then_some(()))
-        .expect("50% of weight 10");
+    wait_until(Duration::from_secs(5), || {
+        (weight("10.81.0.12:8002") == 5).then_some(())
+    })
+    .expect("50% of weight 10");
     let (by50, failed50) = share(30);
     std::fs::write(&agent_file, "drain\n").unwrap();
-    wait_until(Duration::from_secs(5), || (weight("10.81.0.12:8002") == 0).then_some(())).expect("drained");
+    wait_until(Duration::from_secs(5), || {
+        (weight("10.81.0.12:8002") == 0).then_some(())
+    })
+    .expect("drained");
     let (by_drain, failed_drain) = share(15);
     std::fs::write(&agent_file, "up\n").unwrap();
-    wait_until(Duration::from_secs(5), || (weight("10.81.0.12:8002") == 5).then_some(()))
-        .expect("back from the drain at its last percentage");
+    wait_until(Duration::from_secs(5), || {
+        (weight("10.81.0.12:8002") == 5).then_some(())
+    })
+    .expect("back from the drain at its last percentage");
     assert_eq!((failed50, failed_drain), (0, 0));
     assert_eq!(by50.get("s2-8002"), Some(&10), "wrr 5:10 over 30: {by50:?}");
     assert_eq!(by50.get("s3-8002"), Some(&20), "{by50:?}");
@@ -248,11 +272,18 @@ real = [
     // --- C: quorum lost -> the sorry server; hysteresis; regained ---
     sh(&format!("kill -9 {} {}", pids[&(1, 8001)], pids[&(2, 8001)]));
     let lost = wait_until(Duration::from_secs(10), || {
-        (!health_of(&socket, "10.80.0.102:80", "")["quorum_up"].as_bool().unwrap()).then_some(())
+        (!health_of(&socket, "10.80.0.102:80", "")["quorum_up"]
+            .as_bool()
+            .unwrap())
+        .then_some(())
     });
     assert!(lost.is_some(), "quorum lost with two of three down");
     let (by, failed) = requests(&c, "http://10.80.0.102/", 10);
-    assert_eq!((by.get("s4"), failed), (Some(&10), 0), "the sorry server answers: {by:?}");
+    assert_eq!(
+        (by.get("s4"), failed),
+        (Some(&10), 0),
+        "the sorry server answers: {by:?}"
+    );
     lab.http_server_on(&servers[0], "10.81.0.11", 8001, "s1-8001");
     wait_until(Duration::from_secs(10), || {
         (health_of(&socket, "10.80.0.102:80", "10.81.0.11:8001")["state"] == "up").then_some(())
@@ -260,21 +291,37 @@ real = [
     .expect("s1:8001 back");
     std::thread::sleep(Duration::from_millis(600));
     let q = health_of(&socket, "10.80.0.102:80", "");
-    assert_eq!((q["quorum_up"].as_bool(), q["live_weight"].as_u64()), (Some(false), Some(4)), "4 < 4 + 1: {q}");
+    assert_eq!(
+        (q["quorum_up"].as_bool(), q["live_weight"].as_u64()),
+        (Some(false), Some(4)),
+        "4 < 4 + 1: {q}"
+    );
     lab.http_server_on(&servers[1], "10.81.0.12", 8001, "s2-8001");
     wait_until(Duration::from_secs(10), || {
-        health_of(&socket, "10.80.0.102:80", "")["quorum_up"].as_bool().unwrap().then_some(())
+        health_of(&socket, "10.80.0.102:80", "")["quorum_up"]
+            .as_bool()
+            .unwrap()
+            .then_some(())
     })
     .expect("quorum regained with all three");
     let (by, failed) = requests(&c, "http://10.80.0.102/", 9);
     assert_eq!(failed, 0);
-    assert!(!by.contains_key("s4") && by.len() == 3, "the servers again: {by:?}");
+    assert!(
+        !by.contains_key("s4") && by.len() == 3,
+        "the servers again: {by:?}"
+    );
 
     // --- D: exec exit 7 -> weight 5; exit 0 -> the configured 9 ---
     let exec_weight = || health_of(&socket, "10.80.0.103:80", "10.81.0.13:8000")["effective_weight"].as_u64();
-    wait_until(Duration::from_secs(5), || (exec_weight() == Some(5)).then_some(())).expect("exit 7: weight 5");
+    wait_until(Duration::from_secs(5), || {
+        (exec_weight() == Some(5)).then_some(())
+    })
+    .expect("exit 7: weight 5");
     std::fs::write(&exit_file, "0").unwrap();
-    wait_until(Duration::from_secs(5), || (exec_weight() == Some(9)).then_some(())).expect("exit 0: weight 9");
+    wait_until(Duration::from_secs(5), || {
+        (exec_weight() == Some(9)).then_some(())
+    })
+    .expect("exit 0: weight 9");
     let ln = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
         .args(["--socket", &socket, "-Ln", "-t", "10.80.0.100:80"])
         .output()
@@ -287,4 +334,135 @@ real = [
         "health: detected a dead server in {detected:?} ({failed_during} requests failed meanwhile), \
          recovered {recovered:?} after restart (serving after {serving:?})\nagent 50%: {by50:?}, drained: {by_drain:?}\n{listing}\n{report}"
     );
+}
+
+/// Opt-in (`cargo test --release --test health -- --ignored --nocapture`): 1,000 real servers
+/// checked every second (tcp, one cheap listener holding all their addresses) while a pcap
+/// replay of 1,000 established NAT flows runs, against the same replay without the checks:
+/// the forwarding rate of each run, and how many servers the checks found up.
+#[test]
+#[ignore]
+fn forwarding_with_a_thousand_checked_servers() {
+    let mut lab = Lab::new("hk");
+    let p = lab.p.clone();
+    let (d, srv) = (lab.ns("d"), lab.ns("srv"));
+    let (d_chk, _) = lab.veth_between("dc", &d, "sv", &srv);
+    sh(&format!(
+        "ip netns exec {d} sysctl -qw net.ipv4.conf.{d_chk}.rp_filter=1 net.ipv4.conf.{d_chk}.arp_ignore=8 net.ipv6.conf.{d_chk}.disable_ipv6=1"
+    ));
+    let reals: Vec<String> = (0..1000)
+        .map(|i| format!("10.82.{}.{}", i / 250 + 1, i % 250 + 1))
+        .collect();
+    let batch: String = reals
+        .iter()
+        .map(|a| format!("addr add {a}/16 dev {p}sv\n"))
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("addrs"), batch).unwrap();
+    sh(&format!(
+        "ip netns exec {srv} ip -batch {}",
+        tmp.path().join("addrs").display()
+    ));
+    lab.spawn_in(
+        &srv,
+        &[
+            "python3",
+            "-c",
+            "import asyncio\nasync def h(r, w):\n    w.close()\nasync def main():\n    s = await asyncio.start_server(h, '0.0.0.0', 80, backlog=4096)\n    await s.serve_forever()\nasyncio.run(main())",
+        ],
+    );
+    let w = rvs::bench::workloads(true)
+        .into_iter()
+        .find(|w| w.name == "established-1k")
+        .unwrap();
+    let pcap = tmp.path().join("flows.pcap");
+    rvs::traffic::write_pcap(&pcap, &rvs::bench::frames(&w)).unwrap();
+    let real_list: String = reals
+        .iter()
+        .map(|a| format!("    {{ address = \"{a}:80\", method = \"nat\" }},\n"))
+        .collect();
+    let run = |checks: bool, tag: &str| -> (f64, serde_json::Value) {
+        let socket = format!("/tmp/{p}{tag}-rvs.sock");
+        let check = if checks {
+            r#"check = { type = "tcp", interval = "1s", timeout = "500ms" }"#
+        } else {
+            ""
+        };
+        let config = format!(
+            r#"
+[dataplane]
+workers = [1]
+[eal]
+memory = "no-huge"
+[control]
+socket = "{socket}"
+[[port]]
+name = "outside"
+device = "net_pcap_{p}{tag}o,rx_pcap={pcap},infinite_rx=1"
+mac = "02:00:00:00:00:a0"
+addresses = ["203.0.113.1/24"]
+gateway = "203.0.113.254"
+neighbors = [{{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }}]
+[[port]]
+name = "inside"
+device = "net_null_{p}{tag}i,no-rx=1"
+mac = "02:00:00:00:00:b0"
+addresses = ["192.168.1.1/24"]
+neighbors = [{{ ip = "192.168.1.2", mac = "02:11:c0:a8:01:02" }}, {{ ip = "192.168.1.3", mac = "02:11:c0:a8:01:03" }}, {{ ip = "192.168.1.4", mac = "02:11:c0:a8:01:04" }}]
+[[port]]
+name = "checked"
+device = "net_af_packet_{p}{tag}c,iface={d_chk}"
+addresses = ["10.82.0.1/16"]
+host_interface = "{p}{tag}t"
+[host_path]
+rate = 100000
+burst = 10000
+[[service]]
+address = "10.0.0.100:80"
+scheduler = "wrr"
+real = [
+    {{ address = "192.168.1.2:8080", method = "nat", weight = 2 }},
+    {{ address = "192.168.1.3:8080", method = "nat", weight = 1 }},
+    {{ address = "192.168.1.4:8080", method = "nat", weight = 1 }},
+]
+[[service]]
+address = "10.0.0.200:80"
+scheduler = "rr"
+{check}
+real = [
+{real_list}]
+"#,
+            pcap = pcap.display()
+        );
+        let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
+        std::thread::sleep(Duration::from_secs(12));
+        let health = control(&socket, r#"{"id":1,"op":"health"}"#);
+        let report = rvsd.stop();
+        let num = |line: &str, key: &str| -> f64 {
+            let at = line.find(key).unwrap() + key.len();
+            line[at..].split_whitespace().next().unwrap().parse().unwrap()
+        };
+        let workers = report.lines().find(|l| l.starts_with("workers:")).unwrap();
+        let ran = report.lines().find(|l| l.starts_with("memory:")).unwrap();
+        let pps = num(workers, "forwarded ") / num(ran, "ran ");
+        println!(
+            "checks {checks}: {pps:.0} packets forwarded per second\n{}",
+            report.lines().take(8).collect::<Vec<_>>().join("\n")
+        );
+        (pps, health)
+    };
+    let (without, _) = run(false, "n");
+    let (with, health) = run(true, "y");
+    let reals = health["result"]["services"][1]["reals"].as_array().unwrap();
+    let up = reals.iter().filter(|r| r["state"] == "up").count();
+    let probed = reals
+        .iter()
+        .filter(|r| r["successes"].as_u64().unwrap_or(0) > 0)
+        .count();
+    println!(
+        "1,000 checked servers: forwarding {with:.0} pps with the checks, {without:.0} without ({:.1}%); \
+         {up} up, {probed} answered a probe",
+        with / without * 100.0
+    );
+    assert_eq!(up, 1000);
 }
