@@ -290,6 +290,10 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         (r#"{"id":15,"op":"set_timeouts","tcp":99999999,"tcpfin":0,"udp":0}"#.into(), "invalid", "tcp: 99999999 is more than"),
         (r#"{"id":16,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.200:80","announce":"sometimes"}}"#.into(), "invalid", "service.announce: \"sometimes\" is not one of always, follow-host"),
         (r#"{"id":17,"op":"add_service","service":{"protocol":"tcp","address":"10.0.0.200:80","announce":"follow-host"}}"#.into(), "invalid", "service.announce: follow-host needs a port with a host_interface"),
+        (r#"{"id":18,"op":"add_service","service":{"address":"10.0.0.200:80","check":{"type":"http","status":[700],"rise":0}}}"#.into(), "invalid", "service.check.status[0]: 700 is not an HTTP status"),
+        (r#"{"id":19,"op":"add_service","service":{"address":"10.0.0.200:80","check":{"type":"ping"}}}"#.into(), "invalid", "service.check.type: \"ping\" is not one of tcp, http, https, udp, exec, agent"),
+        (format!(r#"{{"id":20,"op":"add_real",{svc},"real":{{"address":"192.168.1.9:8080","method":"nat","check":{{"type":"exec","command":["/nonexistent/check"]}}}}}}"#), "invalid", "real.check.command: \"/nonexistent/check\" is not an executable file"),
+        (r#"{"id":21,"op":"edit_service","service":{"address":"10.0.0.100:80","check":{"type":"tcp","rise":0}}}"#.into(), "invalid", "service.check.rise: 0 is outside 1..=100"),
     ];
     let mut s = Session::open(&d.sock);
     for (line, code, msg) in &cases {

@@ -137,6 +137,7 @@ host_interface = "lo"
 protocol = "tcp"
 address = "10.0.0.100:80"
 scheduler = "fastest"
+check = { type = "http", status = [700], rise = 0 }
 [[service.real]]
 address = "10.0.0.5:8080"
 method = "dr"
@@ -152,6 +153,8 @@ weight = -3
             "dataplane.workers[1]: CPU 0 is listed twice",
             "port[0].addresses[0]: \"10.0.0.1/33\" is not an address with prefix",
             "port[0].host_interface: \"lo\" clashes with an existing interface",
+            "service[0].check.status[0]: 700 is not an HTTP status (100..=599)",
+            "service[0].check.rise: 0 is outside 1..=100",
             "service[0].scheduler: unknown scheduler \"fastest\"",
             "service[0].real[0].weight: -3 is outside 0..=65535",
             "service[0].real[0].address: port 8080 differs from the virtual port 80",

@@ -643,8 +643,8 @@ impl ControlState {
                 let Some(c) = &r.check else { continue };
                 let key = (e.cfg.key, r.addr, r.port);
                 seen.insert(key);
-                if !self.health.contains_key(&key) {
-                    self.health.insert(key, RealHealth::new(c.alpha));
+                if let std::collections::hash_map::Entry::Vacant(v) = self.health.entry(key) {
+                    v.insert(RealHealth::new(c.alpha));
                     if c.alpha {
                         self.health_dirty.insert(e.cfg.key);
                     }

@@ -389,3 +389,54 @@ fn announce_is_saved_only_when_it_is_not_ipvsadms_and_parses_back() {
     }
     assert!(parse(&args("-A -t 10.0.0.100:80 --announce")).is_err());
 }
+
+#[test]
+fn golden_health() {
+    use rvs_api::proto::{HealthRealView, HealthServiceView};
+    let real = |address: &str, check: &str, state: &str, w: u32, e: u32, last: &str, age: Option<u64>| {
+        HealthRealView {
+            address: address.into(),
+            check: check.into(),
+            state: state.into(),
+            weight: w,
+            effective_weight: e,
+            last: last.into(),
+            age_ms: age,
+            successes: if state == "up" { 12 } else { 0 },
+            failures: if state == "down" { 3 } else { 0 },
+            transitions: 1,
+        }
+    };
+    let services = vec![HealthServiceView {
+        protocol: "tcp".into(),
+        service: "10.0.0.100:80".into(),
+        quorum: 4,
+        hysteresis: 1,
+        live_weight: 2,
+        quorum_up: false,
+        sorry_server: Some("10.0.0.9:80".into()),
+        reals: vec![
+            real("192.168.1.2:80", "http", "up", 2, 0, "http status 200", Some(400)),
+            real(
+                "192.168.1.3:80",
+                "http",
+                "down",
+                2,
+                0,
+                "connect refused",
+                Some(1250),
+            ),
+            real("192.168.1.4:80", "none", "unchecked", 1, 0, "", None),
+        ],
+    }];
+    assert_eq!(
+        fmt_health(&services),
+        "\
+Prot LocalAddress:Port            Quorum     LiveWeight Sorry
+  -> RemoteAddress:Port           Check  State     Weight Effective Ok   Fail Trans  Age      Last
+TCP  10.0.0.100:80                lost 4     2          10.0.0.9:80
+  -> 192.168.1.2:80               http   up        2      0         12   0    1      0.4s     http status 200
+  -> 192.168.1.3:80               http   down      2      0         0    3    1      1.2s     connect refused
+  -> 192.168.1.4:80               none   unchecked 1      0         0    0    1      -        \n"
+    );
+}
