@@ -151,9 +151,16 @@ impl ControlState {
         .with_health()
     }
 
-    /// Health entries for the checked servers (alpha ones start down) and the probes to run.
+    /// Health entries for the checked servers (alpha ones start down) and the probes to run;
+    /// services with a quorum are settled at the health checker's first publication.
     fn with_health(mut self) -> ControlState {
         self.sync_health();
+        let with_quorum = self
+            .entries
+            .iter()
+            .filter(|e| e.cfg.quorum > 0)
+            .map(|e| e.cfg.key);
+        self.health_dirty.extend(with_quorum);
         self
     }
 
