@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_chart;
+pub mod capture;
 pub mod control;
 pub mod daemon;
 pub mod ealenv;
