@@ -30,6 +30,8 @@ pub enum Kind {
     Dr,
     Tun,
     Ipv6,
+    /// A user's capture (`rvs-bench --pcap`), with the services of a user's config.
+    Capture,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +120,7 @@ pub fn frames(w: &Workload) -> Vec<Vec<u8>> {
     let n = w.flows;
     let mut out = Vec::new();
     match w.kind {
+        Kind::Capture => {}
         Kind::Established => {
             // Every flow opens; then data, several segments a flow while that stays small.
             let rounds = if n <= 1000 {
@@ -397,38 +400,210 @@ pub fn run(
         let f = frames(w);
         let pcap = out.join(format!("{}.pcap", w.name));
         traffic::write_pcap(&pcap, &f)?;
-        let mbuf_size = if w.imix { 2176 } else { 512 };
-        progress(&format!(
-            "[{}/{}] {}: {} frames; baseline {secs:.1} s ...",
-            i + 1,
-            list.len(),
-            w.name,
-            f.len()
-        ));
-        let base = baseline(&eal, &format!("w{i}"), &pcap, f.len(), cpu, secs, mbuf_size)?;
-        progress(&format!(
-            "[{}/{}] {}: baseline {:.2} Mpps; rvs {secs:.1} s ...",
-            i + 1,
-            list.len(),
-            w.name,
-            base / 1e6
-        ));
         let socket = out.join(format!("bench-{i}.sock"));
         let text = config(&format!("w{i}"), &pcap, w, cpu, f.len(), &socket);
         let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
+        let step = format!("[{}/{}] {}", i + 1, list.len(), w.name);
+        let mbuf_size = if w.imix { 2176 } else { 512 };
+        let run = Measure {
+            eal: &eal,
+            memory,
+            tag: format!("w{i}"),
+            pcap: &pcap,
+            frames: f.len(),
+            mbuf_size,
+            cpu,
+            secs,
+        };
+        results.push(run.measure(w, &cfg, &step, &mut progress)?);
+        let _ = std::fs::remove_file(&pcap);
+    }
+    finish(out, memory, 1, cpu, results, verified_packets)
+}
+
+/// Writes `report.json` and `report.png` into `out`.
+fn finish(
+    out: &Path,
+    memory: Memory,
+    workers: usize,
+    cpu: usize,
+    results: Vec<Result1>,
+    verified_packets: u64,
+) -> Result<BenchReport> {
+    let report = BenchReport {
+        version: crate::version_line("rvs-bench"),
+        memory: memory.describe().into(),
+        workers,
+        cpu,
+        results,
+        peak_rss_mb: peak_rss_mb(),
+        verified_packets,
+        note: "rvs and the baseline forwarder (one worker) replay the same pcap with net_pcap infinite_rx; \
+               rvs transmits into net_null, the baseline back out of the pcap port (dropped). Shared VM: \
+               compare ratios, not absolute rates."
+            .into(),
+    };
+    std::fs::write(report_path(out), serde_json::to_string_pretty(&report)?)?;
+    crate::bench_chart::draw(&report, &out.join("report.png"))?;
+    Ok(report)
+}
+
+/// A user's capture replayed through the data plane with the services of `config_text` (an
+/// rvsd config: its first port becomes the replayed pcap, the others sinks; its services,
+/// addresses and neighbors stay), beside the baseline forwarder on the same capture, with
+/// `workers` workers on the last CPUs. Writes the same report as the generated workloads.
+pub fn run_capture(
+    name: &str,
+    frames: &[Vec<u8>],
+    config_text: &str,
+    workers: usize,
+    out: &Path,
+    secs: f64,
+    memory: Memory,
+    mut progress: impl FnMut(&str),
+) -> Result<BenchReport> {
+    std::fs::create_dir_all(out)?;
+    let cpus: Vec<usize> = {
+        let n = std::thread::available_parallelism().map_or(1, |n| n.get());
+        (n.saturating_sub(workers)..n).collect()
+    };
+    let pcap = out.join(format!("{name}.pcap"));
+    traffic::write_pcap(&pcap, frames)?;
+    let max_len = frames.iter().map(Vec::len).max().unwrap_or(60);
+    let mbuf_size: u16 = if max_len + 128 > 512 { 2176 } else { 512 };
+    let text = capture_config(
+        config_text,
+        &pcap,
+        &cpus,
+        frames.len(),
+        mbuf_size,
+        &out.join("bench-capture.sock"),
+    )?;
+    let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let prefix = format!("rvs-bench-{}", std::process::id());
+    let eal = dpdk::Eal::init(crate::ealenv::eal_args(&prefix, memory, 4096, false)).context("EAL init")?;
+    crate::ealenv::remove_runtime_dir(&prefix);
+    let cpu = *cpus.last().unwrap_or(&0);
+    let w = Workload::new(name, Kind::Capture, frames.len() as u32, max_len > 128);
+    let run = Measure {
+        eal: &eal,
+        memory,
+        tag: "cap".into(),
+        pcap: &pcap,
+        frames: frames.len(),
+        mbuf_size,
+        cpu,
+        secs,
+    };
+    let result = run.measure(&w, &cfg, name, &mut progress)?;
+    let _ = std::fs::remove_file(&pcap);
+    finish(out, memory, workers, cpu, vec![result], 0)
+}
+
+/// The user's config with the bench's devices, CPUs, buffers and socket.
+fn capture_config(
+    text: &str,
+    pcap: &Path,
+    cpus: &[usize],
+    frames: usize,
+    mbuf_size: u16,
+    socket: &Path,
+) -> Result<String> {
+    use toml::Value;
+    let mut v: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("TOML: {}", e.message()))?;
+    let ports = v
+        .get_mut("port")
+        .and_then(Value::as_array_mut)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            anyhow::anyhow!("port: the config needs at least one [[port]] (the first is replayed)")
+        })?;
+    let rx = vec![format!("rx_pcap={}", pcap.display()); cpus.len().max(1)].join(",");
+    for (i, p) in ports.iter_mut().enumerate() {
+        let Some(t) = p.as_table_mut() else { continue };
+        let device = if i == 0 {
+            format!("net_pcap_bc{i},{rx},infinite_rx=1")
+        } else {
+            format!("net_null_bc{i},no-rx=1")
+        };
+        t.insert("device".into(), Value::String(device));
+        t.remove("host_interface");
+        t.remove("rx_queues");
+    }
+    let dp = v
+        .entry("dataplane")
+        .or_insert_with(|| Value::Table(Default::default()))
+        .as_table_mut()
+        .ok_or_else(|| anyhow::anyhow!("dataplane: not a table"))?;
+    dp.insert(
+        "workers".into(),
+        Value::Array(cpus.iter().map(|&c| Value::Integer(c as i64)).collect()),
+    );
+    dp.insert(
+        "mbufs".into(),
+        Value::Integer((frames * cpus.len().max(1) + 16384) as i64),
+    );
+    dp.insert("mbuf_size".into(), Value::Integer(mbuf_size as i64));
+    let ctl = v
+        .entry("control")
+        .or_insert_with(|| Value::Table(Default::default()))
+        .as_table_mut()
+        .ok_or_else(|| anyhow::anyhow!("control: not a table"))?;
+    ctl.insert("socket".into(), Value::String(socket.display().to_string()));
+    Ok(toml::to_string(&v)?)
+}
+
+/// One workload's measurement: the baseline, then rvs, on the same replayed pcap.
+struct Measure<'a> {
+    eal: &'a dpdk::Eal,
+    memory: Memory,
+    tag: String,
+    pcap: &'a Path,
+    frames: usize,
+    mbuf_size: u16,
+    cpu: usize,
+    secs: f64,
+}
+
+impl Measure<'_> {
+    fn measure(
+        &self,
+        w: &Workload,
+        cfg: &rvs_api::Config,
+        step: &str,
+        progress: &mut impl FnMut(&str),
+    ) -> Result<Result1> {
+        let secs = self.secs;
+        progress(&format!(
+            "{step}: {} frames; baseline {secs:.1} s ...",
+            self.frames
+        ));
+        let base = baseline(
+            self.eal,
+            &self.tag,
+            self.pcap,
+            self.frames,
+            self.cpu,
+            secs,
+            self.mbuf_size,
+        )?;
+        progress(&format!(
+            "{step}: baseline {:.2} Mpps; rvs {secs:.1} s ...",
+            base / 1e6
+        ));
         let when = StopWhen {
             after: Some(Duration::from_secs_f64(secs)),
             conns: (w.kind == Kind::NewConnections).then_some(w.flows as u64),
             idle: None,
         };
         let stop = AtomicBool::new(false);
-        let r = daemon::run_on(&eal, memory, &cfg, &when, &stop)?;
+        let r = daemon::run_on(self.eal, self.memory, cfg, &when, &stop)?;
         let secs_run = r.elapsed.as_secs_f64();
         let mpps = r.rx as f64 / secs_run;
         let lat = &r.latency;
         let result = Result1 {
             workload: w.clone(),
-            frames_in_pcap: f.len(),
+            frames_in_pcap: self.frames,
             seconds: secs_run,
             baseline_mpps: base / 1e6,
             rvs_mpps: mpps / 1e6,
@@ -455,35 +630,15 @@ pub fn run(
             hugepages_used_mb: r.hugepages_used_mb,
         };
         progress(&format!(
-            "[{}/{}] {}: rvs {:.2} Mpps ({:.0}% of baseline), {:.0} conns/s, burst p50 {} ns p99 {} ns",
-            i + 1,
-            list.len(),
-            w.name,
+            "{step}: rvs {:.2} Mpps ({:.0}% of baseline), {:.0} conns/s, burst p50 {} ns p99 {} ns",
             result.rvs_mpps,
             result.ratio_to_baseline * 100.0,
             result.conns_per_s,
             result.latency_per_burst.p50_ns,
             result.latency_per_burst.p99_ns
         ));
-        results.push(result);
-        let _ = std::fs::remove_file(&pcap);
+        Ok(result)
     }
-    let report = BenchReport {
-        version: crate::version_line("rvs-bench"),
-        memory: memory.describe().into(),
-        workers: 1,
-        cpu,
-        results,
-        peak_rss_mb: peak_rss_mb(),
-        verified_packets,
-        note: "one worker; rvs and the baseline forwarder replay the same pcap with net_pcap infinite_rx; \
-               rvs transmits into net_null, the baseline back out of the pcap port (dropped). Shared VM: \
-               compare ratios, not absolute rates."
-            .into(),
-    };
-    std::fs::write(out.join("report.json"), serde_json::to_string_pretty(&report)?)?;
-    crate::bench_chart::draw(&report, &out.join("report.png"))?;
-    Ok(report)
 }
 
 /// Where the report of a run lives.
@@ -561,4 +716,106 @@ fn verify_replay(eal: &dpdk::Eal, memory: Memory, out: &Path, cpu: usize) -> Res
         let _ = std::fs::remove_file(p);
     }
     Ok(sent.len() as u64)
+}
+
+/// One workload in two reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Compared {
+    pub workload: String,
+    pub old_ratio: Option<f64>,
+    pub new_ratio: Option<f64>,
+    /// Relative change of the ratio to the baseline, in percent (negative: slower).
+    pub change_pct: Option<f64>,
+    pub regressed: bool,
+}
+
+/// Compares two `report.json` files by each workload's ratio to the baseline forwarder (so
+/// reports from different machines compare): a workload regressed when its ratio fell by more
+/// than `max_drop_pct` percent. The error names the file and what is wrong with it.
+pub fn compare(old: &Path, new: &Path, max_drop_pct: f64) -> std::result::Result<Vec<Compared>, String> {
+    let load = |p: &Path| -> std::result::Result<Vec<(String, f64)>, String> {
+        let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot be read: {e}", p.display()))?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| format!("{}: not JSON: {e}", p.display()))?;
+        let results = v["results"]
+            .as_array()
+            .ok_or_else(|| format!("{}: not an rvs-bench report (no \"results\" list)", p.display()))?;
+        results
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let name = r["workload"]["name"].as_str();
+                let ratio = r["ratio_to_baseline"].as_f64();
+                match (name, ratio) {
+                    (Some(n), Some(x)) if x.is_finite() => Ok((n.to_string(), x)),
+                    _ => Err(format!(
+                        "{}: results[{i}] lacks workload.name or a numeric ratio_to_baseline",
+                        p.display()
+                    )),
+                }
+            })
+            .collect()
+    };
+    let (a, b) = (load(old)?, load(new)?);
+    let mut names: Vec<String> = a.iter().map(|(n, _)| n.clone()).collect();
+    for (n, _) in &b {
+        if !names.contains(n) {
+            names.push(n.clone());
+        }
+    }
+    Ok(names
+        .into_iter()
+        .map(|n| {
+            let find = |l: &[(String, f64)]| l.iter().find(|(x, _)| *x == n).map(|(_, r)| *r);
+            let (o, w) = (find(&a), find(&b));
+            let change_pct = match (o, w) {
+                (Some(o), Some(w)) if o > 0.0 => Some((w - o) / o * 100.0),
+                _ => None,
+            };
+            Compared {
+                workload: n,
+                old_ratio: o,
+                new_ratio: w,
+                change_pct,
+                regressed: change_pct.is_some_and(|c| c < -max_drop_pct),
+            }
+        })
+        .collect())
+}
+
+/// The comparison as a table.
+pub fn fmt_compare(rows: &[Compared], max_drop_pct: f64) -> String {
+    let pct = |r: Option<f64>| r.map_or("-".to_string(), |x| format!("{:.1}%", x * 100.0));
+    let mut s = format!(
+        "{:<24} {:>10} {:>10} {:>9}\n",
+        "workload", "old ratio", "new ratio", "change"
+    );
+    for r in rows {
+        let change = r.change_pct.map_or("-".to_string(), |c| format!("{c:+.1}%"));
+        let mark = if r.regressed {
+            format!("  REGRESSED (more than {max_drop_pct}% down)")
+        } else if r.old_ratio.is_none() || r.new_ratio.is_none() {
+            "  (in one report only)".to_string()
+        } else {
+            String::new()
+        };
+        s += &format!(
+            "{:<24} {:>10} {:>10} {:>9}{mark}\n",
+            r.workload,
+            pct(r.old_ratio),
+            pct(r.new_ratio),
+            change
+        );
+    }
+    s
+}
+
+/// Whether `text` can serve `run_capture`: the config as the bench will run it (its devices,
+/// CPUs and socket replaced) validates; else every problem, each naming its field.
+pub fn check_capture_config(text: &str) -> std::result::Result<(), String> {
+    let t = capture_config(text, Path::new("/dev/null"), &[0], 1, 512, Path::new("/dev/null"))
+        .map_err(|e| e.to_string())?;
+    rvs_api::Config::from_toml(&t)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }

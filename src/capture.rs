@@ -39,11 +39,15 @@ pub fn read_capture(path: &Path) -> Result<Vec<Vec<u8>>, CaptureError> {
     std::fs::File::open(path)
         .and_then(|mut f| f.read_to_end(&mut bytes))
         .map_err(|e| err(format!("cannot be read: {e}")))?;
-    let magic = bytes.get(0..4).map(|m| u32::from_le_bytes(m.try_into().expect("4 bytes")));
+    let magic = bytes
+        .get(0..4)
+        .map(|m| u32::from_le_bytes(m.try_into().expect("4 bytes")));
     match magic {
         Some(0x0a0d_0d0a) => read_pcapng(&bytes).map_err(err),
         Some(0xa1b2_c3d4 | 0xd4c3_b2a1 | 0xa1b2_3c4d | 0x4d3c_b2a1) => read_pcap(&bytes).map_err(err),
-        _ => Err(err("is not a pcap or pcapng capture (unknown magic number)".into())),
+        _ => Err(err(
+            "is not a pcap or pcapng capture (unknown magic number)".into()
+        )),
     }
 }
 
@@ -55,7 +59,10 @@ fn check_frame(n: usize, data: &[u8], original: u32) -> Result<Vec<u8>, String> 
         ));
     }
     if data.len() < 14 {
-        return Err(format!("frame {n} is {} bytes, shorter than an Ethernet header", data.len()));
+        return Err(format!(
+            "frame {n} is {} bytes, shorter than an Ethernet header",
+            data.len()
+        ));
     }
     Ok(data.to_vec())
 }
@@ -64,7 +71,9 @@ fn read_pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     let mut r = pcap_file::pcap::PcapReader::new(bytes).map_err(|e| format!("not a valid pcap file: {e}"))?;
     let link = r.header().datalink;
     if link != DataLink::ETHERNET {
-        return Err(format!("link type {link:?}: rvs replays Ethernet frames only (capture on an Ethernet interface)"));
+        return Err(format!(
+            "link type {link:?}: rvs replays Ethernet frames only (capture on an Ethernet interface)"
+        ));
     }
     let mut out = Vec::new();
     while let Some(p) = r.next_packet() {
@@ -77,7 +86,8 @@ fn read_pcap(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
 
 fn read_pcapng(bytes: &[u8]) -> Result<Vec<Vec<u8>>, String> {
     use pcap_file::pcapng::Block;
-    let mut r = pcap_file::pcapng::PcapNgReader::new(bytes).map_err(|e| format!("not a valid pcapng file: {e}"))?;
+    let mut r =
+        pcap_file::pcapng::PcapNgReader::new(bytes).map_err(|e| format!("not a valid pcapng file: {e}"))?;
     let mut links = Vec::new();
     let mut out = Vec::new();
     while let Some(b) = r.next_block() {
@@ -135,14 +145,24 @@ pub fn summary(frame: &[u8]) -> String {
     match &p.net {
         Some(NetSlice::Ipv4(ip)) => {
             let h = ip.header();
-            s += &format!(" IPv4 {} > {} ttl {}", h.source_addr(), h.destination_addr(), h.ttl());
+            s += &format!(
+                " IPv4 {} > {} ttl {}",
+                h.source_addr(),
+                h.destination_addr(),
+                h.ttl()
+            );
             if h.is_fragmenting_payload() {
                 s += " fragment";
             }
         }
         Some(NetSlice::Ipv6(ip)) => {
             let h = ip.header();
-            s += &format!(" IPv6 {} > {} hlim {}", h.source_addr(), h.destination_addr(), h.hop_limit());
+            s += &format!(
+                " IPv6 {} > {} hlim {}",
+                h.source_addr(),
+                h.destination_addr(),
+                h.hop_limit()
+            );
         }
         None => {}
     }
@@ -169,7 +189,12 @@ pub fn summary(frame: &[u8]) -> String {
             );
         }
         Some(TransportSlice::Udp(u)) => {
-            s += &format!(" UDP {} > {} len {}", u.source_port(), u.destination_port(), u.payload().len());
+            s += &format!(
+                " UDP {} > {} len {}",
+                u.source_port(),
+                u.destination_port(),
+                u.payload().len()
+            );
         }
         Some(TransportSlice::Icmpv4(i)) => s += &format!(" ICMP type {} code {}", i.type_u8(), i.code_u8()),
         Some(TransportSlice::Icmpv6(i)) => s += &format!(" ICMPv6 type {} code {}", i.type_u8(), i.code_u8()),
@@ -239,9 +264,17 @@ pub fn first_difference(expected: &[Vec<u8>], got: &[Vec<u8>]) -> Option<Differe
 
 /// Names the field holding the first differing byte, with both values.
 fn differing_field(e: &[u8], g: &[u8]) -> (String, String, String) {
-    let at = e.iter().zip(g).position(|(a, b)| a != b).unwrap_or(e.len().min(g.len()));
+    let at = e
+        .iter()
+        .zip(g)
+        .position(|(a, b)| a != b)
+        .unwrap_or(e.len().min(g.len()));
     if at >= e.len().min(g.len()) {
-        return ("frame length".into(), format!("{} bytes", e.len()), format!("{} bytes", g.len()));
+        return (
+            "frame length".into(),
+            format!("{} bytes", e.len()),
+            format!("{} bytes", g.len()),
+        );
     }
     for (name, range) in fields(e) {
         if range.contains(&at) {
@@ -265,7 +298,11 @@ fn differing_field(e: &[u8], g: &[u8]) -> (String, String, String) {
             return (name, ev, gv);
         }
     }
-    ("frame byte".into(), format!("{at}: 0x{:02x}", e[at]), format!("{at}: 0x{:02x}", g[at]))
+    (
+        "frame byte".into(),
+        format!("{at}: 0x{:02x}", e[at]),
+        format!("{at}: 0x{:02x}", g[at]),
+    )
 }
 
 /// Each header field of `f` (as decoded) and the bytes it spans.
@@ -361,7 +398,14 @@ mod tests {
 
     #[test]
     fn a_changed_ttl_and_a_changed_port_are_named() {
-        let a = tcp_v4("198.51.100.7".parse().unwrap(), "10.0.0.100".parse().unwrap(), 40000, 80, TCP_SYN, b"");
+        let a = tcp_v4(
+            "198.51.100.7".parse().unwrap(),
+            "10.0.0.100".parse().unwrap(),
+            40000,
+            80,
+            TCP_SYN,
+            b"",
+        );
         let mut b = a.clone();
         b[22] = 63;
         let d = first_difference(&[a.clone()], &[b]).unwrap();
@@ -377,22 +421,37 @@ mod tests {
         assert_eq!(d.field, "tcp.dst_port");
         let mut e = a.clone();
         e[33] = 101;
-        assert_eq!(first_difference(&[a.clone()], &[e]).unwrap().expected, "10.0.0.100");
+        assert_eq!(
+            first_difference(&[a.clone()], &[e]).unwrap().expected,
+            "10.0.0.100"
+        );
         assert_eq!(first_difference(&[a.clone()], &[a.clone()]), None);
         let d = first_difference(&[a.clone(), a.clone()], &[a.clone()]).unwrap();
-        assert_eq!((d.frame, d.field.as_str(), d.got_summary.as_str()), (2, "frame count", "(no frame)"));
+        assert_eq!(
+            (d.frame, d.field.as_str(), d.got_summary.as_str()),
+            (2, "frame count", "(no frame)")
+        );
     }
 
     #[test]
     fn udp_payload_and_length() {
-        let a = udp_v4("198.51.100.7".parse().unwrap(), "10.0.0.100".parse().unwrap(), 5000, 53, b"query");
+        let a = udp_v4(
+            "198.51.100.7".parse().unwrap(),
+            "10.0.0.100".parse().unwrap(),
+            5000,
+            53,
+            b"query",
+        );
         let mut b = a.clone();
         let last = b.len() - 1;
         b[last] ^= 1;
         assert_eq!(first_difference(&[a.clone()], &[b]).unwrap().field, "payload");
         let mut c = a.clone();
         c.push(0);
-        assert_eq!(first_difference(&[a.clone()], &[c]).unwrap().field, "frame length");
+        assert_eq!(
+            first_difference(&[a.clone()], &[c]).unwrap().field,
+            "frame length"
+        );
         assert!(summary(&a).ends_with("UDP 5000 > 53 len 5"), "{}", summary(&a));
     }
 }

@@ -10,6 +10,7 @@ pub mod ealenv;
 pub mod health;
 pub mod host;
 pub mod ipvsadm;
+pub mod run_report;
 pub mod traffic;
 
 /// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.

@@ -5,6 +5,11 @@
 //!   rvs-bench                    every workload, 5 s each (opt-in: minutes, GBs of memory)
 //!   rvs-bench --smoke            seconds long (CI); checks the data path's output first
 //!   rvs-bench --only established-1k,new-connections --seconds 3
+//!   rvs-bench --pcap capture.pcap [--config lb.toml] [--workers N]   your traffic, your services
+//!   rvs-bench --compare old/report.json new/report.json [--max-drop 10]
+//!
+//! Exit status: 0; 1 a regression (`--compare`) or a failed run; 2 bad input (a capture, config
+//! or report that cannot be used, named with the frame or field).
 
 use std::path::PathBuf;
 
@@ -34,10 +39,87 @@ struct Args {
     /// Use ordinary pages even when hugepages are available.
     #[arg(long)]
     no_huge: bool,
+    /// Replay this capture (pcap or pcapng, Ethernet) instead of the generated workloads.
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// With --pcap: an rvsd config whose services (and first port's addresses) to use; default
+    /// the embedded demo's (NAT 10.0.0.100:80 over 192.168.1.2-4:8080).
+    #[arg(long, value_name = "FILE", requires = "pcap")]
+    config: Option<PathBuf>,
+    /// With --pcap: workers (on the last CPUs).
+    #[arg(long, default_value_t = 1, requires = "pcap", value_parser = clap::value_parser!(u16).range(1..=64))]
+    workers: u16,
+    /// Compare two reports (OLD NEW) by each workload's ratio to the baseline.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["pcap", "smoke", "only"])]
+    compare: Vec<PathBuf>,
+    /// With --compare: the largest drop of a ratio, in percent, that is not a regression.
+    #[arg(long, default_value_t = 10.0)]
+    max_drop: f64,
 }
 
-fn main() -> Result<()> {
+/// Exit 2: the input cannot be used.
+fn bad(msg: impl std::fmt::Display) -> ! {
+    eprintln!("rvs-bench: {msg}");
+    std::process::exit(2);
+}
+
+fn main() {
     let args = Args::parse();
+    if let [old, new] = args.compare.as_slice() {
+        let rows = bench::compare(old, new, args.max_drop).unwrap_or_else(|e| bad(e));
+        print!("{}", bench::fmt_compare(&rows, args.max_drop));
+        std::process::exit(i32::from(rows.iter().any(|r| r.regressed)));
+    }
+    if let Err(e) = run(&args) {
+        eprintln!("rvs-bench: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// `--pcap`: the user's capture with the user's (or the demo's) services.
+fn run_capture(
+    args: &Args,
+    capture: &std::path::Path,
+    secs: f64,
+    memory: Memory,
+) -> Result<bench::BenchReport> {
+    let frames = rvs::capture::read_capture(capture).unwrap_or_else(|e| bad(e));
+    if frames.is_empty() {
+        bad(format!("{}: the capture holds no frame", capture.display()));
+    }
+    let text = match &args.config {
+        Some(c) => std::fs::read_to_string(c)
+            .unwrap_or_else(|e| bad(format!("{}: cannot be read: {e}", c.display()))),
+        None => include_str!("../../configs/demo.toml")
+            .replace("@DIR@", "/tmp")
+            .replace("@CPU@", "0")
+            .replace("@MEMORY@", "auto"),
+    };
+    let name = capture
+        .file_stem()
+        .map_or("capture".to_string(), |s| s.to_string_lossy().into_owned());
+    let what = args
+        .config
+        .as_ref()
+        .map_or("the demo's services".to_string(), |c| c.display().to_string());
+    match bench::check_capture_config(&text) {
+        Ok(()) => {}
+        Err(e) => bad(format!("{what}: invalid configuration:\n{e}")),
+    }
+    println!("{}: {} frames, with {what}", capture.display(), frames.len());
+    bench::run_capture(
+        &name,
+        &frames,
+        &text,
+        args.workers as usize,
+        &args.out,
+        secs,
+        memory,
+        |l| println!("{l}"),
+    )
+}
+
+fn run(args: &Args) -> Result<()> {
     let mut list = bench::workloads(args.smoke);
     if !args.only.is_empty() {
         let all = bench::workloads(false);
@@ -77,9 +159,12 @@ fn main() -> Result<()> {
         rvs::version_line("rvs-bench"),
         memory.describe()
     );
-    let report = bench::run(&list, &args.out, secs, cpu, memory, args.smoke, |l| {
-        println!("{l}")
-    })?;
+    let report = match &args.pcap {
+        Some(capture) => run_capture(args, capture, secs, memory)?,
+        None => bench::run(&list, &args.out, secs, cpu, memory, args.smoke, |l| {
+            println!("{l}")
+        })?,
+    };
     println!(
         "\n{:<22} {:>9} {:>9} {:>7} {:>12} {:>8} {:>8} {:>9} {:>9}",
         "workload",

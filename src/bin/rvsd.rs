@@ -1,6 +1,7 @@
 //! rvsd, the rvs data-plane daemon.
 //!
-//!   rvsd --config FILE     run the load balancer until SIGINT/SIGTERM
+//!   rvsd --config FILE     run the load balancer until SIGINT/SIGTERM (--report-json FILE:
+//!                          the end-of-run report as JSON too)
 //!   rvsd --check FILE      validate a config and exit
 //!   rvsd --demo            the embedded default: NAT over three real servers on pcap vdevs
 //!   rvsd --version
@@ -43,6 +44,9 @@ struct Args {
     /// Stop after this many seconds.
     #[arg(long, value_name = "SECONDS")]
     duration: Option<u64>,
+    /// Write the end-of-run report as JSON (schema rvs-run-report, version 1).
+    #[arg(long, value_name = "FILE")]
+    report_json: Option<std::path::PathBuf>,
     /// Demo: directory for the pcaps.
     #[arg(long, default_value = "out")]
     out: PathBuf,
@@ -121,6 +125,14 @@ fn run_file(path: &Path, args: &Args) -> Result<()> {
     let report = daemon::run(&cfg, &when(args), &stop)?;
     print!("{}", report.render());
     print!("{}", report.tables());
+    write_json(&report, args)
+}
+
+fn write_json(report: &daemon::Report, args: &Args) -> Result<()> {
+    if let Some(path) = &args.report_json {
+        let json = serde_json::to_string_pretty(&rvs::run_report::RunReport::from_report(report))?;
+        std::fs::write(path, json).with_context(|| format!("writing {}", path.display()))?;
+    }
     Ok(())
 }
 
@@ -167,6 +179,7 @@ fn demo(args: &Args) -> Result<()> {
     )?;
     print!("{}", report.render());
     print!("{}", report.tables());
+    write_json(&report, args)?;
     // Beside the traffic, each port sent a gratuitous ARP for the VIP at start.
     let ip_frames = |name: &str| -> Result<u64> {
         Ok(traffic::read_pcap(&dir.join(name))?
