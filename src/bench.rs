@@ -448,20 +448,35 @@ fn finish(
     Ok(report)
 }
 
+/// What `rvs-bench --pcap` replays.
+#[derive(Debug, Clone)]
+pub struct Capture {
+    /// The workload's name in the report (the file's stem).
+    pub name: String,
+    pub frames: Vec<Vec<u8>>,
+    /// The rvsd config whose services to use.
+    pub config_text: String,
+    pub workers: usize,
+}
+
 /// A user's capture replayed through the data plane with the services of `config_text` (an
 /// rvsd config: its first port becomes the replayed pcap, the others sinks; its services,
 /// addresses and neighbors stay), beside the baseline forwarder on the same capture, with
 /// `workers` workers on the last CPUs. Writes the same report as the generated workloads.
 pub fn run_capture(
-    name: &str,
-    frames: &[Vec<u8>],
-    config_text: &str,
-    workers: usize,
+    capture: &Capture,
     out: &Path,
     secs: f64,
     memory: Memory,
     mut progress: impl FnMut(&str),
 ) -> Result<BenchReport> {
+    let Capture {
+        name,
+        frames,
+        config_text,
+        workers,
+    } = capture;
+    let (name, workers) = (name.as_str(), *workers);
     std::fs::create_dir_all(out)?;
     let cpus: Vec<usize> = {
         let n = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -408,7 +408,7 @@ mod tests {
         );
         let mut b = a.clone();
         b[22] = 63;
-        let d = first_difference(&[a.clone()], &[b]).unwrap();
+        let d = first_difference(std::slice::from_ref(&a), &[b]).unwrap();
         assert_eq!((d.frame, d.field.as_str()), (1, "ip.ttl"));
         assert_eq!((d.expected.as_str(), d.got.as_str()), ("64 (0x40)", "63 (0x3f)"));
         assert_eq!(
@@ -417,16 +417,19 @@ mod tests {
         );
         let mut c = a.clone();
         c[36..38].copy_from_slice(&8080u16.to_be_bytes());
-        let d = first_difference(&[a.clone()], &[c]).unwrap();
+        let d = first_difference(std::slice::from_ref(&a), &[c]).unwrap();
         assert_eq!(d.field, "tcp.dst_port");
         let mut e = a.clone();
         e[33] = 101;
         assert_eq!(
-            first_difference(&[a.clone()], &[e]).unwrap().expected,
+            first_difference(std::slice::from_ref(&a), &[e]).unwrap().expected,
             "10.0.0.100"
         );
-        assert_eq!(first_difference(&[a.clone()], &[a.clone()]), None);
-        let d = first_difference(&[a.clone(), a.clone()], &[a.clone()]).unwrap();
+        assert_eq!(
+            first_difference(std::slice::from_ref(&a), std::slice::from_ref(&a)),
+            None
+        );
+        let d = first_difference(&[a.clone(), a.clone()], std::slice::from_ref(&a)).unwrap();
         assert_eq!(
             (d.frame, d.field.as_str(), d.got_summary.as_str()),
             (2, "frame count", "(no frame)")
@@ -445,11 +448,14 @@ mod tests {
         let mut b = a.clone();
         let last = b.len() - 1;
         b[last] ^= 1;
-        assert_eq!(first_difference(&[a.clone()], &[b]).unwrap().field, "payload");
+        assert_eq!(
+            first_difference(std::slice::from_ref(&a), &[b]).unwrap().field,
+            "payload"
+        );
         let mut c = a.clone();
         c.push(0);
         assert_eq!(
-            first_difference(&[a.clone()], &[c]).unwrap().field,
+            first_difference(std::slice::from_ref(&a), &[c]).unwrap().field,
             "frame length"
         );
         assert!(summary(&a).ends_with("UDP 5000 > 53 len 5"), "{}", summary(&a));

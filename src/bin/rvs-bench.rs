@@ -107,16 +107,13 @@ fn run_capture(
         Err(e) => bad(format!("{what}: invalid configuration:\n{e}")),
     }
     println!("{}: {} frames, with {what}", capture.display(), frames.len());
-    bench::run_capture(
-        &name,
-        &frames,
-        &text,
-        args.workers as usize,
-        &args.out,
-        secs,
-        memory,
-        |l| println!("{l}"),
-    )
+    let capture = bench::Capture {
+        name,
+        frames,
+        config_text: text,
+        workers: args.workers as usize,
+    };
+    bench::run_capture(&capture, &args.out, secs, memory, |l| println!("{l}"))
 }
 
 fn run(args: &Args) -> Result<()> {
