@@ -144,6 +144,9 @@ fn looks_like_pci(device: &str) -> bool {
 
 /// Initialises EAL for `cfg` and runs the data plane until `stop` is set or `when` says so.
 pub fn run(cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
+    // Before EAL and the ports: a second rvsd on the same config must touch nothing.
+    let _lock = crate::instance::lock(&cfg.socket)?;
+    crate::instance::remove_stale_runtime_dirs();
     let (eal, memory) = init_eal(cfg)?;
     run_on(&eal, memory, cfg, when, stop)
 }

@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod ealenv;
 pub mod health;
 pub mod host;
+pub mod instance;
 pub mod ipvsadm;
 pub mod run_report;
 pub mod traffic;

@@ -185,3 +185,66 @@ fn a_device_that_does_not_probe_is_a_clear_error() {
     assert!(err.contains("port \"up\" (net_pcap_x9"), "{err}");
     assert!(err.contains("rte_dev_probe failed"), "{err}");
 }
+
+#[test]
+fn a_second_rvsd_on_the_same_config_is_refused_before_it_touches_a_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    rvs::traffic::write_pcap(&dir.path().join("in.pcap"), &[]).unwrap();
+    let config = format!(
+        r#"
+[dataplane]
+workers = [1]
+[eal]
+memory = "no-huge"
+[control]
+socket = "{d}/rvs.sock"
+[[port]]
+name = "lan"
+device = "net_pcap_twice{pid},rx_pcap={d}/in.pcap,tx_pcap={d}/out.pcap"
+addresses = ["10.0.0.1/24"]
+mac = "02:00:00:00:00:aa"
+[[service]]
+address = "10.0.0.100:80"
+real = [{{ address = "10.0.0.2" }}]
+"#,
+        pid = std::process::id()
+    );
+    let path = dir.path().join("rvs.toml");
+    std::fs::write(&path, config).unwrap();
+    let first = rvsd()
+        .arg("--config")
+        .arg(&path)
+        .args(["--duration", "3"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let sock = dir.path().join("rvs.sock");
+    let start = std::time::Instant::now();
+    while !sock.exists() && start.elapsed() < std::time::Duration::from_secs(20) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(sock.exists(), "the first rvsd serves its socket");
+    let second = rvsd()
+        .arg("--config")
+        .arg(&path)
+        .args(["--duration", "3"])
+        .output()
+        .unwrap();
+    assert_eq!(second.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        err.contains(&format!(
+            "another rvsd (pid {}) runs with this config",
+            first.id()
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("EAL"), "refused before EAL: {err}");
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success());
+    // The first instance's output is whole: its gratuitous ARP for the VIP is there.
+    let sent = rvs::traffic::read_pcap(&dir.path().join("out.pcap")).unwrap();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(&sent[0][12..14], &[0x08, 0x06]);
+}
