@@ -81,7 +81,12 @@ struct Run {
 
 /// Writes the inputs, runs rvsd until its inputs are exhausted, returns its report.
 fn run(dir: &Path, workers: &str, outside: &str, inside: &str) -> Run {
-    let cfg = HEAD
+    run_config(dir, HEAD, workers, outside, inside)
+}
+
+/// `run` with another config template (the same placeholders).
+fn run_config(dir: &Path, head: &str, workers: &str, outside: &str, inside: &str) -> Run {
+    let cfg = head
         .replace("@WORKERS@", workers)
         .replace("@TAG@", &std::process::id().to_string())
         .replace("@OUTSIDE@", outside)
@@ -404,4 +409,58 @@ fn dr_and_tun_and_udp_every_packet() {
         )]
     );
     assert_eq!(inside.len(), 5);
+}
+
+#[test]
+fn jumbo_frames_are_forwarded_whole_with_buffers_sized_from_the_mtu() {
+    let dir = tempfile::tempdir().unwrap();
+    let (client, vip) = (Ipv4Addr::new(198, 51, 100, 9), Ipv4Addr::new(10, 0, 0, 100));
+    let data: Vec<u8> = (0..8900u32).map(|i| (i % 251) as u8).collect();
+    let frames = vec![
+        with_macs(
+            tcp_v4(client, vip, 41000, 80, TCP_SYN, b""),
+            GATEWAY_MAC,
+            OUTSIDE_MAC,
+        ),
+        with_macs(
+            tcp_v4(client, vip, 41000, 80, TCP_ACK | TCP_PSH, &data),
+            GATEWAY_MAC,
+            OUTSIDE_MAC,
+        ),
+    ];
+    assert_eq!(frames[1].len(), 14 + 20 + 20 + 8900);
+    traffic::write_pcap(&dir.path().join("in.pcap"), &frames).unwrap();
+    traffic::write_pcap(&dir.path().join("empty.pcap"), &[]).unwrap();
+    let head = HEAD
+        .replace(
+            "addresses = [\"203.0.113.1/24\"]",
+            "addresses = [\"203.0.113.1/24\"]\nmtu = 9000",
+        )
+        .replace(
+            "addresses = [\"192.168.1.1/24\"]",
+            "addresses = [\"192.168.1.1/24\"]\nmtu = 9000",
+        );
+    let r = run_config(
+        dir.path(),
+        &head,
+        "1",
+        &format!(
+            "rx_pcap={},tx_pcap={}",
+            pcap(dir.path(), "in.pcap"),
+            pcap(dir.path(), "out-o.pcap")
+        ),
+        &format!(
+            "rx_pcap={},tx_pcap={}",
+            pcap(dir.path(), "empty.pcap"),
+            pcap(dir.path(), "out-i.pcap")
+        ),
+    );
+    assert!(r.stdout.contains("drops: none"), "{}", r.stdout);
+    let sent = read(dir.path(), &["out-i.pcap"]);
+    assert_eq!(sent.len(), 2, "both frames forwarded");
+    let big = &sent[1];
+    assert_eq!(big.len(), frames[1].len(), "whole, one segment");
+    assert_eq!(u16::from_be_bytes([big[36], big[37]]), 8080, "DNATed");
+    assert_eq!(&big[54..], &data[..], "the payload intact");
+    assert!(traffic::checksums_valid(big));
 }

@@ -281,6 +281,9 @@ pub struct Config {
 
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
 
+/// DPDK's headroom in front of each buffer's data (RTE_PKTMBUF_HEADROOM).
+pub const MBUF_HEADROOM: u32 = 128;
+
 /// Everything wrong with a configuration, one line per problem, each naming its field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub Vec<String>);
@@ -561,6 +564,28 @@ impl RawConfig {
         }
 
         let ports = self.validate_ports(&mut e);
+        // A frame of the largest MTU (plus Ethernet and a VLAN tag) must fit one buffer's data
+        // room (the buffer less DPDK's 128 bytes of headroom): the path sees one segment.
+        let largest = ports.iter().map(|p| p.mtu).max().unwrap_or(1500);
+        let needed = |mtu: u16| (mtu as u32 + 18 + MBUF_HEADROOM).next_multiple_of(64);
+        let mbuf_size = match self.dataplane.mbuf_size {
+            None => mbuf_size.max(needed(largest) as u16),
+            Some(_) => {
+                for (i, p) in ports.iter().enumerate() {
+                    if needed(p.mtu) > mbuf_size as u32 {
+                        e.add(
+                            format!("port[{i}].mtu"),
+                            format!(
+                                "{} needs buffers of at least {} bytes (dataplane.mbuf_size is {mbuf_size}): raise mbuf_size or leave it out to size it from the MTU",
+                                p.mtu,
+                                needed(p.mtu)
+                            ),
+                        );
+                    }
+                }
+                mbuf_size
+            }
+        };
         let mut host_path = HostPathConfig::default();
         if let Some(r) = self.host_path.rate {
             match r {

@@ -253,3 +253,24 @@ fn bad_host_path_and_announce_settings_are_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn buffers_are_sized_from_the_mtu_and_a_jumbo_mtu_needs_big_enough_ones() {
+    let jumbo = GOOD.replace(
+        "addresses = [\"192.168.1.1/24\"]",
+        "addresses = [\"192.168.1.1/24\"]\nmtu = 9000",
+    );
+    let c = Config::from_toml(&jumbo).unwrap();
+    assert_eq!(c.mbuf_size, 9152, "9000 + 18 + 128 headroom, rounded up to 64");
+    assert_eq!(
+        Config::from_toml(GOOD).unwrap().mbuf_size,
+        2176,
+        "the default for 1500"
+    );
+    let small = jumbo.replace("conn_capacity = 4096", "conn_capacity = 4096\nmbuf_size = 2176");
+    let e = Config::from_toml(&small).unwrap_err().to_string();
+    assert!(
+        e.contains("port[1].mtu: 9000 needs buffers of at least 9152 bytes (dataplane.mbuf_size is 2176)"),
+        "{e}"
+    );
+}
