@@ -355,7 +355,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         move || control.lock().unwrap_or_else(|p| p.into_inner()).host_path()
     };
     let health = crate::health::Health::start(control.clone())?;
-    let control = control::serve(&cfg.socket, control)?;
+    let control = control::serve(&cfg.socket, control, &cfg.control)?;
 
     let started = Instant::now();
     let mut hugepages_used = crate::ealenv::hugepages_in_use_mb();

@@ -27,7 +27,13 @@ pub fn lock_path(socket: &Path) -> PathBuf {
 pub fn lock(socket: &Path) -> Result<InstanceLock> {
     let path = lock_path(socket);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        // 0750, as the control server wants the socket's directory (it checks it next).
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o750)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
     }
     let mut file = OpenOptions::new()
         .read(true)

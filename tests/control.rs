@@ -5,6 +5,7 @@ use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rvs::traffic::{self, tcp_v4, TCP_ACK, TCP_PSH, TCP_SYN};
@@ -13,6 +14,9 @@ struct Daemon {
     child: Option<Child>,
     dir: tempfile::TempDir,
     sock: PathBuf,
+    /// rvsd's stderr (every change is logged there), drained as it comes so that a full pipe
+    /// never blocks the daemon.
+    stderr: Arc<Mutex<String>>,
 }
 
 const CONFIG: &str = r#"
@@ -22,7 +26,8 @@ workers = [@CPU@]
 memory = "no-huge"
 memory_mb = 256
 [control]
-socket = "@DIR@/rvs.sock"
+socket = "@DIR@/ctl/rvs.sock"
+@CONTROL@
 [[port]]
 name = "outside"
 device = "net_pcap_co@TAG@,rx_pcap=@DIR@/in.pcap,tx_pcap=@DIR@/out-o.pcap"
@@ -43,6 +48,11 @@ neighbors = [
 impl Daemon {
     /// rvsd with no services, reading `input` on the outside port.
     fn start(tag: &str, cpu: u32, input: &[Vec<u8>], extra: &str) -> Daemon {
+        Daemon::start_with(tag, cpu, input, extra, "")
+    }
+
+    /// With `control` lines in the config's [control] table.
+    fn start_with(tag: &str, cpu: u32, input: &[Vec<u8>], extra: &str, control: &str) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path().to_str().unwrap().to_string();
         traffic::write_pcap(&dir.path().join("in.pcap"), input).unwrap();
@@ -51,9 +61,10 @@ impl Daemon {
             .replace("@DIR@", &d)
             .replace("@CPU@", &cpu.to_string())
             .replace("@TAG@", &format!("{tag}{}", std::process::id()))
+            .replace("@CONTROL@", control)
             + extra;
         std::fs::write(dir.path().join("rvs.toml"), cfg).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
             .arg("--config")
             .arg(dir.path().join("rvs.toml"))
             .args(["--duration", "120"])
@@ -61,7 +72,16 @@ impl Daemon {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let sock = dir.path().join("rvs.sock");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        {
+            let (pipe, sink) = (child.stderr.take().unwrap(), stderr.clone());
+            std::thread::spawn(move || {
+                for l in BufReader::new(pipe).lines().map_while(Result::ok) {
+                    sink.lock().unwrap().push_str(&(l + "\n"));
+                }
+            });
+        }
+        let sock = dir.path().join("ctl/rvs.sock");
         let start = Instant::now();
         while UnixStream::connect(&sock).is_err() {
             assert!(
@@ -74,6 +94,7 @@ impl Daemon {
             child: Some(child),
             dir,
             sock,
+            stderr,
         }
     }
 
@@ -109,7 +130,7 @@ impl Daemon {
         assert!(
             out.status.success(),
             "rvsd: {text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+            self.stderr.lock().unwrap()
         );
         text
     }
@@ -486,5 +507,159 @@ real = [
          its original server",
         changes_took / 1000,
         st["result"]["change_visible_us"]
+    );
+}
+
+#[test]
+fn repeated_keys_slow_lines_and_idle_clients_do_not_get_their_way() {
+    let mut d = Daemon::start_with(
+        "h",
+        0,
+        &[],
+        "",
+        "request_timeout = 2\nidle_timeout = 4\nmax_clients = 8",
+    );
+    d.ok("-A -t 10.0.0.100:80 -s rr");
+    let mut s = Session::open(&d.sock);
+    // A repeated key is refused, not "the last one wins" (this one would clear the table).
+    let r = s.send(r#"{"id":1,"op":"list","op":"clear"}"#);
+    assert_eq!(r["error"]["code"], "bad_request", "{r}");
+    assert!(
+        r["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("the key \"op\" is given twice"),
+        "{r}"
+    );
+    let r = s.send(
+        r#"{"id":2,"op":"add_service","service":{"address":"10.0.0.101:80","address":"10.0.0.102:80"}}"#,
+    );
+    assert_eq!(r["error"]["code"], "bad_request", "nested too: {r}");
+    assert!(d.ok("-Ln").contains("10.0.0.100:80"), "nothing cleared");
+    assert!(!d.ok("-Ln").contains("10.0.0.101"), "nothing added");
+
+    // Idle longer than the request deadline, then a line in two halves: the deadline runs
+    // from the first byte.
+    std::thread::sleep(Duration::from_millis(2500));
+    s.w.write_all(br#"{"id":3,"op""#).unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let r = s.send(r#":"list"}"#);
+    assert_eq!(r["ok"], true, "{r}");
+
+    // A byte every 300 ms is still cut off at the deadline.
+    let mut drip = UnixStream::connect(&d.sock).unwrap();
+    let started = Instant::now();
+    let mut cut = None;
+    for b in br#"{"id":4,"op":"list","padding":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}"# {
+        if drip.write_all(&[*b]).is_err() {
+            cut = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let cut = cut.unwrap_or_else(|| started.elapsed());
+    assert!(cut < Duration::from_secs(5), "the drip was cut off ({cut:?})");
+    let mut l = String::new();
+    let _ = BufReader::new(drip).read_line(&mut l);
+    assert!(l.contains("\"timeout\""), "{l}");
+
+    // A client that says nothing is closed after the idle time.
+    let idle = UnixStream::connect(&d.sock).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let t = Instant::now();
+    let mut l = String::new();
+    BufReader::new(idle).read_line(&mut l).unwrap();
+    assert!(l.contains("\"idle\""), "{l}");
+    assert!(
+        t.elapsed() >= Duration::from_secs(3) && t.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        t.elapsed()
+    );
+    d.stop();
+}
+
+#[test]
+fn an_administrator_gets_through_two_hundred_idle_clients() {
+    let mut d = Daemon::start("i", 0, &[], "");
+    d.ok("-A -t 10.0.0.100:80 -s rr");
+    let idle: Vec<UnixStream> = (0..200).map(|_| UnixStream::connect(&d.sock).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let t = Instant::now();
+    let out = d.ok("-Ln");
+    assert!(out.contains("10.0.0.100:80 rr"), "{out}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    // The first idle clients made room: they were told, and closed.
+    let mut first = BufReader::new(idle.into_iter().next().unwrap());
+    let mut l = String::new();
+    first
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    first.read_line(&mut l).unwrap();
+    assert!(l.contains("\"evicted\""), "{l}");
+    // Changes are logged with who made them.
+    let log = d.stderr.lock().unwrap().clone();
+    assert!(
+        log.contains("rvsd: control: uid 0 pid ") && log.contains(": applied: {\"op\":\"add_service\""),
+        "{log}"
+    );
+    d.stop();
+}
+
+#[test]
+fn a_socket_directory_others_can_write_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let cfg = CONFIG
+        .replace("@DIR@/ctl/rvs.sock", &format!("{}/rvs.sock", open.display()))
+        .replace("@DIR@", dir.path().to_str().unwrap())
+        .replace("@CPU@", "0")
+        .replace("@TAG@", &format!("w{}", std::process::id()))
+        .replace("@CONTROL@", "");
+    traffic::write_pcap(&dir.path().join("in.pcap"), &[]).unwrap();
+    traffic::write_pcap(&dir.path().join("empty.pcap"), &[]).unwrap();
+    std::fs::write(dir.path().join("rvs.toml"), &cfg).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .arg("--config")
+        .arg(dir.path().join("rvs.toml"))
+        .args(["--duration", "5"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("the control socket's directory is writable by others (mode 777)"),
+        "{err}"
+    );
+    // rvsd makes its own directory 0750, and a group can be granted.
+    let cfg = cfg
+        .replace(
+            &format!("{}/rvs.sock", open.display()),
+            &format!("{}/mine/rvs.sock", dir.path().display()),
+        )
+        .replace("[control]\n", "[control]\ngroup = \"root\"\n");
+    std::fs::write(dir.path().join("rvs.toml"), &cfg).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rvsd"))
+        .arg("--config")
+        .arg(dir.path().join("rvs.toml"))
+        .args(["--duration", "1"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let mode = std::fs::metadata(dir.path().join("mine"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o750);
+    let e = rvs_api::Config::from_toml(&cfg.replace("group = \"root\"", "group = \"no-such-group-rvs\""))
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("control.group: \"no-such-group-rvs\" is not a group of this system"),
+        "{e}"
     );
 }

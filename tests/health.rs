@@ -143,7 +143,7 @@ fn health_checks_quiesce_restore_scale_and_fall_back_to_the_sorry_server() {
     .unwrap();
     sh(&format!("chmod +x {}", script.display()));
 
-    let socket = format!("/tmp/{p}-rvs.sock");
+    let socket = lab.socket();
     let config = config_head(&socket)
         + &format!(
             r#"
@@ -382,7 +382,7 @@ fn forwarding_with_a_thousand_checked_servers() {
         .map(|a| format!("    {{ address = \"{a}:80\", method = \"nat\" }},\n"))
         .collect();
     let run = |checks: bool, tag: &str| -> (f64, serde_json::Value) {
-        let socket = format!("/tmp/{p}{tag}-rvs.sock");
+        let socket = format!("{}/{tag}.sock", lab.ctl_dir());
         let check = if checks {
             r#"check = { type = "tcp", interval = "1s", timeout = "500ms" }"#
         } else {

@@ -87,7 +87,7 @@ fn the_director_is_reachable_and_reaches_out_through_its_twins() {
          ip netns exec {s} ip route add default via 10.75.0.1"
     ));
     lab.http_server(&s, "10.75.0.2", "server");
-    let socket = format!("/tmp/{p}-rvs.sock");
+    let socket = lab.socket();
     let config = config_head(&socket)
         + &format!(
             r#"
@@ -350,7 +350,7 @@ fn host_path_throughput() {
          ip netns exec {c} ip addr add 10.77.0.2/24 dev {p}vc; \
          ip netns exec {v} ip addr add 10.77.0.1/24 dev {p}vv"
     ));
-    let config = config_head(&format!("/tmp/{p}-rvs.sock"))
+    let config = config_head(&lab.socket())
         + &format!(
             r#"
 [[port]]

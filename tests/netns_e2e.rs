@@ -48,7 +48,7 @@ fn nat_with_real_kernels() {
     for (k, s) in servers.iter().enumerate() {
         lab.http_server(s, &format!("10.72.0.1{}", k + 1), &format!("server{}", k + 1));
     }
-    let config = config_head(&format!("/tmp/{}-rvs.sock", lab.p))
+    let config = config_head(&lab.socket())
         + &format!(
             r#"
 [[port]]
@@ -112,7 +112,7 @@ fn dr_with_real_kernels() {
     for (k, s) in servers.iter().enumerate() {
         lab.http_server(s, "0.0.0.0", &format!("server{}", k + 1));
     }
-    let config = config_head(&format!("/tmp/{}-rvs.sock", lab.p))
+    let config = config_head(&lab.socket())
         + &format!(
             r#"
 [[port]]

@@ -56,6 +56,20 @@ impl Lab {
         }
     }
 
+    /// A directory for rvsd's control sockets, which rvsd creates itself (0750): the socket's
+    /// directory must be writable by no one else, so not /tmp itself.
+    pub fn ctl_dir(&self) -> String {
+        std::env::temp_dir()
+            .join(format!("{}-ctl", self.p))
+            .display()
+            .to_string()
+    }
+
+    /// The control socket's path for this lab's rvsd.
+    pub fn socket(&self) -> String {
+        format!("{}/rvs.sock", self.ctl_dir())
+    }
+
     pub fn ns(&mut self, name: &str) -> String {
         let n = format!("{}{name}", self.p);
         sh(&format!("ip netns add {n}; ip netns exec {n} ip link set lo up"));
@@ -146,6 +160,7 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(self.ctl_dir());
         for c in &mut self.children {
             let _ = c.kill();
             let _ = c.wait();

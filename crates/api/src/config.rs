@@ -94,6 +94,13 @@ pub struct RawEal {
 #[serde(deny_unknown_fields)]
 pub struct RawControl {
     pub socket: Option<String>,
+    /// Seconds a client may stay connected without sending a request.
+    pub idle_timeout: Option<i64>,
+    /// Seconds a request line may take from its first byte to its newline.
+    pub request_timeout: Option<i64>,
+    pub max_clients: Option<i64>,
+    /// A group whose members may use the socket (its directory and the socket get the group).
+    pub group: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -243,6 +250,26 @@ pub struct ServiceConfig {
     pub reals: Vec<RealConfig>,
 }
 
+/// The control socket's limits and access.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ControlConfig {
+    pub idle_timeout: std::time::Duration,
+    pub request_timeout: std::time::Duration,
+    pub max_clients: usize,
+    pub group: Option<String>,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            idle_timeout: std::time::Duration::from_secs(300),
+            request_timeout: std::time::Duration::from_secs(10),
+            max_clients: 64,
+            group: None,
+        }
+    }
+}
+
 /// How much goes up to the kernel twins: a token bucket shared by all ports (each worker gets
 /// its share), so that a flood at the director's addresses cannot starve the workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -273,6 +300,7 @@ pub struct Config {
     pub memory_mb: u32,
     pub eal_args: Vec<String>,
     pub socket: PathBuf,
+    pub control: ControlConfig,
     pub ports: Vec<PortConfig>,
     pub host_path: HostPathConfig,
     pub timeouts: Timeouts,
@@ -410,6 +438,19 @@ pub fn merged_check(
     };
     let mut problems = Vec::new();
     validate_check(&raw, &mut problems).map(Some).ok_or(problems)
+}
+
+/// The id of group `name` (or a number) from /etc/group.
+pub fn group_id(name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.nth(1)?.parse().ok()
+    })
 }
 
 fn in_range(v: i64, lo: i64, hi: i64) -> bool {
@@ -564,6 +605,7 @@ impl RawConfig {
         }
 
         let ports = self.validate_ports(&mut e);
+        let control = self.validate_control(&mut e);
         // A frame of the largest MTU (plus Ethernet and a VLAN tag) must fit one buffer's data
         // room (the buffer less DPDK's 128 bytes of headroom): the path sees one segment.
         let largest = ports.iter().map(|p| p.mtu).max().unwrap_or(1500);
@@ -639,6 +681,7 @@ impl RawConfig {
                         .clone()
                         .unwrap_or_else(|| DEFAULT_SOCKET.into()),
                 ),
+                control,
                 ports,
                 host_path,
                 timeouts,
@@ -647,6 +690,41 @@ impl RawConfig {
         } else {
             Err(ConfigError(e.0))
         }
+    }
+
+    fn validate_control(&self, e: &mut Errors) -> ControlConfig {
+        let mut c = ControlConfig::default();
+        let c_ = &self.control;
+        let secs = |e: &mut Errors, f: &str, v: Option<i64>, default: std::time::Duration| match v {
+            None => default,
+            Some(s) if in_range(s, 1, 86_400) => std::time::Duration::from_secs(s as u64),
+            Some(s) => {
+                e.add(
+                    format!("control.{f}"),
+                    format!("{s} is not a number of seconds in 1..=86400"),
+                );
+                default
+            }
+        };
+        c.idle_timeout = secs(e, "idle_timeout", c_.idle_timeout, c.idle_timeout);
+        c.request_timeout = secs(e, "request_timeout", c_.request_timeout, c.request_timeout);
+        if let Some(m) = c_.max_clients {
+            if in_range(m, 2, 4096) {
+                c.max_clients = m as usize;
+            } else {
+                e.add("control.max_clients", format!("{m} is outside 2..=4096"));
+            }
+        }
+        if let Some(g) = &c_.group {
+            if group_id(g).is_none() {
+                e.add(
+                    "control.group",
+                    format!("{g:?} is not a group of this system (/etc/group)"),
+                );
+            }
+            c.group = Some(g.clone());
+        }
+        c
     }
 
     fn validate_ports(&self, e: &mut Errors) -> Vec<PortConfig> {

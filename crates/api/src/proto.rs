@@ -106,6 +106,11 @@ impl Request {
     /// Reads a request line. Unknown ops, unknown fields and wrong types are errors that say
     /// which; the id is recovered when possible so the error can be matched to the request.
     pub fn parse(line: &str) -> Result<Request, BadRequest> {
+        // serde_json keeps the last of repeated keys: {"op":"list","op":"clear"} would clear.
+        serde_json::from_str::<UniqueKeys>(line).map_err(|e| BadRequest {
+            id: 0,
+            message: format!("malformed JSON: {e}"),
+        })?;
         let mut v: serde_json::Value = serde_json::from_str(line).map_err(|e| BadRequest {
             id: 0,
             message: format!("malformed JSON: {e}"),
@@ -134,6 +139,60 @@ impl Request {
             message: e.to_string(),
         })?;
         Ok(Request { id, op })
+    }
+}
+
+/// Any JSON value whose objects, at any depth, name each key once.
+struct UniqueKeys;
+
+impl<'de> Deserialize<'de> for UniqueKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<UniqueKeys, D::Error> {
+        d.deserialize_any(UniqueKeysVisitor)
+    }
+}
+
+struct UniqueKeysVisitor;
+
+impl<'de> serde::de::Visitor<'de> for UniqueKeysVisitor {
+    type Value = UniqueKeys;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+    fn visit_unit<E>(self) -> Result<UniqueKeys, E> {
+        Ok(UniqueKeys)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<UniqueKeys, A::Error> {
+        while s.next_element::<UniqueKeys>()?.is_some() {}
+        Ok(UniqueKeys)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<UniqueKeys, A::Error> {
+        let mut seen = std::collections::HashSet::new();
+        while let Some(k) = m.next_key::<String>()? {
+            if !seen.insert(k.clone()) {
+                return Err(serde::de::Error::custom(format!("the key {k:?} is given twice")));
+            }
+            m.next_value::<UniqueKeys>()?;
+        }
+        Ok(UniqueKeys)
     }
 }
 
