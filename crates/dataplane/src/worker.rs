@@ -288,7 +288,7 @@ impl Worker {
             self.flush();
             self.director.advance(&tables, now);
             loops = loops.wrapping_add(1);
-            if loops % PUBLISH_EVERY == 0 {
+            if loops.is_multiple_of(PUBLISH_EVERY) {
                 self.publish(&tables);
             }
         }
