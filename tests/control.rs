@@ -663,3 +663,83 @@ fn a_socket_directory_others_can_write_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn counters_survive_a_restore_of_the_same_rules_and_a_delete_and_re_add() {
+    // 30 half-open NAT connections (SYN_RECV: inactive, 60 s), 10 per real server.
+    let input: Vec<Vec<u8>> = (0..30u16)
+        .map(|i| {
+            traffic::with_macs(
+                tcp_v4(
+                    Ipv4Addr::new(198, 51, 100, 7),
+                    Ipv4Addr::new(10, 0, 0, 100),
+                    30000 + i,
+                    80,
+                    TCP_SYN,
+                    b"",
+                ),
+                traffic::GATEWAY_MAC,
+                [0x02, 0, 0, 0, 0, 0xa0],
+            )
+        })
+        .collect();
+    let services = r#"
+[[service]]
+address = "10.0.0.100:80"
+scheduler = "rr"
+real = [
+    { address = "192.168.1.2:8080", method = "nat" },
+    { address = "192.168.1.3:8080", method = "nat" },
+    { address = "192.168.1.4:8080", method = "nat" },
+]
+"#;
+    let mut d = Daemon::start("k", 0, &input, services);
+    let line = |out: &str, real: &str| -> String {
+        out.lines()
+            .find(|l| l.contains(real))
+            .unwrap_or_else(|| panic!("{real} in {out}"))
+            .to_string()
+    };
+    let ten = "Masq    1      0          10";
+    let start = Instant::now();
+    while !line(&d.ok("-Ln"), "192.168.1.4:8080").contains(ten) {
+        assert!(start.elapsed() < Duration::from_secs(10), "{}", d.ok("-Ln"));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let stats_before = line(&d.ok("-Ln --stats --exact"), "192.168.1.2:8080");
+    // -S | -R with the same rules.
+    let rules = d.ok("-S -n");
+    let restore = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .arg("--socket")
+        .arg(&d.sock)
+        .arg("-R")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    restore
+        .stdin
+        .as_ref()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(restore.wait_with_output().unwrap().status.success());
+    let after = d.ok("-Ln");
+    for r in ["192.168.1.2:8080", "192.168.1.3:8080", "192.168.1.4:8080"] {
+        assert!(line(&after, r).contains(ten), "after -R: {after}");
+    }
+    assert_eq!(
+        line(&d.ok("-Ln --stats --exact"), "192.168.1.2:8080"),
+        stats_before,
+        "stats kept"
+    );
+    // Delete a server while its connections live, add it back: its books come back with it.
+    d.ok("-d -t 10.0.0.100:80 -r 192.168.1.3:8080");
+    d.ok("-a -t 10.0.0.100:80 -r 192.168.1.3:8080 -m");
+    assert!(
+        line(&d.ok("-Ln"), "192.168.1.3:8080").contains(ten),
+        "{}",
+        d.ok("-Ln")
+    );
+    d.stop();
+}

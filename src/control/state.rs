@@ -62,6 +62,10 @@ pub struct ControlState {
     /// The probes the health checker should run, and a number bumped when they change.
     targets: Vec<(RealKey, Target)>,
     check_generation: u64,
+    /// The id each real server (by service, address, port) last had: a server deleted and
+    /// added again, or restored by `-R` with the same rules, gets its id back, and with it its
+    /// counters and the connection counts its live connections keep (as IPVS does).
+    known: HashMap<RealKey, RealId>,
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
@@ -147,8 +151,35 @@ impl ControlState {
             health_dirty: HashSet::new(),
             targets: Vec::new(),
             check_generation: 0,
+            known: HashMap::new(),
         }
+        .with_known_ids()
         .with_health()
+    }
+
+    fn with_known_ids(mut self) -> ControlState {
+        for e in &self.entries {
+            for (r, &id) in e.cfg.reals.iter().zip(&e.ids) {
+                self.known.insert((e.cfg.key, r.addr, r.port), id);
+            }
+        }
+        self
+    }
+
+    /// The id for real server `key`: the one it had, unless another server holds it now
+    /// (`replacing_all`: every current service is being replaced, as by a restore), else a new
+    /// one.
+    fn id_for(&mut self, key: RealKey, replacing_all: bool, taken: &[RealId]) -> Result<RealId, OpError> {
+        if let Some(&id) = self.known.get(&key) {
+            let held = |e: &Entry| e.ids.contains(&id) || e.sorry_id == Some(id);
+            let used = taken.contains(&id) || (!replacing_all && self.entries.iter().any(held));
+            if !used {
+                return Ok(id);
+            }
+        }
+        let id = self.alloc_id(taken)?;
+        self.known.insert(key, id);
+        Ok(id)
     }
 
     /// Health entries for the checked servers (alpha ones start down) and the probes to run;
@@ -309,11 +340,16 @@ impl ControlState {
         validate_service(raw, &self.ports).map_err(|e| ("invalid", e.to_string()))
     }
 
-    /// A service with fresh ids for its real servers.
-    fn new_entry(&mut self, cfg: ServiceConfig, taken: &mut Vec<RealId>) -> Result<Entry, OpError> {
+    /// A service with ids for its real servers (each its old one where it can).
+    fn new_entry(
+        &mut self,
+        cfg: ServiceConfig,
+        taken: &mut Vec<RealId>,
+        replacing_all: bool,
+    ) -> Result<Entry, OpError> {
         let mut ids = Vec::new();
-        for _ in &cfg.reals {
-            let id = self.alloc_id(taken)?;
+        for r in &cfg.reals {
+            let id = self.id_for((cfg.key, r.addr, r.port), replacing_all, taken)?;
             taken.push(id);
             ids.push(id);
         }
@@ -347,7 +383,7 @@ impl ControlState {
                         ),
                     ));
                 }
-                let e = self.new_entry(cfg, &mut Vec::new())?;
+                let e = self.new_entry(cfg, &mut Vec::new(), false)?;
                 self.entries.push(e);
             }
             Op::EditService { service } => {
@@ -417,7 +453,7 @@ impl ControlState {
                         ),
                     ));
                 }
-                let id = self.alloc_id(&[])?;
+                let id = self.id_for((self.entries[i].cfg.key, r.addr, r.port), false, &[])?;
                 let (mut cfg, mut ids) = (self.entries[i].cfg.clone(), self.entries[i].ids.clone());
                 cfg.reals.push(r);
                 ids.push(id);
@@ -464,7 +500,7 @@ impl ControlState {
                         if fresh.iter().any(|x: &Entry| x.cfg.key == cfg.key) {
                             return Err(("exists", format!("{} is given twice", describe(&cfg.key))));
                         }
-                        self.new_entry(cfg, &mut taken)
+                        self.new_entry(cfg, &mut taken, true)
                     });
                     match step {
                         Ok(e) => fresh.push(e),
