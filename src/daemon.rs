@@ -21,8 +21,6 @@ use rvs_api::proto::{ServiceView, Stats};
 
 /// Redirect ring size per worker pair.
 const RING: usize = 1024;
-/// Real-server ids available to the control plane.
-const REAL_CAPACITY: usize = 4096;
 
 /// When rvsd stops by itself (besides SIGINT/SIGTERM).
 #[derive(Debug, Clone, Default)]
@@ -227,14 +225,14 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         let mut nl = rvs_twin::Netlink::new()?;
         crate::host::held(&mut nl, &twins, cfg.ports.len()).context("reading the twins' addresses")?
     };
-    let reg = Arc::new(RealRegistry::new(REAL_CAPACITY));
+    let reg = Arc::new(RealRegistry::new(cfg.max_real_servers));
     let tables = build_tables(cfg, &macs, &held, reg)?;
     let neighbors = cfg
         .ports
         .iter()
         .flat_map(|p| p.neighbors.iter().copied())
         .collect::<Vec<(IpAddr, [u8; 6])>>();
-    let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, REAL_CAPACITY);
+    let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, cfg.max_real_servers);
     if let Some(rings) = crate::host::rings(cfg) {
         shared = shared.with_host(rings);
     }
@@ -280,7 +278,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             conn_capacity_v4: cfg.conn_capacity,
             conn_capacity_v6: (cfg.conn_capacity / 4).max(1024),
             seed: seed.rotate_left(w as u32 * 7) ^ w as u64,
-            real_capacity: REAL_CAPACITY,
+            real_capacity: cfg.max_real_servers,
         };
         let worker = Worker::new(
             dcfg,

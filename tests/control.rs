@@ -743,3 +743,52 @@ real = [
     );
     d.stop();
 }
+
+#[test]
+fn save_and_restore_five_thousand_real_servers() {
+    let mut d = Daemon::start("f", 0, &[], "");
+    let mut rules = String::new();
+    for s in 0..10 {
+        rules += &format!("-A -t 10.0.{s}.100:80 -s rr\n");
+        for r in 0..500 {
+            rules += &format!(
+                "-a -t 10.0.{s}.100:80 -r 192.168.1.{}:{} -m -w 1\n",
+                2 + r % 200,
+                8000 + r
+            );
+        }
+    }
+    let restore = |d: &Daemon, text: &str| {
+        let p = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+            .arg("--socket")
+            .arg(&d.sock)
+            .arg("-R")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
+        let o = p.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    restore(&d, &rules);
+    let saved = d.ok("-S -n");
+    assert_eq!(saved.lines().count(), 10 + 5000);
+    assert_eq!(saved, rules, "-S gives back the rules");
+    d.ok("-C");
+    assert_eq!(d.ok("-S -n"), "");
+    restore(&d, &saved);
+    assert_eq!(
+        d.ok("-S -n"),
+        saved,
+        "-S | -C; -R round trip at 5,000 real servers"
+    );
+    // A restore cut off before its last part changes nothing.
+    let mut s = Session::open(&d.sock);
+    let r = s.send(r#"{"id":1,"op":"restore","services":[],"more":true}"#);
+    assert_eq!(r["ok"], true, "{r}");
+    drop(s);
+    assert_eq!(d.ok("-S -n"), saved);
+    d.stop();
+}

@@ -87,6 +87,51 @@ impl Client {
 }
 
 /// Reads `ipvsadm -S` lines into services with their real servers.
+/// A restore cut into request lines well under the socket's limit: services first, then their
+/// real servers, continuing a service across parts where it is long.
+fn restore_parts(services: Vec<RawService>) -> Vec<Vec<RawService>> {
+    const PART: usize = rvs_api::proto::MAX_LINE / 2;
+    let len = |x: &RawService| serde_json::to_string(x).map_or(0, |j| j.len() + 1);
+    let mut parts: Vec<Vec<RawService>> = vec![Vec::new()];
+    let mut size = 0;
+    for s in services {
+        let mut reals = s.real.clone().into_iter();
+        let mut entry = RawService {
+            real: Vec::new(),
+            ..s
+        };
+        let mut entry_len = len(&entry);
+        loop {
+            let next = reals.next();
+            let add = next
+                .as_ref()
+                .map_or(0, |r| serde_json::to_string(r).map_or(0, |j| j.len() + 1));
+            if next.is_none() || size + entry_len + add > PART {
+                // Close this entry (and, if full, the part).
+                let key = (entry.protocol.clone(), entry.address.clone());
+                parts.last_mut().expect("one part at least").push(entry);
+                size += entry_len;
+                let Some(r) = next else { break };
+                if size + add > PART {
+                    parts.push(Vec::new());
+                    size = 0;
+                }
+                entry = RawService {
+                    protocol: key.0,
+                    address: key.1,
+                    real: vec![r],
+                    ..Default::default()
+                };
+                entry_len = len(&entry);
+            } else if let Some(r) = next {
+                entry.real.push(r);
+                entry_len += add;
+            }
+        }
+    }
+    parts
+}
+
 fn read_rules(text: &str) -> Result<Vec<RawService>, String> {
     let mut services: Vec<RawService> = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -167,7 +212,15 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                 .read_to_string(&mut text)
                 .map_err(|e| format!("reading stdin: {e}"))?;
             let services = read_rules(&text)?;
-            c()?.call(Op::Restore { services })?;
+            let mut client = c()?;
+            let parts = restore_parts(services);
+            let last = parts.len() - 1;
+            for (k, services) in parts.into_iter().enumerate() {
+                client.call(Op::Restore {
+                    services,
+                    more: k < last,
+                })?;
+            }
         }
         Cmd::List { service, opts } => {
             let mut client = c()?;

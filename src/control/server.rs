@@ -296,6 +296,37 @@ fn read_line(r: &mut BufReader<UnixStream>, opts: &ControlConfig, a: &Activity) 
     }
 }
 
+/// The most real servers a restore in parts may gather before its last part.
+const RESTORE_MAX_REALS: usize = 1 << 20;
+
+/// Adds one part of a restore to what came before: an entry with only a protocol, an address
+/// and real servers continues a service given earlier.
+fn gather(
+    pending: &mut Vec<rvs_api::config::RawService>,
+    part: Vec<rvs_api::config::RawService>,
+) -> Result<(), String> {
+    for s in part {
+        let continuation = rvs_api::config::RawService {
+            protocol: s.protocol.clone(),
+            address: s.address.clone(),
+            real: s.real.clone(),
+            ..Default::default()
+        } == s;
+        let earlier = pending
+            .iter_mut()
+            .find(|p| p.protocol == s.protocol && p.address == s.address);
+        match (continuation, earlier) {
+            (true, Some(p)) => p.real.extend(s.real),
+            _ => pending.push(s),
+        }
+    }
+    let reals: usize = pending.iter().map(|s| s.real.len()).sum();
+    if reals > RESTORE_MAX_REALS || pending.len() > RESTORE_MAX_REALS {
+        return Err(format!("a restore of more than {RESTORE_MAX_REALS} real servers"));
+    }
+    Ok(())
+}
+
 /// Ops that change nothing, and are not logged.
 fn read_only(op: &Op) -> bool {
     matches!(
@@ -320,6 +351,8 @@ fn client(
         return;
     };
     let mut reader = BufReader::new(stream);
+    // The parts of a restore too large for one line, until its last part.
+    let mut pending: Vec<rvs_api::config::RawService> = Vec::new();
     let fatal = |w: &mut UnixStream, code: &str, msg: String| {
         let _ = writeln!(w, "{}", line(&Response::err(0, code, msg)));
     };
@@ -328,6 +361,35 @@ fn client(
             Read1::Line(l) if l.trim().is_empty() => continue,
             Read1::Line(l) => match Request::parse(&l) {
                 Err(bad) => Response::err(bad.id, "bad_request", bad.message),
+                Ok(Request {
+                    id,
+                    op: Op::Restore { services, more },
+                }) if more || !pending.is_empty() => match gather(&mut pending, services) {
+                    Err(msg) => {
+                        pending.clear();
+                        Response::err(id, "invalid", msg)
+                    }
+                    Ok(()) if more => Response::ok(id, None),
+                    Ok(()) => {
+                        let services = std::mem::take(&mut pending);
+                        let n = services.len();
+                        let r = state
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .apply(Op::Restore {
+                                services,
+                                more: false,
+                            });
+                        eprintln!(
+                            "rvsd: control: {peer}: {}: restore of {n} services in parts",
+                            if r.is_ok() { "applied" } else { "refused" }
+                        );
+                        match r {
+                            Ok(result) => Response::ok(id, result),
+                            Err((code, msg)) => Response::err(id, code, msg),
+                        }
+                    }
+                },
                 Ok(req) => {
                     let logged =
                         (!read_only(&req.op)).then(|| serde_json::to_string(&req.op).unwrap_or_default());

@@ -489,7 +489,7 @@ impl ControlState {
                 ids.remove(k);
                 self.replace(i, cfg, ids)?;
             }
-            Op::Restore { services } => {
+            Op::Restore { services, .. } => {
                 let mut fresh = Vec::new();
                 let mut taken = Vec::new();
                 // Everything is validated before anything changes; ids taken by a failed restore

@@ -79,6 +79,8 @@ pub struct RawDataplane {
     pub mbufs: Option<i64>,
     /// Data room of each buffer in bytes, headroom included (default 2176).
     pub mbuf_size: Option<i64>,
+    /// Real-server ids available to the control plane (counters are kept per id).
+    pub max_real_servers: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -296,6 +298,7 @@ pub struct Config {
     pub conn_capacity: usize,
     pub mbufs: Option<u32>,
     pub mbuf_size: u16,
+    pub max_real_servers: usize,
     pub memory: MemoryMode,
     pub memory_mb: u32,
     pub eal_args: Vec<String>,
@@ -578,6 +581,17 @@ impl RawConfig {
                 2048 + 128
             }
         };
+        let max_real_servers = match self.dataplane.max_real_servers {
+            None => 16_384,
+            Some(m) if in_range(m, 16, 1 << 20) => m as usize,
+            Some(m) => {
+                e.add(
+                    "dataplane.max_real_servers",
+                    format!("{m} is outside 16..=1048576"),
+                );
+                16_384
+            }
+        };
         let memory = match self.eal.memory.as_deref() {
             None | Some("auto") => MemoryMode::Auto,
             Some("hugepages") => MemoryMode::Hugepages,
@@ -672,6 +686,7 @@ impl RawConfig {
                 conn_capacity,
                 mbufs,
                 mbuf_size,
+                max_real_servers,
                 memory,
                 memory_mb,
                 eal_args: self.eal.args.clone(),

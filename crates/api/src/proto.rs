@@ -72,9 +72,14 @@ pub enum Op {
         udp: u32,
     },
     GetTimeouts {},
-    /// `-R`: replace every service with these, in one step.
+    /// `-R`: replace every service with these, in one step. A table too large for one
+    /// request line goes in several on one connection: each but the last says `more`, and the
+    /// table is replaced (all or nothing) when the last arrives. In a later part, an entry
+    /// with only `protocol`, `address` and `real` adds real servers to a service given before.
     Restore {
         services: Vec<RawService>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        more: bool,
     },
     /// Version, workers, ports, uptime, drops.
     Status {},
