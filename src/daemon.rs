@@ -59,6 +59,8 @@ pub struct Report {
     /// Per-burst processing time (ns), all workers.
     pub latency: hdrhistogram::Histogram<u64>,
     pub conns_created: u64,
+    /// Half-open connections evicted from full tables for new ones (SYN-flood defense).
+    pub half_open_evicted: u64,
     /// Bytes of the workers' connection tables.
     pub conn_table_bytes: usize,
     /// The most 2 MB hugepages in use (MB) while running, all processes.
@@ -279,6 +281,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             conn_capacity_v6: (cfg.conn_capacity / 4).max(1024),
             seed: seed.rotate_left(w as u32 * 7) ^ w as u64,
             real_capacity: cfg.max_real_servers,
+            evict_half_open: cfg.evict_half_open,
         };
         let worker = Worker::new(
             dcfg,
@@ -494,6 +497,7 @@ fn make_report(
         elapsed,
         latency: hdrhistogram::Histogram::new(3).expect("valid precision"),
         conns_created: directors.iter().map(|d| d.stats.conns_created).sum(),
+        half_open_evicted: directors.iter().map(|d| d.stats.half_open_evicted).sum(),
         conn_table_bytes: directors
             .iter()
             .map(|d| d.conns_v4().memory_bytes() + d.conns_v6().memory_bytes())
@@ -541,8 +545,15 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "workers: rx {} forwarded {} replies {} redirected {} (received {}) tx {}",
-            self.rx, self.forwarded, self.replies, self.redirects, self.redirected_in, self.tx
+            "workers: rx {} forwarded {} replies {} redirected {} (received {}) tx {}; connections {} (half-open evicted {})",
+            self.rx,
+            self.forwarded,
+            self.replies,
+            self.redirects,
+            self.redirected_in,
+            self.tx,
+            self.conns_created,
+            self.half_open_evicted
         );
         if self.drops.is_empty() {
             let _ = writeln!(s, "drops: none");

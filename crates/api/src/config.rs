@@ -81,6 +81,9 @@ pub struct RawDataplane {
     pub mbuf_size: Option<i64>,
     /// Real-server ids available to the control plane (counters are kept per id).
     pub max_real_servers: Option<i64>,
+    /// SYN-flood defense: when the connection table is full, a new TCP connection takes the
+    /// place of a half-open one (default true).
+    pub evict_half_open: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -299,6 +302,7 @@ pub struct Config {
     pub mbufs: Option<u32>,
     pub mbuf_size: u16,
     pub max_real_servers: usize,
+    pub evict_half_open: bool,
     pub memory: MemoryMode,
     pub memory_mb: u32,
     pub eal_args: Vec<String>,
@@ -687,6 +691,7 @@ impl RawConfig {
                 mbufs,
                 mbuf_size,
                 max_real_servers,
+                evict_half_open: self.dataplane.evict_half_open.unwrap_or(true),
                 memory,
                 memory_mb,
                 eal_args: self.eal.args.clone(),

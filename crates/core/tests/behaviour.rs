@@ -173,6 +173,7 @@ fn a_full_table_refuses_new_flows_and_keeps_forwarding_old_ones() {
         conn_capacity_v6: 4,
         seed: 1,
         real_capacity: 64,
+        evict_half_open: false,
     });
     for i in 0..4u16 {
         let (v, _) = run(
@@ -222,6 +223,7 @@ fn flows_are_owned_by_one_worker_and_replies_are_redirected_to_it() {
             conn_capacity_v6: 16,
             seed: w as u64,
             real_capacity: 64,
+            evict_half_open: true,
         })
     };
     let mut ws = [mk(0), mk(1)];
@@ -308,4 +310,70 @@ fn a_burst_gives_the_same_verdicts_and_frames_as_one_by_one() {
     }
     assert_eq!(batch.stats, one.stats);
     assert_eq!(batch.drops.get(DropReason::UnknownEthertype), 14);
+}
+
+#[test]
+fn a_full_table_under_a_syn_flood_gives_half_open_places_to_new_clients_never_established_ones() {
+    let t = tables();
+    let mut d = Director::new(DirectorConfig {
+        worker: 0,
+        workers: 1,
+        conn_capacity_v4: 4,
+        conn_capacity_v6: 4,
+        seed: 1,
+        real_capacity: 64,
+        evict_half_open: true,
+    });
+    let syn = |port: u16| tcp4(IN0, CLIENT, VIP, 64, port, 80, SYN, b"");
+    let ack = |port: u16| tcp4(IN0, CLIENT, VIP, 64, port, 80, ACK, b"");
+    // Two established (NAT: the server's SYN-ACK, then the client's ACK), two half-open.
+    for p in 1000..1004u16 {
+        assert!(matches!(run(&mut d, &t, 0, syn(p), 0).0, Verdict::Forward { .. }));
+    }
+    for p in [1000u16, 1001] {
+        let synack = tcp4(
+            from_rs(ip4([192, 168, 1, 2])),
+            [192, 168, 1, 2],
+            CLIENT,
+            64,
+            8080,
+            p,
+            SYNACK,
+            b"",
+        );
+        let _ = run(&mut d, &t, 1, synack.clone(), 1);
+        let synack3 = tcp4(
+            from_rs(ip4([192, 168, 1, 3])),
+            [192, 168, 1, 3],
+            CLIENT,
+            64,
+            8080,
+            p,
+            SYNACK,
+            b"",
+        );
+        let _ = run(&mut d, &t, 1, synack3, 1);
+        assert!(matches!(run(&mut d, &t, 0, ack(p), 2).0, Verdict::Forward { .. }));
+    }
+    // Two more clients: each takes a half-open place; the established flows keep theirs.
+    for p in [2000u16, 2001] {
+        assert!(
+            matches!(run(&mut d, &t, 0, syn(p), 3).0, Verdict::Forward { .. }),
+            "{p}"
+        );
+    }
+    assert_eq!(d.stats.half_open_evicted, 2);
+    assert_eq!(d.drops.get(DropReason::ConnTableFull), 0);
+    for p in [1000u16, 1001, 2000, 2001] {
+        assert!(
+            matches!(run(&mut d, &t, 0, ack(p), 4).0, Verdict::Forward { .. }),
+            "{p} kept"
+        );
+    }
+    // All four are established now: a fifth client is refused, and nothing is evicted.
+    assert_eq!(
+        run(&mut d, &t, 0, syn(3000), 5).0,
+        Verdict::Drop(DropReason::ConnTableFull)
+    );
+    assert_eq!(d.stats.half_open_evicted, 2);
 }

@@ -59,7 +59,7 @@ impl Cell {
 /// One worker's published counters.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    stats: [Cell; 8],
+    stats: [Cell; 9],
     drops: Vec<Cell>,
     dp_drops: [Cell; DpDrop::COUNT],
     redirected_in: Cell,
@@ -97,6 +97,7 @@ impl WorkerCounters {
             s.conns_created,
             s.conns_expired,
             s.to_host,
+            s.half_open_evicted,
         ];
         for (c, v) in self.stats.iter().zip(v) {
             c.set(v);
@@ -131,6 +132,7 @@ impl WorkerCounters {
             conns_created: g(5),
             conns_expired: g(6),
             to_host: g(7),
+            half_open_evicted: g(8),
         }
     }
 

@@ -98,6 +98,7 @@ pub fn director_with_flows(t: &Tables, flows: u32, capacity: usize, vip: Ipv4Add
         conn_capacity_v6: 16,
         seed: 42,
         real_capacity: 64,
+        evict_half_open: true,
     });
     let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
     for i in 0..flows {

@@ -219,7 +219,12 @@ pub struct ConnTable<A> {
     mask: usize,
     seed: u64,
     wheel: Box<[u32]>,
+    /// Each timer slot's last entry: slots are first in, first out, so the oldest entry of a
+    /// slot is its head (what eviction takes first).
+    wheel_tail: Box<[u32]>,
     tick: u64,
+    /// The tick of the last `evict_one` that found nothing to evict.
+    evict_failed_at: Option<u64>,
 }
 
 impl<A: Addr> Debug for ConnTable<A> {
@@ -263,7 +268,9 @@ impl<A: Addr> ConnTable<A> {
             mask: nslots - 1,
             seed,
             wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
+            wheel_tail: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
             tick: 0,
+            evict_failed_at: None,
         }
     }
 
@@ -426,8 +433,12 @@ impl<A: Addr> ConnTable<A> {
         let due = self.entries[idx as usize].expires / TICK_MS;
         let tick = due.max(self.tick + 1);
         let w = (tick % WHEEL_SLOTS as u64) as usize;
-        self.entries[idx as usize].wheel_next = self.wheel[w];
-        self.wheel[w] = idx;
+        self.entries[idx as usize].wheel_next = NIL;
+        match self.wheel_tail[w] {
+            NIL => self.wheel[w] = idx,
+            tail => self.entries[tail as usize].wheel_next = idx,
+        }
+        self.wheel_tail[w] = idx;
     }
 
     /// Removes an entry now (its keys and its slab slot; the wheel drops it lazily).
@@ -459,6 +470,7 @@ impl<A: Addr> ConnTable<A> {
             let tick = target - steps + 1 + s;
             let w = (tick % WHEEL_SLOTS as u64) as usize;
             let mut idx = std::mem::replace(&mut self.wheel[w], NIL);
+            self.wheel_tail[w] = NIL;
             self.tick = tick;
             while idx != NIL {
                 let next = self.entries[idx as usize].wheel_next;
@@ -481,6 +493,54 @@ impl<A: Addr> ConnTable<A> {
         }
         self.tick = target;
         expired
+    }
+
+    /// Under a SYN flood, when the table is full: removes one entry `evictable` accepts (a
+    /// half-open connection), the one that would expire first (the oldest, within a timer
+    /// slot) among the first few entries of each slot from now on, so that a new connection can take its place (IPVS's
+    /// drop_entry defense, made deterministic). `on_evict` settles its accounting first.
+    /// Returns false when there is none; then no new search is made until the clock moves,
+    /// so a table full of established connections costs one search per tick, not per SYN.
+    pub fn evict_one(
+        &mut self,
+        evictable: impl Fn(&Conn<A>) -> bool,
+        on_evict: impl FnOnce(&mut Self, u32),
+    ) -> bool {
+        if self.evict_failed_at == Some(self.tick) {
+            return false;
+        }
+        for step in 1..=WHEEL_SLOTS as u64 {
+            let w = ((self.tick + step) % WHEEL_SLOTS as u64) as usize;
+            // Look at the slot's head; one that may not go moves to the slot's tail (same
+            // slot, same expiry), so established connections never pile up in front of the
+            // half-open ones that may.
+            for _ in 0..8 {
+                let head = self.wheel[w];
+                if head == NIL {
+                    break;
+                }
+                let next = self.entries[head as usize].wheel_next;
+                if evictable(&self.entries[head as usize]) {
+                    self.wheel[w] = next;
+                    if self.wheel_tail[w] == head {
+                        self.wheel_tail[w] = NIL;
+                    }
+                    on_evict(self, head);
+                    self.release(head);
+                    return true;
+                }
+                let tail = self.wheel_tail[w];
+                if tail == head {
+                    break;
+                }
+                self.wheel[w] = next;
+                self.entries[tail as usize].wheel_next = head;
+                self.entries[head as usize].wheel_next = NIL;
+                self.wheel_tail[w] = head;
+            }
+        }
+        self.evict_failed_at = Some(self.tick);
+        false
     }
 
     /// Every live entry, for listings (`ipvsadm -Lc`); not for the data path.
@@ -584,6 +644,41 @@ mod tests {
                 })
                 .is_some());
         }
+    }
+
+    #[test]
+    fn a_full_table_evicts_the_soonest_expiring_evictable_entry_and_keeps_its_timers_whole() {
+        let mut t: ConnTable<Ipv4Addr> = ConnTable::new(4, 1);
+        // Entry i expires at 1000 * (i + 1); entries 0 and 2 are "established" (not evictable).
+        for i in 0..4 {
+            let mut c = conn(i, Forward::Nat, 1000 * (i as u64 + 1));
+            c.state = if i % 2 == 0 { 1 } else { 3 };
+            t.insert(c).unwrap();
+        }
+        assert!(t.insert(conn(9, Forward::Nat, 9000)).is_err(), "full");
+        let mut evicted = Vec::new();
+        assert!(t.evict_one(|c| c.state == 3, |tb, i| evicted.push(tb.get(i).cport)));
+        assert_eq!(evicted.len(), 1);
+        let first = evicted[0];
+        assert!(
+            t.insert(conn(9, Forward::Nat, 9000)).is_ok(),
+            "room for the new one"
+        );
+        assert!(t.evict_one(|c| c.state == 3, |tb, i| evicted.push(tb.get(i).cport)));
+        assert_ne!(evicted[1], first);
+        assert!(
+            !t.evict_one(|c| c.state == 3, |_, _| {}),
+            "no evictable entry left"
+        );
+        // The timers of the others are intact: everything expires, exactly once.
+        assert!(t.insert(conn(10, Forward::Dr, 500)).is_ok());
+        let mut expired = 0;
+        t.advance(20_000, |_, _| {
+            expired += 1;
+            None
+        });
+        assert_eq!(expired, 4, "two established, the new one and the DR one");
+        assert!(t.is_empty());
     }
 
     #[test]

@@ -105,6 +105,7 @@ impl Director {
         now: u64,
     ) -> Result<u32, DropReason> {
         let reg = &t.reals;
+        let evict = self.evict_half_open();
         let table = A::table(self);
         let mut template = NIL;
         let real: &RealServer = match svc.persistence {
@@ -180,8 +181,20 @@ impl Director {
         c.client_port = client_port as u8;
         c.template = template;
         c.expires = now + timeout_ms(&t.timeouts, ip.proto, 0);
+        let mut evicted = 0;
         let idx = match table.insert(c) {
             Ok(i) => i,
+            // A full table under a SYN flood: a half-open connection makes room for this one,
+            // so new clients still get in while established flows are never touched.
+            Err(_) if evict && ip.proto == proto::TCP => {
+                if !table.evict_one(half_open, |tb, i| {
+                    expire(tb, reg, i, now);
+                }) {
+                    return Err(DropReason::ConnTableFull);
+                }
+                evicted = 1;
+                table.insert(c).map_err(|_| DropReason::ConnTableFull)?
+            }
             Err(_) => return Err(DropReason::ConnTableFull),
         };
         if template != NIL {
@@ -194,6 +207,7 @@ impl Director {
         shared.conns.fetch_add(1, Ordering::Relaxed);
         shared.update_overload();
         self.stats.conns_created += 1;
+        self.stats.half_open_evicted += evicted;
         Ok(idx)
     }
 
@@ -307,6 +321,17 @@ impl Director {
         let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i, now));
         self.stats.conns_expired += (n4 + n6) as u64;
     }
+}
+
+/// A TCP connection not yet established (IPVS drop_entry's victims): what a SYN flood fills the
+/// table with, and what a legitimate client loses least by (it retransmits its SYN).
+fn half_open<A: Addr>(c: &Conn<A>) -> bool {
+    !c.is_template()
+        && c.proto == proto::TCP
+        && matches!(
+            TcpState::from_u8(c.state),
+            TcpState::None | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
+        )
 }
 
 /// The expiry of one entry: None removes it; Some(t) keeps a template that still controls

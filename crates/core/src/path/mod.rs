@@ -70,6 +70,8 @@ pub struct WorkerStats {
     pub conns_expired: u64,
     /// Frames for the kernel twin ([`Verdict::ToHost`]).
     pub to_host: u64,
+    /// Half-open connections evicted from a full table for new ones (SYN-flood defense).
+    pub half_open_evicted: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -84,6 +86,8 @@ pub struct DirectorConfig {
     pub seed: u64,
     /// How many real-server ids the traffic counters cover (the registry's capacity).
     pub real_capacity: usize,
+    /// When the table is full, a new TCP connection takes the place of a half-open one.
+    pub evict_half_open: bool,
 }
 
 /// Traffic of one real server through one worker (IPVS's per-destination stats). Written only
@@ -302,6 +306,10 @@ impl Director {
 
     pub(crate) fn worker(&self) -> u16 {
         self.cfg.worker
+    }
+
+    pub(crate) fn evict_half_open(&self) -> bool {
+        self.cfg.evict_half_open
     }
 
     pub(crate) fn next_ident(&mut self) -> u16 {

@@ -188,6 +188,7 @@ pub fn director() -> Director {
         conn_capacity_v6: 256,
         seed: 0x5eed,
         real_capacity: 64,
+        evict_half_open: true,
     })
 }
 
