@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod config;
+pub mod fuzzing;
 pub mod proto;
 
 pub use config::{Config, ConfigError};

@@ -15,6 +15,7 @@ pub mod checksum;
 pub mod conn;
 pub mod drop;
 pub mod frame;
+pub mod fuzzing;
 pub mod model;
 pub mod net;
 pub mod path;

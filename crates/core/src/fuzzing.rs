@@ -1,0 +1,225 @@
+//! The packet path under arbitrary input: the harness the cargo-fuzz target (`fuzz/`) and the
+//! corpus replay test share. Each input meets a director with established flows (NAT TCP and
+//! UDP with replies seen, DR, TUN, IPv6 NAT), so that reply, ICMP-error and tunnel paths are
+//! reachable from a single frame, and every output is checked: a forwarded or answered frame
+//! has an Ethernet header, a bounded length, and, if IPv4, a valid header checksum.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use crate::checksum;
+use crate::conn::state::Timeouts;
+use crate::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
+use crate::net::{Network, PortNet};
+use crate::sched::SchedFlags;
+use crate::{Director, DirectorConfig, Frame, Tables, VecFrame, Verdict};
+
+const P0: [u8; 6] = [2, 0, 0, 0, 0, 0xa0];
+const P1: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
+const GW: [u8; 6] = [2, 0, 0, 0, 0, 1];
+
+fn service(p: Protocol, vip: &str, port: u16, reals: &[(u32, &str, u16, Forward)]) -> Arc<Service> {
+    let key = ServiceKey {
+        protocol: p,
+        vip: vip.parse().expect("literal"),
+        port,
+    };
+    let reals = reals
+        .iter()
+        .map(|&(id, a, p, forward)| RealServer {
+            id: RealId(id),
+            addr: a.parse().expect("literal"),
+            port: p,
+            forward,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+        })
+        .collect();
+    Arc::new(Service::new(key, "rr", SchedFlags::default(), None, reals).expect("rr builds"))
+}
+
+/// The harness's tables: port 0 toward the clients (a gateway, a twin), port 1 toward the
+/// real servers; NAT, DR and TUN services over IPv4 and IPv6.
+pub fn tables() -> Tables {
+    let mut p0 = PortNet::new(P0);
+    p0.v4.push(("203.0.113.1".parse().expect("literal"), 24));
+    p0.v6.push(("2001:db8:ff::1".parse().expect("literal"), 64));
+    p0.gateway4 = Some("203.0.113.254".parse().expect("literal"));
+    p0.gateway6 = Some("2001:db8:ff::fe".parse().expect("literal"));
+    p0.twin = true;
+    p0.host = vec!["203.0.113.1".parse().expect("literal")];
+    let mut p1 = PortNet::new(P1);
+    p1.v4.push(("192.168.1.1".parse().expect("literal"), 24));
+    p1.v6.push(("2001:db8:1::1".parse().expect("literal"), 64));
+    use Forward::*;
+    let services = vec![
+        service(Protocol::Tcp, "10.0.0.100", 80, &[(0, "192.168.1.2", 8080, Nat)]),
+        service(Protocol::Udp, "10.0.0.100", 53, &[(1, "192.168.1.2", 5353, Nat)]),
+        service(Protocol::Tcp, "10.0.0.101", 80, &[(2, "192.168.1.4", 80, Dr)]),
+        service(Protocol::Tcp, "10.0.0.102", 80, &[(3, "192.168.1.5", 80, Tun)]),
+        service(
+            Protocol::Tcp,
+            "2001:db8::100",
+            80,
+            &[(4, "2001:db8:1::2", 8080, Nat)],
+        ),
+        service(
+            Protocol::Sctp,
+            "10.0.0.100",
+            3868,
+            &[(5, "192.168.1.2", 3869, Nat)],
+        ),
+    ];
+    Tables::new(
+        Network { ports: vec![p0, p1] },
+        services,
+        Timeouts::default(),
+        Arc::new(RealRegistry::new(16)),
+    )
+}
+
+/// An Ethernet + IPv4 + TCP (`flags`) or UDP (`flags` None) frame with valid checksums.
+pub fn frame4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: Option<u8>,
+    payload: &[u8],
+    macs: ([u8; 6], [u8; 6]),
+) -> Vec<u8> {
+    let l4_len = if flags.is_some() { 20 } else { 8 } + payload.len();
+    let mut f = vec![0u8; 34 + l4_len];
+    f[0..6].copy_from_slice(&macs.1);
+    f[6..12].copy_from_slice(&macs.0);
+    f[12..14].copy_from_slice(&[8, 0]);
+    let proto = if flags.is_some() { 6 } else { 17 };
+    crate::wire::ipv4::emit(
+        &mut f[14..34],
+        src,
+        dst,
+        proto,
+        64,
+        0,
+        (20 + l4_len) as u16,
+        true,
+        1,
+    );
+    let l4 = &mut f[34..];
+    l4[0..2].copy_from_slice(&sport.to_be_bytes());
+    l4[2..4].copy_from_slice(&dport.to_be_bytes());
+    match flags {
+        Some(fl) => {
+            l4[4..8].copy_from_slice(&1000u32.to_be_bytes());
+            l4[12] = 0x50;
+            l4[13] = fl;
+            l4[14..16].copy_from_slice(&65535u16.to_be_bytes());
+            l4[20..].copy_from_slice(payload);
+        }
+        None => {
+            l4[4..6].copy_from_slice(&(l4_len as u16).to_be_bytes());
+            l4[8..].copy_from_slice(payload);
+        }
+    }
+    let at = if flags.is_some() { 16 } else { 6 };
+    let c = checksum::fold(checksum::sum(
+        l4,
+        checksum::pseudo_v4(src, dst, proto, l4_len as u16),
+    ));
+    l4[at..at + 2].copy_from_slice(&(!c).to_be_bytes());
+    f
+}
+
+/// A director with established flows of every kind.
+pub fn world() -> (Tables, Director) {
+    let t = tables();
+    let mut d = Director::new(DirectorConfig {
+        worker: 0,
+        workers: 1,
+        conn_capacity_v4: 64,
+        conn_capacity_v6: 16,
+        seed: 7,
+        real_capacity: 16,
+        evict_half_open: true,
+    });
+    let client: Ipv4Addr = "198.51.100.7".parse().expect("literal");
+    let ip = |s: &str| s.parse::<Ipv4Addr>().expect("literal");
+    let rs = ([2, 0x11, 192, 168, 1, 2], P1);
+    let opening = [
+        (
+            0,
+            frame4(client, ip("10.0.0.100"), 40000, 80, Some(0x02), b"", (GW, P0)),
+        ),
+        (
+            1,
+            frame4(ip("192.168.1.2"), client, 8080, 40000, Some(0x12), b"", rs),
+        ),
+        (
+            0,
+            frame4(client, ip("10.0.0.100"), 40000, 80, Some(0x10), b"", (GW, P0)),
+        ),
+        (
+            0,
+            frame4(client, ip("10.0.0.100"), 40001, 53, None, b"q", (GW, P0)),
+        ),
+        (1, frame4(ip("192.168.1.2"), client, 5353, 40001, None, b"a", rs)),
+        (
+            0,
+            frame4(client, ip("10.0.0.101"), 40002, 80, Some(0x02), b"", (GW, P0)),
+        ),
+        (
+            0,
+            frame4(client, ip("10.0.0.102"), 40003, 80, Some(0x02), b"", (GW, P0)),
+        ),
+    ];
+    for (port, f) in opening {
+        let mut fr = VecFrame::new(&f);
+        d.process(&t, port, &mut fr, 1);
+    }
+    (t, d)
+}
+
+/// One input: its first byte picks the port, the rest is a frame, processed twice in one
+/// burst (the first may change state the second sees), then every timer runs out.
+pub fn packet(data: &[u8]) {
+    let Some((&first, frame)) = data.split_first() else {
+        return;
+    };
+    let (t, mut d) = world();
+    let port = (first & 1) as u16;
+    let mut frames = [VecFrame::new(frame), VecFrame::new(frame)];
+    let mut out = [Verdict::Neighbor; 2];
+    d.process_burst(&t, port, &mut frames, 1000, &mut out);
+    for (f, v) in frames.iter().zip(out) {
+        check(f.data(), v, frame.len());
+    }
+    d.advance(&t, 10_000_000);
+}
+
+/// What any output of the path must be.
+fn check(out: &[u8], v: Verdict, in_len: usize) {
+    if !matches!(v, Verdict::Forward { .. } | Verdict::Reply { .. }) {
+        return;
+    }
+    assert!(out.len() >= 14, "{v:?}: an output frame has an Ethernet header");
+    // A tunnel adds at most 40 bytes; an ICMP error the director makes is at most 1280 bytes
+    // of IPv6 behind Ethernet and a tag.
+    assert!(
+        out.len() <= (in_len + 40).max(18 + 1280),
+        "{v:?}: {} bytes out of {in_len}",
+        out.len()
+    );
+    let (l2, ethertype) = match [out[12], out[13]] {
+        [0x81, 0x00] if out.len() >= 18 => (18, [out[16], out[17]]),
+        t => (14, t),
+    };
+    if ethertype == [0x08, 0x00] {
+        let ip = crate::wire::ipv4::Ipv4Packet::new_checked(&out[l2..])
+            .unwrap_or_else(|e| panic!("{v:?}: the IPv4 header sent does not parse: {e:?}"));
+        assert!(
+            ip.verify_checksum(),
+            "{v:?}: the IPv4 header checksum sent is wrong"
+        );
+    }
+}
