@@ -419,6 +419,9 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         h.drain();
     }
     let host_path = host_view();
+    // The control state holds port handles (for its statistics): let it go, so the ports
+    // close and give back every buffer before the count below.
+    drop(host_view);
     for p in ports.iter().chain(twins.iter().map(|t| &t.dev)) {
         p.stop()?;
     }
