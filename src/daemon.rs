@@ -61,6 +61,8 @@ pub struct Report {
     pub conns_created: u64,
     /// Half-open connections evicted from full tables for new ones (SYN-flood defense).
     pub half_open_evicted: u64,
+    /// Bytes the services take (servers and scheduler tables) at the end.
+    pub tables_bytes: usize,
     /// Bytes of the workers' connection tables.
     pub conn_table_bytes: usize,
     /// The most 2 MB hugepages in use (MB) while running, all processes.
@@ -326,7 +328,8 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             shared.clone(),
             cfg.conn_capacity,
             port_stats,
-        );
+        )
+        .with_max_services(cfg.max_services);
         Arc::new(Mutex::new(state))
     };
     let host = if twins.is_empty() {
@@ -501,6 +504,7 @@ fn make_report(
         latency: hdrhistogram::Histogram::new(3).expect("valid precision"),
         conns_created: directors.iter().map(|d| d.stats.conns_created).sum(),
         half_open_evicted: directors.iter().map(|d| d.stats.half_open_evicted).sum(),
+        tables_bytes: tables.memory_bytes(),
         conn_table_bytes: directors
             .iter()
             .map(|d| d.conns_v4().memory_bytes() + d.conns_v6().memory_bytes())
@@ -578,6 +582,12 @@ impl Report {
                 h.down_ring_full
             );
         }
+        let _ = writeln!(
+            s,
+            "tables: {} services, {} KiB (servers and scheduler tables)",
+            self.services.len(),
+            self.tables_bytes.div_ceil(1024)
+        );
         let _ = writeln!(
             s,
             "mbufs in use: {} at start, {} at the end",

@@ -784,6 +784,13 @@ fn save_and_restore_five_thousand_real_servers() {
         saved,
         "-S | -C; -R round trip at 5,000 real servers"
     );
+    let st = Session::open(&d.sock).send(r#"{"id":9,"op":"status"}"#);
+    assert_eq!(st["result"]["services"], 10, "{st}");
+    let bytes = st["result"]["tables_bytes"].as_u64().unwrap();
+    assert!(
+        (5000 * 32..20_000_000).contains(&bytes),
+        "the services' memory is reported: {bytes}"
+    );
     // A restore cut off before its last part changes nothing.
     let mut s = Session::open(&d.sock);
     let r = s.send(r#"{"id":1,"op":"restore","services":[],"more":true}"#);

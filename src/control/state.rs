@@ -66,6 +66,8 @@ pub struct ControlState {
     /// added again, or restored by `-R` with the same rules, gets its id back, and with it its
     /// counters and the connection counts its live connections keep (as IPVS does).
     known: HashMap<RealKey, RealId>,
+    /// `[dataplane] max_services`.
+    max_services: usize,
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
@@ -152,9 +154,29 @@ impl ControlState {
             targets: Vec::new(),
             check_generation: 0,
             known: HashMap::new(),
+            max_services: usize::MAX,
         }
         .with_known_ids()
         .with_health()
+    }
+
+    /// With a bound on the number of services (`[dataplane] max_services`).
+    pub fn with_max_services(mut self, max: usize) -> ControlState {
+        self.max_services = max;
+        self
+    }
+
+    fn too_many(&self, n: usize) -> Result<(), OpError> {
+        if n > self.max_services {
+            return Err((
+                "invalid",
+                format!(
+                    "{n} services: no more than {} ([dataplane] max_services)",
+                    self.max_services
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn with_known_ids(mut self) -> ControlState {
@@ -383,6 +405,7 @@ impl ControlState {
                         ),
                     ));
                 }
+                self.too_many(self.entries.len() + 1)?;
                 let e = self.new_entry(cfg, &mut Vec::new(), false)?;
                 self.entries.push(e);
             }
@@ -490,6 +513,7 @@ impl ControlState {
                 self.replace(i, cfg, ids)?;
             }
             Op::Restore { services, .. } => {
+                self.too_many(services.len())?;
                 let mut fresh = Vec::new();
                 let mut taken = Vec::new();
                 // Everything is validated before anything changes; ids taken by a failed restore
@@ -918,6 +942,8 @@ impl ControlState {
             ports: (self.port_stats)(),
             drops,
             change_visible_us: self.visibility().map(|(median, max)| [median, max]),
+            services: self.entries.len(),
+            tables_bytes: self.shared.tables.load().memory_bytes(),
             host_path: self.host_path(),
         }
     }

@@ -81,6 +81,8 @@ pub struct RawDataplane {
     pub mbuf_size: Option<i64>,
     /// Real-server ids available to the control plane (counters are kept per id).
     pub max_real_servers: Option<i64>,
+    /// The most virtual services (each takes at most ~130 KiB of scheduler tables, mh's).
+    pub max_services: Option<i64>,
     /// SYN-flood defense: when the connection table is full, a new TCP connection takes the
     /// place of a half-open one (default true).
     pub evict_half_open: Option<bool>,
@@ -302,6 +304,7 @@ pub struct Config {
     pub mbufs: Option<u32>,
     pub mbuf_size: u16,
     pub max_real_servers: usize,
+    pub max_services: usize,
     pub evict_half_open: bool,
     pub memory: MemoryMode,
     pub memory_mb: u32,
@@ -596,6 +599,23 @@ impl RawConfig {
                 16_384
             }
         };
+        let max_services = match self.dataplane.max_services {
+            None => 4096,
+            Some(m) if in_range(m, 1, 1 << 20) => m as usize,
+            Some(m) => {
+                e.add("dataplane.max_services", format!("{m} is outside 1..=1048576"));
+                4096
+            }
+        };
+        if self.service.len() > max_services {
+            e.add(
+                "service",
+                format!(
+                    "{} services, more than dataplane.max_services ({max_services})",
+                    self.service.len()
+                ),
+            );
+        }
         let memory = match self.eal.memory.as_deref() {
             None | Some("auto") => MemoryMode::Auto,
             Some("hugepages") => MemoryMode::Hugepages,
@@ -691,6 +711,7 @@ impl RawConfig {
                 mbufs,
                 mbuf_size,
                 max_real_servers,
+                max_services,
                 evict_half_open: self.dataplane.evict_half_open.unwrap_or(true),
                 memory,
                 memory_mb,

@@ -342,6 +342,11 @@ pub enum Reply {
         /// The host path's counters, when some port has a kernel twin.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         host_path: Option<HostPathView>,
+        #[serde(default)]
+        services: usize,
+        /// Bytes the services take (servers and scheduler tables).
+        #[serde(default)]
+        tables_bytes: usize,
     },
 }
 

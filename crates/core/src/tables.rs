@@ -86,6 +86,19 @@ impl Tables {
             .map(|&i| &*self.services[i])
     }
 
+    /// Bytes the services take (their servers and their schedulers' tables), the part of the
+    /// tables that grows with the configuration.
+    pub fn memory_bytes(&self) -> usize {
+        self.services
+            .iter()
+            .map(|s| {
+                std::mem::size_of::<Service>()
+                    + s.reals.len() * std::mem::size_of::<crate::model::RealServer>()
+                    + s.scheduler.memory_bytes()
+            })
+            .sum()
+    }
+
     /// Is `a` a VIP of some service (answered on some port or not)?
     #[inline]
     pub fn is_vip(&self, a: IpAddr) -> bool {

@@ -274,3 +274,22 @@ fn buffers_are_sized_from_the_mtu_and_a_jumbo_mtu_needs_big_enough_ones() {
         "{e}"
     );
 }
+
+#[test]
+fn limits_are_configuration() {
+    let c = Config::from_toml(GOOD).unwrap();
+    assert_eq!((c.max_services, c.max_real_servers), (4096, 16_384));
+    let few = GOOD.replace(
+        "conn_capacity = 4096",
+        "conn_capacity = 4096\nmax_services = 1\nmax_real_servers = 7",
+    );
+    let e = Config::from_toml(&few).unwrap_err().to_string();
+    assert!(
+        e.contains("service: 2 services, more than dataplane.max_services (1)"),
+        "{e}"
+    );
+    assert!(
+        e.contains("dataplane.max_real_servers: 7 is outside 16..=1048576"),
+        "{e}"
+    );
+}

@@ -28,6 +28,11 @@ pub(crate) fn fold(a: IpAddr) -> u32 {
 }
 
 impl DestinationHash {
+    /// Bytes of its tables.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets)
+    }
+
     pub fn new(reals: &[RealServer]) -> DestinationHash {
         let buckets = if reals.is_empty() {
             Vec::new()

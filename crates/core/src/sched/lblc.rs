@@ -38,6 +38,11 @@ pub(crate) fn slot_tag(flow: &FlowInfo) -> (usize, u32) {
 }
 
 impl Lblc {
+    /// Bytes of its tables.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.cache)
+    }
+
     pub fn new() -> Lblc {
         Lblc {
             cache: (0..SLOTS).map(|_| AtomicU32::new(0)).collect(),

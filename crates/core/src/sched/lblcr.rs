@@ -51,6 +51,13 @@ fn heavier(a: &RealServer, b: &RealServer, reg: &RealRegistry) -> bool {
 }
 
 impl Lblcr {
+    /// Bytes of its tables.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.sets)
+            + std::mem::size_of_val(&*self.tags)
+            + std::mem::size_of_val(&*self.changed)
+    }
+
     pub fn new() -> Lblcr {
         Lblcr::with_expiration(DEFAULT_EXPIRATION_MS)
     }

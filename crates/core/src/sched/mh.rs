@@ -19,11 +19,16 @@ use crate::model::{RealRegistry, RealServer};
 /// The Maglev paper's table size: a prime over 100 times the servers of most services.
 pub const DEFAULT_TABLE_SIZE: usize = 65537;
 
-const EMPTY: u32 = u32::MAX;
+/// Slots hold server indexes as u16 (a service has far fewer than 65,535 servers): the table
+/// of 65,537 slots takes 128 KiB a service, not 256.
+const EMPTY: u16 = u16::MAX;
+
+/// The most servers (of weight above 0) a Maglev table places.
+pub const MAX_SERVERS: usize = EMPTY as usize - 1;
 
 #[derive(Debug)]
 pub struct Maglev {
-    table: Vec<u32>,
+    table: Vec<u16>,
     flags: SchedFlags,
 }
 
@@ -40,6 +45,8 @@ impl Maglev {
     pub fn new(reals: &[RealServer], flags: SchedFlags, m: usize) -> Maglev {
         let mut order: Vec<usize> = (0..reals.len()).filter(|&i| reals[i].weight > 0).collect();
         order.sort_by_key(|&i| (reals[i].addr, reals[i].port));
+        // Servers beyond what a slot can name get none (Scheduler::new refuses such a service).
+        order.truncate(MAX_SERVERS);
         let mut table = vec![EMPTY; m];
         if order.is_empty() || m < 2 {
             return Maglev {
@@ -69,7 +76,7 @@ impl Maglev {
                             *next -= m;
                         }
                     }
-                    table[*next] = idx as u32;
+                    table[*next] = idx as u16;
                     filled += 1;
                     if filled == m {
                         break 'fill;
@@ -85,8 +92,13 @@ impl Maglev {
     }
 
     /// The server index at each slot (for tests and diagnostics).
-    pub fn slots(&self) -> &[u32] {
+    pub fn slots(&self) -> &[u16] {
         &self.table
+    }
+
+    /// Bytes the lookup table takes.
+    pub fn memory_bytes(&self) -> usize {
+        self.table.len() * std::mem::size_of::<u16>()
     }
 
     pub fn pick(&self, reals: &[RealServer], reg: &RealRegistry, flow: &super::FlowInfo) -> Option<usize> {

@@ -66,12 +66,20 @@ pub struct SchedFlags {
 pub enum SchedError {
     Unknown(String),
     BadFlag(String),
+    /// More servers than the scheduler's table can name.
+    TooManyServers {
+        scheduler: &'static str,
+        max: usize,
+    },
 }
 
 impl std::fmt::Display for SchedError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             SchedError::Unknown(n) => write!(f, "unknown scheduler {n:?} (valid: {})", NAMES.join(", ")),
+            SchedError::TooManyServers { scheduler, max } => {
+                write!(f, "{scheduler} places at most {max} real servers of weight above 0")
+            }
             SchedError::BadFlag(n) => write!(
                 f,
                 "unknown scheduler flag {n:?} (valid: sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3)"
@@ -146,10 +154,33 @@ impl Scheduler {
             "nq" => Scheduler::Nq,
             "fo" => Scheduler::Fo,
             "ovf" => Scheduler::Ovf,
-            "mh" => Scheduler::Mh(mh::Maglev::new(reals, flags, mh::DEFAULT_TABLE_SIZE)),
+            "mh" => {
+                if reals.iter().filter(|r| r.weight > 0).count() > mh::MAX_SERVERS {
+                    return Err(SchedError::TooManyServers {
+                        scheduler: "mh",
+                        max: mh::MAX_SERVERS,
+                    });
+                }
+                Scheduler::Mh(mh::Maglev::new(reals, flags, mh::DEFAULT_TABLE_SIZE))
+            }
             "twos" => Scheduler::Twos(twos::TwoChoices::new()),
             other => return Err(SchedError::Unknown(other.to_string())),
         })
+    }
+
+    /// Bytes of the tables this scheduler keeps for its service (what bounds a service's
+    /// memory beside its servers).
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of::<Scheduler>()
+            + match self {
+                Scheduler::Wrr(s) => s.memory_bytes(),
+                Scheduler::Lblc(s) => s.memory_bytes(),
+                Scheduler::Lblcr(s) => s.memory_bytes(),
+                Scheduler::Dh(s) => s.memory_bytes(),
+                Scheduler::Sh(s) => s.memory_bytes(),
+                Scheduler::Mh(s) => s.memory_bytes(),
+                _ => 0,
+            }
     }
 
     /// Is `name` a scheduler rvs knows?

@@ -22,6 +22,11 @@ fn bucket(addr: u32, port: u16, offset: usize) -> usize {
 }
 
 impl SourceHash {
+    /// Bytes of its tables.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.buckets)
+    }
+
     pub fn new(reals: &[RealServer], flags: SchedFlags) -> SourceHash {
         let mut buckets = Vec::with_capacity(BUCKETS);
         if !reals.is_empty() {

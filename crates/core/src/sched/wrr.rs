@@ -40,6 +40,11 @@ fn gcd(a: u64, b: u64) -> u64 {
 }
 
 impl WeightedRoundRobin {
+    /// Bytes of its tables.
+    pub fn memory_bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.bands)
+    }
+
     pub fn new(reals: &[RealServer]) -> WeightedRoundRobin {
         let weights: Vec<u64> = reals.iter().map(|r| r.weight as u64).collect();
         let di = weights.iter().copied().filter(|&w| w > 0).fold(0, gcd);
