@@ -207,11 +207,22 @@ pub fn frames(w: &Workload) -> Vec<Vec<u8>> {
     out
 }
 
+/// Buffers and MTU for a workload: 64-byte frames get small buffers (a smaller pool, as a
+/// director tuned for them would have), and so the smallest MTU the config allows, which
+/// they fit; IMIX gets full-size ones.
+fn buffers(w: &Workload) -> (u16, u16) {
+    if w.imix {
+        (2176, 1500)
+    } else {
+        (768, 576)
+    }
+}
+
 /// The rvs configuration for a workload's run: outside = the replayed pcap (tx dropped),
 /// inside = a sink.
 fn config(tag: &str, pcap: &Path, w: &Workload, cpu: usize, frames: usize, socket: &Path) -> String {
     let capacity = (w.flows as usize * 2).max(65536);
-    let mbuf_size = if w.imix { 2176 } else { 512 };
+    let (mbuf_size, mtu) = buffers(w);
     let mut servers = String::new();
     for k in 2..6 {
         servers.push_str(&format!(
@@ -231,6 +242,7 @@ socket = "{socket}"
 name = "outside"
 device = "net_pcap_{tag}o,rx_pcap={pcap},infinite_rx=1"
 mac = "02:00:00:00:00:a0"
+mtu = {mtu}
 addresses = ["203.0.113.1/24", "2001:db8:ff::1/64"]
 gateway = "203.0.113.254"
 gateway6 = "2001:db8:ff::fe"
@@ -239,6 +251,7 @@ neighbors = [{{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }}, {{ ip = "200
 name = "inside"
 device = "net_null_{tag}i,no-rx=1"
 mac = "02:00:00:00:00:b0"
+mtu = {mtu}
 addresses = ["192.168.1.1/24", "2001:db8:1::1/64"]
 neighbors = [
 {servers}    {{ ip = "2001:db8:1::2", mac = "02:11:00:00:00:02" }},
@@ -404,7 +417,7 @@ pub fn run(
         let text = config(&format!("w{i}"), &pcap, w, cpu, f.len(), &socket);
         let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
         let step = format!("[{}/{}] {}", i + 1, list.len(), w.name);
-        let mbuf_size = if w.imix { 2176 } else { 512 };
+        let (mbuf_size, _) = buffers(w);
         let run = Measure {
             eal: &eal,
             memory,
@@ -485,16 +498,16 @@ pub fn run_capture(
     let pcap = out.join(format!("{name}.pcap"));
     traffic::write_pcap(&pcap, frames)?;
     let max_len = frames.iter().map(Vec::len).max().unwrap_or(60);
-    let mbuf_size: u16 = if max_len + 128 > 512 { 2176 } else { 512 };
     let text = capture_config(
         config_text,
         &pcap,
         &cpus,
         frames.len(),
-        mbuf_size,
         &out.join("bench-capture.sock"),
     )?;
     let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The config's buffers (sized from its MTU) for the baseline too.
+    let mbuf_size = cfg.mbuf_size;
     let prefix = format!("rvs-bench-{}", std::process::id());
     let eal = dpdk::Eal::init(crate::ealenv::eal_args(&prefix, memory, 4096, false)).context("EAL init")?;
     crate::ealenv::remove_runtime_dir(&prefix);
@@ -516,14 +529,7 @@ pub fn run_capture(
 }
 
 /// The user's config with the bench's devices, CPUs, buffers and socket.
-fn capture_config(
-    text: &str,
-    pcap: &Path,
-    cpus: &[usize],
-    frames: usize,
-    mbuf_size: u16,
-    socket: &Path,
-) -> Result<String> {
+fn capture_config(text: &str, pcap: &Path, cpus: &[usize], frames: usize, socket: &Path) -> Result<String> {
     use toml::Value;
     let mut v: toml::Table = toml::from_str(text).map_err(|e| anyhow::anyhow!("TOML: {}", e.message()))?;
     let ports = v
@@ -558,7 +564,6 @@ fn capture_config(
         "mbufs".into(),
         Value::Integer((frames * cpus.len().max(1) + 16384) as i64),
     );
-    dp.insert("mbuf_size".into(), Value::Integer(mbuf_size as i64));
     let ctl = v
         .entry("control")
         .or_insert_with(|| Value::Table(Default::default()))
@@ -828,7 +833,7 @@ pub fn fmt_compare(rows: &[Compared], max_drop_pct: f64) -> String {
 /// Whether `text` can serve `run_capture`: the config as the bench will run it (its devices,
 /// CPUs and socket replaced) validates; else every problem, each naming its field.
 pub fn check_capture_config(text: &str) -> std::result::Result<(), String> {
-    let t = capture_config(text, Path::new("/dev/null"), &[0], 1, 512, Path::new("/dev/null"))
+    let t = capture_config(text, Path::new("/dev/null"), &[0], 1, Path::new("/dev/null"))
         .map_err(|e| e.to_string())?;
     rvs_api::Config::from_toml(&t)
         .map(drop)
