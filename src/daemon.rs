@@ -359,6 +359,10 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         move || control.lock().unwrap_or_else(|p| p.into_inner()).host_path()
     };
     let health = crate::health::Health::start(control.clone())?;
+    let metrics = match cfg.metrics_listen {
+        Some(addr) => Some(control::metrics::serve(addr, control.clone())?),
+        None => None,
+    };
     let control = control::serve(&cfg.socket, control, &cfg.control)?;
 
     let started = Instant::now();
@@ -392,6 +396,9 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         }
     }
     health.stop();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     control.stop();
     if let Some(h) = host {
         h.stop();

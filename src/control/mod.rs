@@ -2,6 +2,7 @@
 //! workers RCU-style, and the Unix socket that takes the edits.
 
 mod estimator;
+pub mod metrics;
 mod server;
 mod state;
 mod view;

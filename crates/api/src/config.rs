@@ -65,6 +65,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub host_path: RawHostPath,
     #[serde(default)]
+    pub metrics: RawMetrics,
+    #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub service: Vec<RawService>,
@@ -125,6 +127,13 @@ pub struct RawPort {
     #[serde(default)]
     pub neighbors: Vec<RawNeighbor>,
     pub host_interface: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// Where `GET /metrics` is served (Prometheus's text format), e.g. "127.0.0.1:9469".
+    pub listen: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -313,6 +322,8 @@ pub struct Config {
     pub control: ControlConfig,
     pub ports: Vec<PortConfig>,
     pub host_path: HostPathConfig,
+    /// `[metrics] listen`.
+    pub metrics_listen: Option<SocketAddr>,
     pub timeouts: Timeouts,
     pub services: Vec<ServiceConfig>,
 }
@@ -644,6 +655,20 @@ impl RawConfig {
 
         let ports = self.validate_ports(&mut e);
         let control = self.validate_control(&mut e);
+        let metrics_listen = self
+            .metrics
+            .listen
+            .as_ref()
+            .and_then(|l| match l.parse::<SocketAddr>() {
+                Ok(a) => Some(a),
+                Err(_) => {
+                    e.add(
+                        "metrics.listen",
+                        format!("{l:?} is not an address and port (127.0.0.1:9469)"),
+                    );
+                    None
+                }
+            });
         // A frame of the largest MTU (plus Ethernet and a VLAN tag) must fit one buffer's data
         // room (the buffer less DPDK's 128 bytes of headroom): the path sees one segment.
         let largest = ports.iter().map(|p| p.mtu).max().unwrap_or(1500);
@@ -725,6 +750,7 @@ impl RawConfig {
                 control,
                 ports,
                 host_path,
+                metrics_listen,
                 timeouts,
                 services,
             })
