@@ -176,6 +176,18 @@ impl Session {
     }
 }
 
+/// NAT rr for 10.0.0.100:80 over the three servers the config knows.
+const NAT_RR: &str = r#"
+[[service]]
+address = "10.0.0.100:80"
+scheduler = "rr"
+real = [
+    { address = "192.168.1.2:8080", method = "nat" },
+    { address = "192.168.1.3:8080", method = "nat" },
+    { address = "192.168.1.4:8080", method = "nat" },
+]
+"#;
+
 const SETUP: &[&str] = &[
     "-A -t 10.0.0.100:80 -s wlc -p 300 -M 255.255.255.0",
     "-a -t 10.0.0.100:80 -r 192.168.1.2:8080 -m -w 3 -x 100 -y 50",
@@ -407,17 +419,7 @@ fn a_thousand_changes_under_replay_load_move_no_established_flow() {
             input.push(tcp_v4(c, vip, p, 80, TCP_ACK | TCP_PSH, &r.to_be_bytes()));
         }
     }
-    let services = r#"
-[[service]]
-address = "10.0.0.100:80"
-scheduler = "rr"
-real = [
-    { address = "192.168.1.2:8080", method = "nat" },
-    { address = "192.168.1.3:8080", method = "nat" },
-    { address = "192.168.1.4:8080", method = "nat" },
-]
-"#;
-    let mut d = Daemon::start("d", 1, &input, services);
+    let mut d = Daemon::start("d", 1, &input, NAT_RR);
     let mut s = Session::open(&d.sock);
     let svc = r#""service":{"protocol":"tcp","address":"10.0.0.100:80"}"#;
     let rx_at_start = s.send(r#"{"id":4999,"op":"status"}"#)["result"]["ports"][0]["rx"]
@@ -683,17 +685,7 @@ fn counters_survive_a_restore_of_the_same_rules_and_a_delete_and_re_add() {
             )
         })
         .collect();
-    let services = r#"
-[[service]]
-address = "10.0.0.100:80"
-scheduler = "rr"
-real = [
-    { address = "192.168.1.2:8080", method = "nat" },
-    { address = "192.168.1.3:8080", method = "nat" },
-    { address = "192.168.1.4:8080", method = "nat" },
-]
-"#;
-    let mut d = Daemon::start("k", 0, &input, services);
+    let mut d = Daemon::start("k", 0, &input, NAT_RR);
     let line = |out: &str, real: &str| -> String {
         out.lines()
             .find(|l| l.contains(real))

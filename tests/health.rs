@@ -371,12 +371,8 @@ fn forwarding_with_a_thousand_checked_servers() {
             "import asyncio\nasync def h(r, w):\n    w.close()\nasync def main():\n    s = await asyncio.start_server(h, '0.0.0.0', 80, backlog=4096)\n    await s.serve_forever()\nasyncio.run(main())",
         ],
     );
-    let w = rvs::bench::workloads(true)
-        .into_iter()
-        .find(|w| w.name == "established-1k")
-        .unwrap();
     let pcap = tmp.path().join("flows.pcap");
-    rvs::traffic::write_pcap(&pcap, &rvs::bench::frames(&w)).unwrap();
+    rvs::traffic::write_pcap(&pcap, &common::replay::established_1k()).unwrap();
     let real_list: String = reals
         .iter()
         .map(|a| format!("    {{ address = \"{a}:80\", method = \"nat\" }},\n"))
@@ -388,27 +384,9 @@ fn forwarding_with_a_thousand_checked_servers() {
         } else {
             ""
         };
-        let config = format!(
-            r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "{socket}"
-[[port]]
-name = "outside"
-device = "net_pcap_{p}{tag}o,rx_pcap={pcap},infinite_rx=1"
-mac = "02:00:00:00:00:a0"
-addresses = ["203.0.113.1/24"]
-gateway = "203.0.113.254"
-neighbors = [{{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }}]
-[[port]]
-name = "inside"
-device = "net_null_{p}{tag}i,no-rx=1"
-mac = "02:00:00:00:00:b0"
-addresses = ["192.168.1.1/24"]
-neighbors = [{{ ip = "192.168.1.2", mac = "02:11:c0:a8:01:02" }}, {{ ip = "192.168.1.3", mac = "02:11:c0:a8:01:03" }}, {{ ip = "192.168.1.4", mac = "02:11:c0:a8:01:04" }}]
+        let config = common::replay::looped_replay(&format!("{p}{tag}"), &socket, &pcap)
+            + &format!(
+                r#"
 [[port]]
 name = "checked"
 device = "net_af_packet_{p}{tag}c,iface={d_chk}"
@@ -418,22 +396,13 @@ host_interface = "{p}{tag}t"
 rate = 100000
 burst = 10000
 [[service]]
-address = "10.0.0.100:80"
-scheduler = "wrr"
-real = [
-    {{ address = "192.168.1.2:8080", method = "nat", weight = 2 }},
-    {{ address = "192.168.1.3:8080", method = "nat", weight = 1 }},
-    {{ address = "192.168.1.4:8080", method = "nat", weight = 1 }},
-]
-[[service]]
 address = "10.0.0.200:80"
 scheduler = "rr"
 {check}
 real = [
 {real_list}]
-"#,
-            pcap = pcap.display()
-        );
+"#
+            );
         let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
         std::thread::sleep(Duration::from_secs(12));
         let health = control(&socket, r#"{"id":1,"op":"health"}"#);

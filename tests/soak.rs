@@ -3,6 +3,8 @@
 //! makes a live change every 100 ms (weights, services and servers added and removed), then
 //! reports what should stay flat: mbufs in use, the daemon's resident memory, and drops.
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::process::{Command, Stdio};
@@ -27,47 +29,14 @@ fn soak_with_a_live_change_every_100_ms() {
         .and_then(|m| m.parse().ok())
         .unwrap_or(1.0);
     let dir = tempfile::tempdir().unwrap();
-    let w = rvs::bench::workloads(true)
-        .into_iter()
-        .find(|w| w.name == "established-1k")
-        .unwrap();
     let pcap = dir.path().join("flows.pcap");
-    let flows = rvs::bench::frames(&w);
+    let flows = common::replay::established_1k();
     rvs::traffic::write_pcap(&pcap, &flows).unwrap();
     let sock = dir.path().join("ctl/rvs.sock");
-    let config = format!(
-        r#"
-[dataplane]
-workers = [1]
-[eal]
-memory = "no-huge"
-[control]
-socket = "{sock}"
-[[port]]
-name = "outside"
-device = "net_pcap_soak{pid}o,rx_pcap={pcap},infinite_rx=1"
-mac = "02:00:00:00:00:a0"
-addresses = ["203.0.113.1/24"]
-gateway = "203.0.113.254"
-neighbors = [{{ ip = "203.0.113.254", mac = "02:00:00:00:00:01" }}]
-[[port]]
-name = "inside"
-device = "net_null_soak{pid}i,no-rx=1"
-mac = "02:00:00:00:00:b0"
-addresses = ["192.168.1.1/24"]
-neighbors = [{{ ip = "192.168.1.2", mac = "02:11:c0:a8:01:02" }}, {{ ip = "192.168.1.3", mac = "02:11:c0:a8:01:03" }}, {{ ip = "192.168.1.4", mac = "02:11:c0:a8:01:04" }}]
-[[service]]
-address = "10.0.0.100:80"
-scheduler = "wrr"
-real = [
-    {{ address = "192.168.1.2:8080", method = "nat", weight = 2 }},
-    {{ address = "192.168.1.3:8080", method = "nat", weight = 1 }},
-    {{ address = "192.168.1.4:8080", method = "nat", weight = 1 }},
-]
-"#,
-        sock = sock.display(),
-        pcap = pcap.display(),
-        pid = std::process::id()
+    let config = common::replay::looped_replay(
+        &format!("soak{}", std::process::id()),
+        sock.to_str().unwrap(),
+        &pcap,
     );
     std::fs::write(dir.path().join("rvs.toml"), config).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_rvsd"))
