@@ -16,14 +16,15 @@ use anyhow::{Context, Result};
 
 use super::state::ControlState;
 
-/// One metric family: its help, type and samples.
+/// One metric family: its help and type written, then its samples.
 pub struct Family<'a> {
     out: &'a mut String,
+    name: &'static str,
 }
 
 impl Family<'_> {
-    pub fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
-        let _ = write!(self.out, "{name}");
+    pub fn sample<V: std::fmt::Display>(&mut self, labels: &[(&str, &str)], value: V) {
+        let _ = write!(self.out, "{}", self.name);
         if !labels.is_empty() {
             let l: Vec<String> = labels
                 .iter()
@@ -35,11 +36,11 @@ impl Family<'_> {
     }
 }
 
-/// Starts a family in `out`.
-pub fn family<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+/// Starts family `name` in `out`.
+pub fn family<'a>(out: &'a mut String, name: &'static str, kind: &str, help: &str) -> Family<'a> {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
-    Family { out }
+    Family { out, name }
 }
 
 /// A label value as the text format wants it.

@@ -21,6 +21,7 @@ use rvs_core::{DropReason, Tables};
 use rvs_dataplane::{Command, DpDrop, Shared};
 
 use super::estimator::{Estimator, Totals};
+use super::metrics::family;
 use crate::health::probe::Target;
 use crate::health::state::{Outcome, Quorum, RealHealth};
 
@@ -35,6 +36,11 @@ struct Entry {
     sorry_id: Option<RealId>,
     built: Arc<Service>,
 }
+
+/// A metric's in and out figures from a real server's totals.
+type TrafficOf = fn(&Totals) -> (u64, u64);
+/// A metric's figure from a worker's counters.
+type WorkerFigure = fn(&rvs_core::WorkerStats) -> u64;
 
 /// A real server of a service, as health checks know it: stable across edits.
 pub type RealKey = (ServiceKey, IpAddr, u16);
@@ -900,178 +906,152 @@ impl ControlState {
 
     /// The exposition of every counter and gauge for `/metrics` (see `metrics.rs`).
     pub fn metrics(&self) -> String {
-        use super::metrics::family;
         let mut out = String::new();
-        let counters = &self.shared.counters;
-        let mut f = family(&mut out, "rvs_up", "gauge", "1 while rvsd runs.");
-        f.sample("rvs_up", &[], 1);
-        let mut f = family(
+        family(&mut out, "rvs_up", "gauge", "1 while rvsd runs.").sample(&[], 1);
+        family(
             &mut out,
             "rvs_uptime_seconds",
             "gauge",
             "Seconds since rvsd started.",
-        );
-        f.sample("rvs_uptime_seconds", &[], self.started.elapsed().as_secs());
+        )
+        .sample(&[], self.started.elapsed().as_secs());
+        self.service_metrics(&mut out);
+        self.dataplane_metrics(&mut out);
+        out
+    }
 
-        // Services and real servers.
-        let reals: Vec<(String, String, RealId, &RealServer)> = self
+    /// Per service and real server: connections, traffic, weights, health, quorum.
+    fn service_metrics(&self, out: &mut String) {
+        let label = |k: &ServiceKey| format!("{}/{}", k.protocol.name(), SocketAddr::new(k.vip, k.port));
+        let reals: Vec<(String, String, &RealServer, Totals)> = self
             .entries
             .iter()
             .flat_map(|e| {
-                let svc = format!(
-                    "{}/{}",
-                    e.cfg.key.protocol.name(),
-                    SocketAddr::new(e.cfg.key.vip, e.cfg.key.port)
-                );
+                let svc = label(&e.cfg.key);
                 e.built
                     .reals
                     .iter()
-                    .map(move |r| (svc.clone(), SocketAddr::new(r.addr, r.port).to_string(), r.id, r))
+                    .map(move |r| (svc.clone(), SocketAddr::new(r.addr, r.port).to_string(), r))
             })
+            .map(|(svc, real, r)| (svc, real, r, self.raw_totals(r.id)))
             .collect();
         let mut f = family(
-            &mut out,
+            out,
             "rvs_real_connections",
             "gauge",
             "Connections of a real server now (IPVS's ActiveConn, InActConn, persistence templates).",
         );
-        for (svc, real, id, _) in &reals {
-            let s = self.reg.get(*id);
+        for (svc, real, r, _) in &reals {
+            let s = self.reg.get(r.id);
             for (state, n) in [
                 ("active", s.active() as u64),
                 ("inactive", s.inactive() as u64),
                 ("persistent", s.persistent.load(Ordering::Relaxed) as u64),
             ] {
-                f.sample(
-                    "rvs_real_connections",
-                    &[("service", svc), ("real", real), ("state", state)],
-                    n,
-                );
+                f.sample(&[("service", svc), ("real", real), ("state", state)], n);
             }
         }
-        let totals: Vec<Totals> = reals.iter().map(|(_, _, id, _)| self.raw_totals(*id)).collect();
         let mut f = family(
-            &mut out,
+            out,
             "rvs_real_connections_total",
             "counter",
             "Connections a real server was given.",
         );
-        for ((svc, real, _, _), t) in reals.iter().zip(&totals) {
-            f.sample(
-                "rvs_real_connections_total",
-                &[("service", svc), ("real", real)],
-                t.conns,
-            );
+        for (svc, real, _, t) in &reals {
+            f.sample(&[("service", svc), ("real", real)], t.conns);
         }
-        let mut f = family(
-            &mut out,
-            "rvs_real_packets_total",
-            "counter",
-            "Packets to (in) and from (out) a real server.",
-        );
-        for ((svc, real, _, _), t) in reals.iter().zip(&totals) {
-            f.sample(
+        let traffic: [(&'static str, &str, TrafficOf); 2] = [
+            (
                 "rvs_real_packets_total",
-                &[("service", svc), ("real", real), ("direction", "in")],
-                t.in_packets,
-            );
-            f.sample(
-                "rvs_real_packets_total",
-                &[("service", svc), ("real", real), ("direction", "out")],
-                t.out_packets,
-            );
+                "Packets to (in) and from (out) a real server.",
+                |t| (t.in_packets, t.out_packets),
+            ),
+            (
+                "rvs_real_bytes_total",
+                "Bytes to (in) and from (out) a real server.",
+                |t| (t.in_bytes, t.out_bytes),
+            ),
+        ];
+        for (name, help, get) in traffic {
+            let mut f = family(out, name, "counter", help);
+            for (svc, real, _, t) in &reals {
+                let (i, o) = get(t);
+                f.sample(&[("service", svc), ("real", real), ("direction", "in")], i);
+                f.sample(&[("service", svc), ("real", real), ("direction", "out")], o);
+            }
         }
         let mut f = family(
-            &mut out,
-            "rvs_real_bytes_total",
-            "counter",
-            "Bytes to (in) and from (out) a real server.",
-        );
-        for ((svc, real, _, _), t) in reals.iter().zip(&totals) {
-            f.sample(
-                "rvs_real_bytes_total",
-                &[("service", svc), ("real", real), ("direction", "in")],
-                t.in_bytes,
-            );
-            f.sample(
-                "rvs_real_bytes_total",
-                &[("service", svc), ("real", real), ("direction", "out")],
-                t.out_bytes,
-            );
-        }
-        let mut f = family(
-            &mut out,
+            out,
             "rvs_real_weight",
             "gauge",
             "A real server's weight as the scheduler uses it (health and quorum applied).",
         );
-        for (svc, real, _, r) in &reals {
-            f.sample("rvs_real_weight", &[("service", svc), ("real", real)], r.weight);
+        for (svc, real, r, _) in &reals {
+            f.sample(&[("service", svc), ("real", real)], r.weight);
         }
         let mut f = family(
-            &mut out,
+            out,
             "rvs_real_up",
             "gauge",
             "1 if a checked real server is up, 0 if down (unchecked servers are absent).",
         );
         for e in &self.entries {
-            let svc = format!(
-                "{}/{}",
-                e.cfg.key.protocol.name(),
-                SocketAddr::new(e.cfg.key.vip, e.cfg.key.port)
-            );
             for r in &e.cfg.reals {
                 if let Some(h) = self.health.get(&(e.cfg.key, r.addr, r.port)) {
                     let real = SocketAddr::new(r.addr, r.port).to_string();
                     f.sample(
-                        "rvs_real_up",
-                        &[("service", &svc), ("real", &real)],
+                        &[("service", &label(&e.cfg.key)), ("real", &real)],
                         u8::from(h.up),
                     );
                 }
             }
         }
         let mut f = family(
-            &mut out,
+            out,
             "rvs_service_quorum_up",
             "gauge",
             "0 while a service's quorum is lost (its sorry server serves).",
         );
         for e in self.entries.iter().filter(|e| e.cfg.quorum > 0) {
-            let svc = format!(
-                "{}/{}",
-                e.cfg.key.protocol.name(),
-                SocketAddr::new(e.cfg.key.vip, e.cfg.key.port)
-            );
             let up = self.quorums.get(&e.cfg.key).is_none_or(|q| q.up);
-            f.sample("rvs_service_quorum_up", &[("service", &svc)], u8::from(up));
+            f.sample(&[("service", &label(&e.cfg.key))], u8::from(up));
         }
+        family(out, "rvs_services", "gauge", "Virtual services.").sample(&[], self.entries.len());
+        family(
+            out,
+            "rvs_tables_bytes",
+            "gauge",
+            "Bytes the services take (servers and scheduler tables).",
+        )
+        .sample(&[], self.shared.tables.load().memory_bytes());
+    }
 
-        // The data plane.
-        let mut f = family(
-            &mut out,
-            "rvs_drops_total",
-            "counter",
-            "Frames dropped, by reason.",
-        );
-        for &r in DropReason::ALL {
-            let n: u64 = counters.iter().map(|c| c.drop_count(r)).sum();
-            f.sample("rvs_drops_total", &[("reason", r.name())], n);
+    /// Drops, workers, ports, connection tables, the host path.
+    fn dataplane_metrics(&self, out: &mut String) {
+        let counters = &self.shared.counters;
+        let mut f = family(out, "rvs_drops_total", "counter", "Frames dropped, by reason.");
+        let core = DropReason::ALL
+            .iter()
+            .map(|&r| (r.name(), counters.iter().map(|c| c.drop_count(r)).sum()));
+        let dp = DpDrop::ALL
+            .iter()
+            .map(|&r| (r.name(), counters.iter().map(|c| c.dp_drop_count(r)).sum()));
+        for (reason, n) in core.chain(dp) {
+            f.sample::<u64>(&[("reason", reason)], n);
         }
-        for r in DpDrop::ALL {
-            let n: u64 = counters.iter().map(|c| c.dp_drop_count(r)).sum();
-            f.sample("rvs_drops_total", &[("reason", r.name())], n);
-        }
+        let stats: Vec<(String, rvs_core::WorkerStats, &rvs_dataplane::WorkerCounters)> = counters
+            .iter()
+            .enumerate()
+            .map(|(w, c)| (w.to_string(), c.stats(), c))
+            .collect();
         let mut f = family(
-            &mut out,
+            out,
             "rvs_worker_packets_total",
             "counter",
             "Frames a worker received and what became of them.",
         );
-        for (w, c) in counters.iter().enumerate() {
-            let st = c.stats();
-            let w = w.to_string();
-            for (what, n) in [
+        for (w, st, c) in &stats {
+            for (kind, n) in [
                 ("received", st.rx),
                 ("forwarded", st.forwarded),
                 ("replied", st.replies),
@@ -1081,100 +1061,82 @@ impl ControlState {
                 ("redirected_in", c.redirected_in()),
                 ("transmitted", c.tx()),
             ] {
-                f.sample("rvs_worker_packets_total", &[("worker", &w), ("kind", what)], n);
+                f.sample(&[("worker", w), ("kind", kind)], n);
             }
         }
-        let mut f = family(
-            &mut out,
-            "rvs_connections_created_total",
-            "counter",
-            "Connections made, by worker.",
-        );
-        for (w, c) in counters.iter().enumerate() {
-            f.sample(
+        let per_worker: [(&'static str, &str, &str, WorkerFigure); 3] = [
+            (
                 "rvs_connections_created_total",
-                &[("worker", &w.to_string())],
-                c.stats().conns_created,
-            );
-        }
-        let mut f = family(
-            &mut out,
-            "rvs_half_open_evicted_total",
-            "counter",
-            "Half-open connections that gave their place in a full table (SYN-flood defense).",
-        );
-        for (w, c) in counters.iter().enumerate() {
-            f.sample(
+                "counter",
+                "Connections made, by worker.",
+                |s| s.conns_created,
+            ),
+            (
                 "rvs_half_open_evicted_total",
-                &[("worker", &w.to_string())],
-                c.stats().half_open_evicted,
-            );
+                "counter",
+                "Half-open connections that gave their place in a full table (SYN-flood defense).",
+                |s| s.half_open_evicted,
+            ),
+            (
+                "rvs_conn_table_entries",
+                "gauge",
+                "Live connection-table entries, by worker (connections and templates).",
+                |s| {
+                    s.conns_created
+                        .saturating_sub(s.conns_expired + s.half_open_evicted)
+                },
+            ),
+        ];
+        for (name, kind, help, get) in per_worker {
+            let mut f = family(out, name, kind, help);
+            for (w, st, _) in &stats {
+                f.sample(&[("worker", w)], get(st));
+            }
         }
-        let mut f = family(
-            &mut out,
-            "rvs_conn_table_entries",
-            "gauge",
-            "Live connection-table entries, by worker (connections and templates).",
-        );
-        for (w, c) in counters.iter().enumerate() {
-            let st = c.stats();
-            let live = st
-                .conns_created
-                .saturating_sub(st.conns_expired + st.half_open_evicted);
-            f.sample("rvs_conn_table_entries", &[("worker", &w.to_string())], live);
-        }
-        let mut f = family(
-            &mut out,
+        family(
+            out,
             "rvs_conn_table_capacity",
             "gauge",
             "Connection-table capacity per worker and family.",
-        );
-        f.sample("rvs_conn_table_capacity", &[], self.table_size);
+        )
+        .sample(&[], self.table_size);
         let ports = (self.port_stats)();
         let mut f = family(
-            &mut out,
+            out,
             "rvs_port_packets_total",
             "counter",
             "Frames a port received and sent, as the device counts them.",
         );
         for p in &ports {
-            f.sample(
-                "rvs_port_packets_total",
-                &[("port", &p.name), ("direction", "rx")],
-                p.rx,
-            );
-            f.sample(
-                "rvs_port_packets_total",
-                &[("port", &p.name), ("direction", "tx")],
-                p.tx,
-            );
+            f.sample(&[("port", &p.name), ("direction", "rx")], p.rx);
+            f.sample(&[("port", &p.name), ("direction", "tx")], p.tx);
         }
         let mut f = family(
-            &mut out,
+            out,
             "rvs_port_imissed_total",
             "counter",
             "Frames the device dropped because its receive queues were full.",
         );
         for p in &ports {
-            f.sample("rvs_port_imissed_total", &[("port", &p.name)], p.imissed);
+            f.sample(&[("port", &p.name)], p.imissed);
         }
         let mut f = family(
-            &mut out,
+            out,
             "rvs_port_rx_nombuf_total",
             "counter",
             "Receives that failed for lack of buffers.",
         );
         for p in &ports {
-            f.sample("rvs_port_rx_nombuf_total", &[("port", &p.name)], p.rx_nombuf);
+            f.sample(&[("port", &p.name)], p.rx_nombuf);
         }
         if let Some(h) = self.host_path() {
             let mut f = family(
-                &mut out,
+                out,
                 "rvs_host_path_frames_total",
                 "counter",
                 "Frames between the ports and their kernel twins.",
             );
-            for (what, n) in [
+            for (kind, n) in [
                 ("to_host", h.to_host),
                 ("up", h.up),
                 ("up_failed", h.up_failed),
@@ -1183,19 +1145,9 @@ impl ControlState {
                 ("down", h.down),
                 ("down_ring_full", h.down_ring_full),
             ] {
-                f.sample("rvs_host_path_frames_total", &[("kind", what)], n);
+                f.sample(&[("kind", kind)], n);
             }
         }
-        let mut f = family(&mut out, "rvs_services", "gauge", "Virtual services.");
-        f.sample("rvs_services", &[], self.entries.len());
-        let mut f = family(
-            &mut out,
-            "rvs_tables_bytes",
-            "gauge",
-            "Bytes the services take (servers and scheduler tables).",
-        );
-        f.sample("rvs_tables_bytes", &[], self.shared.tables.load().memory_bytes());
-        out
     }
 
     /// The host path's counters: the workers' and the host thread's.
