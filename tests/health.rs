@@ -14,19 +14,9 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
-use common::netns::{config_head, curl, sh, wait_until, Lab, Rvsd};
-
-fn control(socket: &str, request: &str) -> serde_json::Value {
-    let mut s = UnixStream::connect(socket).expect("the control socket");
-    writeln!(s, "{request}").unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    serde_json::from_str(&line).unwrap()
-}
+use common::netns::{config_head, control, curl, off_kernel, sh, twin_ports, wait_until, Lab, Rvsd};
 
 /// The health view of real server `real` of service `vip` (`VIP:port`).
 fn health_of(socket: &str, vip: &str, real: &str) -> serde_json::Value {
@@ -79,11 +69,8 @@ fn health_checks_quiesce_restore_scale_and_fall_back_to_the_sorry_server() {
     let (d, c) = (lab.ns("d"), lab.ns("c"));
     let (d_out, _) = lab.veth_between("do", &d, "ce", &c);
     let (bridge_end, d_in) = lab.veth("ib", "di", Some(&d));
-    for dev in [&d_out, &d_in] {
-        sh(&format!(
-            "ip netns exec {d} sysctl -qw net.ipv4.conf.{dev}.rp_filter=1 net.ipv4.conf.{dev}.arp_ignore=8 net.ipv6.conf.{dev}.disable_ipv6=1"
-        ));
-    }
+    off_kernel(&d, &d_out);
+    off_kernel(&d, &d_in);
     sh(&format!(
         "ip netns exec {c} ip addr add 10.80.0.2/24 dev {p}ce; ip netns exec {c} ip route add default via 10.80.0.1"
     ));
@@ -145,19 +132,9 @@ fn health_checks_quiesce_restore_scale_and_fall_back_to_the_sorry_server() {
 
     let socket = lab.socket();
     let config = config_head(&socket)
+        + &twin_ports(&p, &d_out, "10.80.0.1/24", &d_in, "10.81.0.1/24")
         + &format!(
             r#"
-[[port]]
-name = "outside"
-device = "net_af_packet_{p}o,iface={d_out}"
-addresses = ["10.80.0.1/24"]
-host_interface = "{p}to"
-[[port]]
-name = "inside"
-device = "net_af_packet_{p}i,iface={d_in}"
-addresses = ["10.81.0.1/24"]
-host_interface = "{p}ti"
-
 [[service]]
 address = "10.80.0.100:80"
 scheduler = "rr"
@@ -347,9 +324,7 @@ fn forwarding_with_a_thousand_checked_servers() {
     let p = lab.p.clone();
     let (d, srv) = (lab.ns("d"), lab.ns("srv"));
     let (d_chk, _) = lab.veth_between("dc", &d, "sv", &srv);
-    sh(&format!(
-        "ip netns exec {d} sysctl -qw net.ipv4.conf.{d_chk}.rp_filter=1 net.ipv4.conf.{d_chk}.arp_ignore=8 net.ipv6.conf.{d_chk}.disable_ipv6=1"
-    ));
+    off_kernel(&d, &d_chk);
     let reals: Vec<String> = (0..1000)
         .map(|i| format!("10.82.{}.{}", i / 250 + 1, i % 250 + 1))
         .collect();

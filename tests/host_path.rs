@@ -15,21 +15,12 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
-use std::os::unix::net::UnixStream;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::netns::{config_head, curl, sh, wait_until, Lab, Rvsd};
+use common::netns::{config_head, control, curl, off_kernel, sh, twin_ports, wait_until, Lab, Rvsd};
 use rvs::traffic::{self, tcp_v4, udp_v4, with_macs, GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
-
-/// Keeps the kernel of rvsd's namespace off a DPDK port's veth.
-fn off_kernel(ns: &str, dev: &str) {
-    sh(&format!(
-        "ip netns exec {ns} sysctl -qw net.ipv4.conf.{dev}.rp_filter=1 net.ipv4.conf.{dev}.arp_ignore=8 net.ipv6.conf.{dev}.disable_ipv6=1"
-    ));
-}
 
 fn output(ns: &str, cmd: &str) -> String {
     let out = Command::new("ip")
@@ -45,15 +36,6 @@ fn succeeds(ns: &str, cmd: &str) -> bool {
         .output()
         .map(|o| o.status.success())
         .unwrap_or(false)
-}
-
-/// One request on the control socket; the response line.
-fn control(socket: &str, request: &str) -> String {
-    let mut s = UnixStream::connect(socket).expect("the control socket");
-    writeln!(s, "{request}").unwrap();
-    let mut line = String::new();
-    BufReader::new(s).read_line(&mut line).unwrap();
-    line
 }
 
 /// `ping -c N` from `ns`: the median RTT in milliseconds, or None if any ping failed.
@@ -89,26 +71,15 @@ fn the_director_is_reachable_and_reaches_out_through_its_twins() {
     lab.http_server(&s, "10.75.0.2", "server");
     let socket = lab.socket();
     let config = config_head(&socket)
-        + &format!(
-            r#"
-[[port]]
-name = "outside"
-device = "net_af_packet_{p}o,iface={d_out}"
-addresses = ["10.74.0.1/24"]
-host_interface = "{p}to"
-[[port]]
-name = "inside"
-device = "net_af_packet_{p}i,iface={d_in}"
-addresses = ["10.75.0.1/24"]
-host_interface = "{p}ti"
+        + &twin_ports(&p, &d_out, "10.74.0.1/24", &d_in, "10.75.0.1/24")
+        + r#"
 [[service]]
 protocol = "tcp"
 address = "10.74.0.100:80"
 scheduler = "rr"
 announce = "follow-host"
-real = [{{ address = "10.75.0.2:8000", method = "nat" }}]
-"#
-        );
+real = [{ address = "10.75.0.2:8000", method = "nat" }]
+"#;
     let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
     wait_until(Duration::from_secs(20), || {
         output(&d, &format!("ip -4 -o addr show dev {p}to"))
@@ -158,8 +129,7 @@ real = [{{ address = "10.75.0.2:8000", method = "nat" }}]
     assert!(gone.is_some(), "the VIP stops answering when the twin lets it go");
 
     let status = control(&socket, r#"{"id":1,"op":"status"}"#);
-    let v: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let h = &v["result"]["host_path"];
+    let h = &status["result"]["host_path"];
     assert_eq!(
         h["twins"],
         serde_json::json!([format!("{p}to"), format!("{p}ti")]),

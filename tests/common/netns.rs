@@ -269,3 +269,41 @@ impl Drop for Rvsd {
 pub fn config_head(socket: &str) -> String {
     format!("[dataplane]\nworkers = [1]\n[eal]\nmemory = \"no-huge\"\n[control]\nsocket = \"{socket}\"\n")
 }
+
+/// Keeps the kernel of namespace `ns` off `dev`, the veth a DPDK af_packet port uses there (as
+/// a NIC bound to DPDK is off the kernel's hands): no IPv4 taken in (strict reverse path), no
+/// ARP answered, no IPv6.
+pub fn off_kernel(ns: &str, dev: &str) {
+    sh(&format!(
+        "ip netns exec {ns} sysctl -qw net.ipv4.conf.{dev}.rp_filter=1 net.ipv4.conf.{dev}.arp_ignore=8 net.ipv6.conf.{dev}.disable_ipv6=1"
+    ));
+}
+
+/// One request on rvsd's control socket; the response.
+pub fn control(socket: &str, request: &str) -> serde_json::Value {
+    use std::io::{BufRead, BufReader, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(socket).expect("the control socket");
+    writeln!(s, "{request}").unwrap();
+    let mut line = String::new();
+    BufReader::new(s).read_line(&mut line).unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+/// Two af_packet ports, `outside` on `d_out` and `inside` on `d_in`, each with a kernel twin
+/// (`{p}to`, `{p}ti`) and the address given.
+pub fn twin_ports(p: &str, d_out: &str, out_addr: &str, d_in: &str, in_addr: &str) -> String {
+    format!(
+        r#"
+[[port]]
+name = "outside"
+device = "net_af_packet_{p}o,iface={d_out}"
+addresses = ["{out_addr}"]
+host_interface = "{p}to"
+[[port]]
+name = "inside"
+device = "net_af_packet_{p}i,iface={d_in}"
+addresses = ["{in_addr}"]
+host_interface = "{p}ti"
+"#
+    )
+}
