@@ -109,14 +109,19 @@ pub fn held(nl: &mut Netlink, twins: &[Twin], ports: usize) -> Result<Vec<Vec<Ip
     let all = nl.addresses()?;
     let mut out = vec![Vec::new(); ports];
     for t in twins {
-        let set: BTreeSet<IpAddr> = all
-            .iter()
-            .filter(|a| a.index == t.index && !a.tentative)
-            .map(|a| a.addr)
-            .collect();
-        out[t.port as usize] = set.into_iter().collect();
+        out[t.port as usize] = usable(&all, t.index);
     }
     Ok(out)
+}
+
+/// The addresses interface `index` holds and may use (sorted, without tentative ones).
+fn usable(all: &[rvs_twin::HeldAddress], index: u32) -> Vec<IpAddr> {
+    let set: BTreeSet<IpAddr> = all
+        .iter()
+        .filter(|a| a.index == index && !a.tentative)
+        .map(|a| a.addr)
+        .collect();
+    set.into_iter().collect()
 }
 
 /// The running host path: its two threads.
@@ -212,12 +217,7 @@ fn follow(
         let before = answered(&shared.tables.load());
         let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
         for &(port, index) in twins {
-            let set: BTreeSet<IpAddr> = all
-                .iter()
-                .filter(|a| a.index == index && !a.tentative)
-                .map(|a| a.addr)
-                .collect();
-            st.set_host_addresses(port, set.into_iter().collect());
+            st.set_host_addresses(port, usable(&all, index));
         }
         st.publish_if_changed();
         drop(st);

@@ -334,24 +334,21 @@ impl Worker {
                     None => self.dp_drops[DpDrop::RedirectRingFull as usize] += 1,
                 }
             }
-            Verdict::Neighbor => {
-                if let Some((ip, mac)) =
-                    neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data()))
-                {
-                    self.shared.neighbors.learn(ip, mac);
-                }
-            }
+            Verdict::Neighbor => self.learn(&m),
             Verdict::ToHost { port, learn } => {
                 if learn {
-                    if let Some((ip, mac)) =
-                        neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data()))
-                    {
-                        self.shared.neighbors.learn(ip, mac);
-                    }
+                    self.learn(&m);
                 }
                 self.send_up(port, m, now);
             }
             Verdict::Drop(_) => {} // counted by the core; the mbuf is freed here
+        }
+    }
+
+    /// Teaches the neighbor table the binding an ARP packet or neighbor advertisement carries.
+    fn learn(&self, m: &Mbuf) {
+        if let Some((ip, mac)) = neighbor::arp_sender(m.data()).or_else(|| neighbor::na_target(m.data())) {
+            self.shared.neighbors.learn(ip, mac);
         }
     }
 
