@@ -9,6 +9,7 @@
 //! - [`conn`]: the per-worker connection table, TCP state tables and timeouts.
 //! - [`net`]: the director's addresses and routes.
 //! - [`path`]: the entry point, [`Director::process_burst`], and the forwarding methods.
+//! - [`sync`]: IPVS's connection-sync protocol (version 1) between directors.
 //! - [`drop`]: every reason a frame is dropped, each with a counter.
 
 pub mod checksum;
@@ -20,10 +21,11 @@ pub mod model;
 pub mod net;
 pub mod path;
 pub mod sched;
+pub mod sync;
 pub mod tables;
 pub mod wire;
 
 pub use drop::{DropCounters, DropReason};
 pub use frame::{Frame, VecFrame};
-pub use path::{Director, DirectorConfig, RealTraffic, Verdict, WorkerStats};
+pub use path::{Director, DirectorConfig, RealTraffic, SyncRefusal, SyncStats, Verdict, WorkerStats};
 pub use tables::Tables;

@@ -141,7 +141,30 @@ impl SctpState {
     pub fn name(self) -> &'static str {
         ["INIT", "ESTABLISHED", "CLOSED"][self as usize]
     }
+
+    /// The state's number in IPVS's SCTP machine, for the sync protocol (INIT1, ESTABLISHED,
+    /// CLOSED).
+    pub fn ipvs(self) -> u16 {
+        match self {
+            SctpState::Init => 1,
+            SctpState::Established => 8,
+            SctpState::Closed => 13,
+        }
+    }
+
+    /// An IPVS SCTP state number folded into the coarse states: the shutdown states and
+    /// beyond are closing, the handshake states are INIT.
+    pub fn from_ipvs(v: u16) -> SctpState {
+        match v {
+            8 => SctpState::Established,
+            9.. => SctpState::Closed,
+            _ => SctpState::Init,
+        }
+    }
 }
+
+/// How many SCTP states IPVS numbers (IP_VS_SCTP_S_LAST).
+pub const SCTP_IPVS_STATES: u16 = 14;
 
 pub fn sctp_next(state: SctpState, first_chunk: Option<u8>) -> SctpState {
     use crate::wire::sctp::chunk;

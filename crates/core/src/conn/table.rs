@@ -105,6 +105,9 @@ pub struct Conn<A> {
     pub client: A,
     pub vaddr: A,
     pub raddr: A,
+    /// When the sync daemon last sent it, in seconds of the worker's clock plus one (0: never).
+    /// Placed here it fills the IPv4 entry's padding.
+    pub synced_s: u32,
     /// Absolute expiry time, milliseconds.
     pub expires: u64,
     pub real: RealId,
@@ -147,6 +150,7 @@ impl<A: Addr> Conn<A> {
             client,
             vaddr,
             raddr,
+            synced_s: 0,
             expires: 0,
             real,
             template: NIL,
@@ -370,6 +374,24 @@ impl<A: Addr> ConnTable<A> {
         &mut self.entries[idx as usize]
     }
 
+    /// Binds a connection to another real server (a sync record that says so), keeping its
+    /// keys right: a NAT entry's reply key names the real server.
+    pub fn rebind(&mut self, idx: u32, raddr: A, rport: u16, forward: Forward, real: RealId) {
+        let was_nat = self.entries[idx as usize].forward == Forward::Nat;
+        let template = self.entries[idx as usize].is_template();
+        if was_nat && !template {
+            self.unindex(idx, KeyKind::Out);
+        }
+        let c = &mut self.entries[idx as usize];
+        c.raddr = raddr;
+        c.rport = rport;
+        c.forward = forward;
+        c.real = real;
+        if forward == Forward::Nat && !template {
+            self.index(idx, KeyKind::Out);
+        }
+    }
+
     /// Adds an entry (its keys and its timer) expiring at `conn.expires`.
     pub fn insert(&mut self, conn: Conn<A>) -> Result<u32, Full> {
         let idx = self.free.pop().ok_or(Full)?;
@@ -588,7 +610,7 @@ mod tests {
             "a v4 entry fits a cache line"
         );
         assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 56);
-        assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 88);
+        assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 96);
     }
 
     #[test]

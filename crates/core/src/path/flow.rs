@@ -20,7 +20,7 @@ use crate::tables::Tables;
 use crate::wire::{l4, proto, tcp};
 
 /// Is a connection in this state counted as active (IPVS: ESTABLISHED only)?
-fn is_active(protocol: u8, state: u8) -> bool {
+pub(super) fn is_active(protocol: u8, state: u8) -> bool {
     match protocol {
         proto::TCP => state == TcpState::Established as u8,
         proto::SCTP => state == SctpState::Established as u8,
@@ -28,7 +28,7 @@ fn is_active(protocol: u8, state: u8) -> bool {
     }
 }
 
-fn timeout_ms(t: &Timeouts, protocol: u8, state: u8) -> u64 {
+pub(super) fn state_timeout_ms(t: &Timeouts, protocol: u8, state: u8) -> u64 {
     let s = match protocol {
         proto::TCP => t.tcp[TcpState::from_u8(state) as usize],
         proto::SCTP => t.sctp[(state as usize).min(2)],
@@ -184,7 +184,7 @@ impl Director {
         c.rs_port = rs_port as u8;
         c.client_port = client_port as u8;
         c.template = template;
-        c.expires = now + timeout_ms(&t.timeouts, ip.proto, 0);
+        c.expires = now + state_timeout_ms(&t.timeouts, ip.proto, 0);
         let mut evicted = 0;
         let idx = match table.insert(c) {
             Ok(i) => i,
@@ -211,7 +211,7 @@ impl Director {
     }
 
     /// Steps the connection's state for a packet in `dir`, refreshes its expiry and moves it
-    /// between the active and inactive counts when that changes.
+    /// between the active and inactive counts when that changes. Returns the state before.
     fn step<A: Addr>(
         table: &mut ConnTable<A>,
         reg: &RealRegistry,
@@ -220,8 +220,9 @@ impl Director {
         dir: Direction,
         l4: &L4,
         now: u64,
-    ) {
+    ) -> u8 {
         let c = table.get_mut(idx);
+        let old = c.state;
         let dir = if c.flags & CONN_NO_OUTPUT != 0 && dir == Direction::Input {
             Direction::InputOnly
         } else {
@@ -233,7 +234,7 @@ impl Director {
             _ => 0,
         };
         c.state = new;
-        c.expires = now + timeout_ms(timeouts, c.proto, new);
+        c.expires = now + state_timeout_ms(timeouts, c.proto, new);
         let was_inactive = c.flags & CONN_INACTIVE != 0;
         let active = is_active(c.proto, new);
         if active == was_inactive {
@@ -248,6 +249,7 @@ impl Director {
                 shared.inactive.fetch_add(1, Ordering::Relaxed);
             }
         }
+        old
     }
 
     /// A packet from the client side of a connection.
@@ -264,8 +266,11 @@ impl Director {
         now: u64,
     ) -> Verdict {
         let table = A::table(self);
-        Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
+        let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
         let c = *table.get(idx);
+        if self.sync_on {
+            self.sync_check::<A>(idx, old, now);
+        }
         if c.forward == Forward::Nat && ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
@@ -295,8 +300,11 @@ impl Director {
         now: u64,
     ) -> Verdict {
         let table = A::table(self);
-        Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
+        let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
         let c = *table.get(idx);
+        if self.sync_on {
+            self.sync_check::<A>(idx, old, now);
+        }
         if ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }

@@ -13,7 +13,10 @@ mod family;
 mod flow;
 mod icmp;
 mod local;
+mod sync;
 mod tun;
+
+pub use sync::{SyncRefusal, SyncStats, SYNC_OUT_MAX};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -110,6 +113,11 @@ pub struct Director {
     pub stats: WorkerStats,
     traffic: Box<[RealTraffic]>,
     ident: u16,
+    /// Connection sync: whether this worker produces records, the records waiting for the
+    /// sync daemon, and the counts.
+    sync_on: bool,
+    sync_out: Vec<crate::sync::SyncConn>,
+    pub sync: SyncStats,
 }
 
 /// What the first pass learns about a frame.
@@ -158,6 +166,9 @@ impl Director {
             stats: WorkerStats::default(),
             traffic: vec![RealTraffic::default(); cfg.real_capacity].into_boxed_slice(),
             ident: 0,
+            sync_on: false,
+            sync_out: Vec::with_capacity(SYNC_OUT_MAX),
+            sync: SyncStats::default(),
         }
     }
 

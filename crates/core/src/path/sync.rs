@@ -1,0 +1,401 @@
+//! Connection sync in the data path: what a master worker hands to the sync daemon, and how a
+//! backup worker installs what the daemon received.
+//!
+//! Sending follows IPVS: a TCP connection is sent when it enters ESTABLISHED, FIN_WAIT,
+//! CLOSE, CLOSE_WAIT or TIME_WAIT (never half-open ones: a SYN flood is not replicated), an SCTP
+//! association when it is established or closed, a UDP flow on its first packet; and each
+//! again on a packet once half its timeout has passed since it was last sent, so the peer's
+//! copy never expires while the flow lives. A persistence template goes with the first
+//! connection it controls and then at half its timeout. Records wait in a bounded buffer the
+//! worker empties each loop; a full buffer is a counted loss, never a wait.
+//!
+//! Installing never schedules: the record names the real server, which must be one of the
+//! service's (else it is refused, counted by reason).
+
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+use super::family::Family;
+use super::Director;
+use crate::conn::state::{SctpState, TcpState};
+use crate::conn::{
+    Addr, Conn, ConnTable, KeyKind, Tuple, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW,
+    CONN_TEMPLATE, NIL,
+};
+use crate::model::{Forward, Protocol, RealServer, Service};
+use crate::sync::{flags, SyncConn};
+use crate::tables::Tables;
+use crate::wire::proto;
+
+/// Records a worker may hold between two loops.
+pub const SYNC_OUT_MAX: usize = 4096;
+
+/// Why a worker did not install a received record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum SyncRefusal {
+    /// No service at the record's virtual address, port and protocol.
+    UnknownService,
+    /// The service has no real server at the record's destination.
+    UnknownRealServer,
+    /// No route toward the real server (or the client, for NAT).
+    NoRoute,
+    /// The connection table is full.
+    TableFull,
+}
+
+impl SyncRefusal {
+    pub const COUNT: usize = 4;
+    pub const ALL: [SyncRefusal; SyncRefusal::COUNT] = [
+        SyncRefusal::UnknownService,
+        SyncRefusal::UnknownRealServer,
+        SyncRefusal::NoRoute,
+        SyncRefusal::TableFull,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SyncRefusal::UnknownService => "unknown_service",
+            SyncRefusal::UnknownRealServer => "unknown_real_server",
+            SyncRefusal::NoRoute => "no_route",
+            SyncRefusal::TableFull => "table_full",
+        }
+    }
+}
+
+/// A worker's sync counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Records produced for the sync daemon.
+    pub emitted: u64,
+    /// Records lost because the buffer or the queue to the daemon was full.
+    pub lost: u64,
+    /// Received records that made a new entry.
+    pub installed: u64,
+    /// Received records that updated an entry already there.
+    pub updated: u64,
+    pub refused: [u64; SyncRefusal::COUNT],
+}
+
+/// The record of a table entry, with the time it has left.
+fn record<A: Addr>(c: &Conn<A>, now: u64) -> SyncConn {
+    let fwd = match c.forward {
+        Forward::Nat => flags::MASQ,
+        Forward::Dr => flags::DROUTE,
+        Forward::Tun => flags::TUNNEL,
+    };
+    let mut f = fwd;
+    if c.flags & CONN_NO_OUTPUT != 0 || c.forward != Forward::Nat {
+        f |= flags::NOOUTPUT;
+    }
+    let state = if c.is_template() {
+        f |= flags::TEMPLATE;
+        0
+    } else {
+        if c.flags & CONN_INACTIVE != 0 {
+            f |= flags::INACTIVE;
+        }
+        match c.proto {
+            proto::TCP => c.state as u16,
+            proto::SCTP => SctpState::from_u8(c.state).ipvs(),
+            _ => 0,
+        }
+    };
+    SyncConn {
+        protocol: c.proto,
+        flags: f,
+        state,
+        client: c.client.ip(),
+        cport: c.cport,
+        vaddr: c.vaddr.ip(),
+        vport: c.vport,
+        daddr: c.raddr.ip(),
+        dport: c.rport,
+        fwmark: 0,
+        timeout_s: c.expires.saturating_sub(now).div_ceil(1000).max(1) as u32,
+    }
+}
+
+/// Whether IPVS syncs a connection in this state.
+fn syncable(protocol: u8, state: u8) -> bool {
+    match protocol {
+        proto::TCP => matches!(
+            TcpState::from_u8(state),
+            TcpState::Established
+                | TcpState::FinWait
+                | TcpState::Close
+                | TcpState::CloseWait
+                | TcpState::TimeWait
+        ),
+        proto::SCTP => state != SctpState::Init as u8,
+        _ => true,
+    }
+}
+
+/// The sync clock: seconds plus one, so that 0 means "never sent".
+fn stamp(now: u64) -> u32 {
+    (now / 1000) as u32 + 1
+}
+
+/// Sent long enough ago (or never) that the peer's copy needs news: half of `timeout_s`.
+fn stale(synced_s: u32, now_s: u32, timeout_s: u32) -> bool {
+    synced_s == 0 || now_s.saturating_sub(synced_s) >= timeout_s / 2
+}
+
+impl Director {
+    /// Turns the sending side of sync on or off (the worker follows the sync daemon's role).
+    pub fn set_sync(&mut self, on: bool) {
+        self.sync_on = on;
+    }
+
+    /// The records produced since the last call, for the sync daemon; the caller empties it.
+    pub fn sync_out(&mut self) -> &mut Vec<SyncConn> {
+        &mut self.sync_out
+    }
+
+    fn emit(&mut self, r: SyncConn) {
+        if self.sync_out.len() < SYNC_OUT_MAX {
+            self.sync_out.push(r);
+            self.sync.emitted += 1;
+        } else {
+            self.sync.lost += 1;
+        }
+    }
+
+    /// After a packet stepped connection `idx` from state `old`: its record if IPVS would
+    /// send one now (and its template's, if that is due).
+    pub(super) fn sync_check<A: Family>(&mut self, idx: u32, old: u8, now: u64) {
+        let now_s = stamp(now);
+        let table = A::table(self);
+        let c = *table.get(idx);
+        if !syncable(c.proto, c.state) {
+            return;
+        }
+        let full_s = (c.expires.saturating_sub(now) / 1000) as u32;
+        if c.state == old && !stale(c.synced_s, now_s, full_s) {
+            return;
+        }
+        table.get_mut(idx).synced_s = now_s;
+        let tpl = if c.template != NIL {
+            let tc = *table.get(c.template);
+            if stale(tc.synced_s, now_s, tc.persist_s) {
+                table.get_mut(c.template).synced_s = now_s;
+                Some(record(&tc, now))
+            } else {
+                None
+            }
+        } else {
+            None
+        };
+        self.emit(record(&c, now));
+        if let Some(t) = tpl {
+            self.emit(t);
+        }
+    }
+
+    /// Installs a record received from the master, in this worker's tables (the caller picked
+    /// the worker that owns the flow; templates go to every worker).
+    pub fn install(&mut self, t: &Tables, r: &SyncConn, now: u64) -> Result<(), SyncRefusal> {
+        let res = match r.client {
+            IpAddr::V4(_) => self.install_in::<std::net::Ipv4Addr>(t, r, now),
+            IpAddr::V6(_) => self.install_in::<std::net::Ipv6Addr>(t, r, now),
+        };
+        match res {
+            Ok(true) => self.sync.installed += 1,
+            Ok(false) => self.sync.updated += 1,
+            Err(e) => self.sync.refused[e as usize] += 1,
+        }
+        res.map(|_| ())
+    }
+
+    /// Ok(true): a new entry; Ok(false): one updated.
+    fn install_in<A: Family>(&mut self, t: &Tables, r: &SyncConn, now: u64) -> Result<bool, SyncRefusal> {
+        let (Some(client), Some(vaddr), Some(raddr)) =
+            (A::from_ip(r.client), A::from_ip(r.vaddr), A::from_ip(r.daddr))
+        else {
+            return Err(SyncRefusal::UnknownService);
+        };
+        let svc = Protocol::from_number(r.protocol)
+            .and_then(|p| t.service(p, r.vaddr, r.vport))
+            .ok_or(SyncRefusal::UnknownService)?;
+        let real = svc
+            .reals
+            .iter()
+            .find(|x| x.addr == r.daddr && x.port == r.dport)
+            .ok_or(SyncRefusal::UnknownRealServer)?;
+        let timeout_ms = if r.timeout_s > 0 {
+            r.timeout_s as u64 * 1000
+        } else {
+            super::flow::state_timeout_ms(&t.timeouts, r.protocol, local_state(r))
+        };
+        let now_s = stamp(now);
+        let table = A::table(self);
+        if r.is_template() {
+            return install_template(
+                t,
+                svc,
+                real,
+                table,
+                client,
+                vaddr,
+                raddr,
+                r,
+                now + timeout_ms,
+                now_s,
+            );
+        }
+        let state = local_state(r);
+        let tuple = Tuple {
+            src: client,
+            dst: vaddr,
+            sport: r.cport,
+            dport: r.vport,
+            proto: r.protocol,
+        };
+        let reg = &t.reals;
+        if let Some(idx) = table.find(&tuple, table.hash(&tuple, KeyKind::In), KeyKind::In) {
+            let c = *table.get(idx);
+            let was_active = c.flags & CONN_INACTIVE == 0;
+            if c.real != real.id {
+                let old = reg.get(c.real);
+                if was_active {
+                    old.active.fetch_sub(1, Ordering::Relaxed);
+                } else {
+                    old.inactive.fetch_sub(1, Ordering::Relaxed);
+                }
+                old.conns.fetch_sub(1, Ordering::Relaxed);
+                old.update_overload();
+                table.rebind(idx, raddr, real.port, real.forward, real.id);
+                let new = reg.get(real.id);
+                new.inactive.fetch_add(1, Ordering::Relaxed);
+                new.conns.fetch_add(1, Ordering::Relaxed);
+                table.get_mut(idx).flags |= CONN_INACTIVE;
+            }
+            let e = table.get_mut(idx);
+            e.state = state;
+            e.expires = now + timeout_ms;
+            e.synced_s = now_s;
+            set_activity(e, reg, super::flow::is_active(r.protocol, state));
+            return Ok(false);
+        }
+        let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(SyncRefusal::NoRoute)?;
+        let mut cflags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
+        let mut client_port = 0;
+        if real.forward == Forward::Nat {
+            let (p, hop) = t.net.route(r.client).ok_or(SyncRefusal::NoRoute)?;
+            client_port = p;
+            if hop != r.client {
+                cflags |= CONN_CLIENT_VIA_GW;
+            }
+        } else {
+            cflags |= CONN_NO_OUTPUT;
+        }
+        let mut c = Conn::new(
+            r.protocol,
+            client,
+            r.cport,
+            vaddr,
+            r.vport,
+            raddr,
+            real.port,
+            real.forward,
+            real.id,
+        );
+        c.flags = cflags | CONN_INACTIVE;
+        c.rs_port = rs_port as u8;
+        c.client_port = client_port as u8;
+        c.state = state;
+        c.expires = now + timeout_ms;
+        c.synced_s = now_s;
+        if let Some(p) = svc.persistence {
+            c.template = table
+                .find_template(r.protocol, client.masked(p.prefix_len), vaddr, r.vport)
+                .filter(|&i| table.get(i).real == real.id)
+                .unwrap_or(NIL);
+        }
+        let idx = table.insert(c).map_err(|_| SyncRefusal::TableFull)?;
+        if c.template != NIL {
+            table.get_mut(c.template).controlled += 1;
+        }
+        let shared = reg.get(real.id);
+        shared.inactive.fetch_add(1, Ordering::Relaxed);
+        shared.conns.fetch_add(1, Ordering::Relaxed);
+        set_activity(table.get_mut(idx), reg, super::flow::is_active(r.protocol, state));
+        shared.update_overload();
+        self.stats.conns_created += 1;
+        Ok(true)
+    }
+}
+
+/// The record's state in rvs's numbering.
+fn local_state(r: &SyncConn) -> u8 {
+    match r.protocol {
+        proto::TCP => TcpState::from_u8(r.state.min(u8::MAX as u16) as u8) as u8,
+        proto::SCTP => SctpState::from_ipvs(r.state) as u8,
+        _ => 0,
+    }
+}
+
+/// Moves an entry between its real server's active and inactive counts to match `active`.
+fn set_activity<A: Addr>(c: &mut Conn<A>, reg: &crate::model::RealRegistry, active: bool) {
+    let was_active = c.flags & CONN_INACTIVE == 0;
+    if was_active == active {
+        return;
+    }
+    let shared = reg.get(c.real);
+    if active {
+        c.flags &= !CONN_INACTIVE;
+        shared.inactive.fetch_sub(1, Ordering::Relaxed);
+        shared.active.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.flags |= CONN_INACTIVE;
+        shared.active.fetch_sub(1, Ordering::Relaxed);
+        shared.inactive.fetch_add(1, Ordering::Relaxed);
+    }
+    shared.update_overload();
+}
+
+#[allow(clippy::too_many_arguments)]
+fn install_template<A: Addr>(
+    t: &Tables,
+    svc: &Service,
+    real: &RealServer,
+    table: &mut ConnTable<A>,
+    client: A,
+    vaddr: A,
+    raddr: A,
+    r: &SyncConn,
+    expires: u64,
+    now_s: u32,
+) -> Result<bool, SyncRefusal> {
+    if let Some(i) = table.find_template(r.protocol, client, vaddr, r.vport) {
+        let old = table.get(i).real;
+        if old != real.id {
+            t.reals.get(old).persistent.fetch_sub(1, Ordering::Relaxed);
+            t.reals.get(real.id).persistent.fetch_add(1, Ordering::Relaxed);
+            table.rebind(i, raddr, real.port, real.forward, real.id);
+        }
+        let e = table.get_mut(i);
+        e.expires = e.expires.max(expires);
+        e.synced_s = now_s;
+        return Ok(false);
+    }
+    let mut c = Conn::new(
+        r.protocol,
+        client,
+        0,
+        vaddr,
+        r.vport,
+        raddr,
+        real.port,
+        real.forward,
+        real.id,
+    );
+    c.flags = CONN_TEMPLATE;
+    c.persist_s = svc.persistence.map_or(r.timeout_s, |p| p.timeout_s);
+    c.expires = expires;
+    c.synced_s = now_s;
+    table.insert(c).map_err(|_| SyncRefusal::TableFull)?;
+    t.reals.get(real.id).persistent.fetch_add(1, Ordering::Relaxed);
+    Ok(true)
+}
