@@ -358,11 +358,17 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         let control = control.clone();
         move || control.lock().unwrap_or_else(|p| p.into_inner()).host_path()
     };
+    control
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .start_sync(&cfg.sync_daemons)
+        .map_err(|m| anyhow::anyhow!("[[sync_daemon]]: {m}"))?;
     let health = crate::health::Health::start(control.clone())?;
     let metrics = match cfg.metrics_listen {
         Some(addr) => Some(control::metrics::serve(addr, control.clone())?),
         None => None,
     };
+    let sync_control = control.clone();
     let control = control::serve(&cfg.socket, control, &cfg.control)?;
 
     let started = Instant::now();
@@ -396,6 +402,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         }
     }
     health.stop();
+    sync_control.lock().unwrap_or_else(|p| p.into_inner()).stop_sync();
     if let Some(m) = metrics {
         m.stop();
     }

@@ -20,6 +20,8 @@ pub struct ListOpts {
     pub timeout: bool,
     /// `--health` (rvs): health checks and quorums.
     pub health: bool,
+    /// `--daemon`: the sync daemons.
+    pub daemon: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,6 +43,10 @@ pub enum Cmd {
     },
     Zero(Option<ServiceId>),
     SetTimeouts(u32, u32, u32),
+    /// `--start-daemon master|backup` with its options.
+    StartDaemon(rvs_api::ha::RawSyncDaemon),
+    /// `--stop-daemon master|backup`.
+    StopDaemon(String),
     Help,
     Version,
 }
@@ -174,11 +180,12 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let (mut weight, mut upper, mut lower) = (None, None, None);
     let mut opts = ListOpts::default();
     let mut set = None;
+    let mut daemon = rvs_api::ha::RawSyncDaemon::default();
     let mut i = 0;
     let set_cmd = |cmd: &mut Option<char>, c: char| -> Result<(), String> {
         match cmd {
             Some(x) if *x != c => {
-                Err("only one command (-A, -E, -D, -a, -e, -d, -L, -C, -R, -S, -Z, --set) at a time".into())
+                Err("only one command (-A, -E, -D, -a, -e, -d, -L, -C, -R, -S, -Z, --set, --start-daemon, --stop-daemon) at a time".into())
             }
             _ => {
                 *cmd = Some(c);
@@ -280,6 +287,41 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--exact" => opts.exact = true,
             "--timeout" => opts.timeout = true,
             "--health" => opts.health = true,
+            "--daemon" => opts.daemon = true,
+            "--start-daemon" | "--stop-daemon" => {
+                set_cmd(&mut cmd, if o == "--start-daemon" { '1' } else { '0' })?;
+                let st = next.ok_or(format!("{o} needs master or backup"))?;
+                if st != "master" && st != "backup" {
+                    return Err(format!("{o}: {st:?} is not master or backup"));
+                }
+                daemon.state = Some(st.clone());
+                i += 1;
+            }
+            "--mcast-interface" => {
+                daemon.mcast_interface =
+                    Some(next.ok_or("--mcast-interface needs an interface name")?.clone());
+                i += 1;
+            }
+            "--syncid" => {
+                daemon.syncid = Some(num(next, "--syncid")?);
+                i += 1;
+            }
+            "--sync-maxlen" => {
+                daemon.sync_maxlen = Some(num(next, "--sync-maxlen")?);
+                i += 1;
+            }
+            "--mcast-group" => {
+                daemon.mcast_group = Some(next.ok_or("--mcast-group needs a multicast address")?.clone());
+                i += 1;
+            }
+            "--mcast-port" => {
+                daemon.mcast_port = Some(num(next, "--mcast-port")?);
+                i += 1;
+            }
+            "--mcast-ttl" => {
+                daemon.mcast_ttl = Some(num(next, "--mcast-ttl")?);
+                i += 1;
+            }
             other => return Err(format!("unknown option {other:?} (rvsadm -h lists them)")),
         }
         i += 1;
@@ -351,6 +393,12 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             let (t, f, u) = set.expect("parsed with --set");
             Cmd::SetTimeouts(t, f, u)
         }
+        Some('1') => {
+            // Checked here so a bad option is a command-line error (exit 2), as in ipvsadm.
+            daemon.validate().map_err(|e| format!("--start-daemon: {e}"))?;
+            Cmd::StartDaemon(daemon)
+        }
+        Some('0') => Cmd::StopDaemon(daemon.state.clone().expect("parsed with --stop-daemon")),
         Some('h') => Cmd::Help,
         Some('V') => Cmd::Version,
         Some(_) => unreachable!("every command letter is handled"),

@@ -12,6 +12,7 @@ pub mod host;
 pub mod instance;
 pub mod ipvsadm;
 pub mod run_report;
+pub mod sync;
 pub mod traffic;
 
 /// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.

@@ -31,6 +31,10 @@ Usage:
          [--persistent-conn] [--exact] [--timeout] [--health]
   rvsadm -Z [-t|u|--sctp-service VIP:port]
   rvsadm --set tcp tcpfin udp
+  rvsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
+         [--mcast-group A] [--mcast-port P] [--mcast-ttl T]
+  rvsadm --stop-daemon master|backup
+  rvsadm -L --daemon              (the sync daemons; -L --daemon --stats adds rvs's sync counters)
   rvsadm --socket PATH ...        (default $RVS_SOCKET, else /run/rvs/rvs.sock)
   rvsadm -V | -h
 ";
@@ -202,6 +206,12 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                 udp: u,
             })?;
         }
+        Cmd::StartDaemon(daemon) => {
+            c()?.call(Op::StartDaemon { daemon })?;
+        }
+        Cmd::StopDaemon(state) => {
+            c()?.call(Op::StopDaemon { state })?;
+        }
         Cmd::Save { numeric } => {
             let (_, services) = c()?.services(None)?;
             print!("{}", ipvsadm::fmt_save(&services, numeric));
@@ -224,7 +234,18 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
         }
         Cmd::List { service, opts } => {
             let mut client = c()?;
-            if opts.timeout {
+            if opts.daemon {
+                if let Some(Reply::Daemons { daemons, counters }) = client.call(Op::Daemons {})? {
+                    for d in &daemons {
+                        println!("{}", d.line());
+                    }
+                    if opts.stats {
+                        for (name, v) in &counters {
+                            println!("{name:<28}{v}");
+                        }
+                    }
+                }
+            } else if opts.timeout {
                 if let Some(Reply::Timeouts { tcp, tcpfin, udp }) = client.call(Op::GetTimeouts {})? {
                     println!("Timeout (tcp tcpfin udp): {tcp} {tcpfin} {udp}");
                 }

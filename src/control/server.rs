@@ -331,7 +331,12 @@ fn gather(
 fn read_only(op: &Op) -> bool {
     matches!(
         op,
-        Op::List { .. } | Op::Connections {} | Op::GetTimeouts {} | Op::Status {} | Op::Health {}
+        Op::List { .. }
+            | Op::Connections {}
+            | Op::GetTimeouts {}
+            | Op::Status {}
+            | Op::Health {}
+            | Op::Daemons {}
     )
 }
 

@@ -74,6 +74,8 @@ pub struct ControlState {
     known: HashMap<RealKey, RealId>,
     /// `[dataplane] max_services`.
     max_services: usize,
+    /// The IPVS sync daemons (`--start-daemon`).
+    sync: crate::sync::SyncDaemons,
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
@@ -144,7 +146,7 @@ impl ControlState {
             ports: ports.to_vec(),
             timeouts: tables.timeouts,
             reg: tables.reals.clone(),
-            shared,
+            shared: shared.clone(),
             entries,
             next_id,
             base: HashMap::new(),
@@ -161,9 +163,30 @@ impl ControlState {
             check_generation: 0,
             known: HashMap::new(),
             max_services: usize::MAX,
+            sync: crate::sync::SyncDaemons::new(shared.clone(), shared.counters.len() as u16),
         }
         .with_known_ids()
         .with_health()
+    }
+
+    /// Starts the sync daemons of the config file (after the twins are up).
+    pub fn start_sync(&mut self, daemons: &[rvs_api::ha::SyncDaemonConfig]) -> Result<(), String> {
+        for d in daemons {
+            self.sync.start(d.clone())?;
+        }
+        Ok(())
+    }
+
+    /// Stops every sync daemon (at shutdown, before the workers).
+    pub fn stop_sync(&mut self) {
+        for d in self.sync.running() {
+            let _ = self.sync.stop(d.state);
+        }
+    }
+
+    /// The sync counters by name.
+    pub fn sync_counters(&self) -> Vec<(String, u64)> {
+        self.sync.counter_list()
     }
 
     /// With a bound on the number of services (`[dataplane] max_services`).
@@ -400,6 +423,23 @@ impl ControlState {
 
     pub fn apply(&mut self, op: Op) -> Result<Option<Reply>, OpError> {
         match op {
+            Op::StartDaemon { daemon } => {
+                let d = daemon.validate().map_err(|e| ("invalid", e.to_string()))?;
+                self.sync.start(d).map_err(|m| ("sync", m))?;
+                return Ok(None);
+            }
+            Op::StopDaemon { state } => {
+                let role = rvs_api::ha::SyncRole::parse(&state)
+                    .ok_or_else(|| ("invalid", format!("state: {state:?} is not master or backup")))?;
+                self.sync.stop(role).map_err(|m| ("sync", m))?;
+                return Ok(None);
+            }
+            Op::Daemons {} => {
+                return Ok(Some(Reply::Daemons {
+                    daemons: self.sync.running(),
+                    counters: self.sync.counter_list(),
+                }))
+            }
             Op::AddService { service } => {
                 let cfg = self.validate(&service)?;
                 if self.find(&cfg.key).is_ok() {

@@ -70,6 +70,11 @@ pub struct RawConfig {
     pub timeouts: RawTimeouts,
     #[serde(default)]
     pub service: Vec<RawService>,
+    /// IPVS sync daemons started with rvsd (as `rvsadm --start-daemon` would).
+    #[serde(default)]
+    pub sync_daemon: Vec<crate::ha::RawSyncDaemon>,
+    /// The peer director whose configuration this one keeps in step with.
+    pub peer: Option<crate::ha::RawPeer>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -326,6 +331,8 @@ pub struct Config {
     pub metrics_listen: Option<SocketAddr>,
     pub timeouts: Timeouts,
     pub services: Vec<ServiceConfig>,
+    pub sync_daemons: Vec<crate::ha::SyncDaemonConfig>,
+    pub peer: Option<crate::ha::PeerConfig>,
 }
 
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
@@ -511,6 +518,39 @@ pub fn validate_service(raw: &RawService, ports: &[PortConfig]) -> Result<Servic
         (true, Some(s)) => Ok(s),
         (true, None) => Err(ConfigError(vec!["service: incomplete".into()])),
         (false, _) => Err(ConfigError(e.0.into_iter().map(rename).collect())),
+    }
+}
+
+impl ServiceConfig {
+    /// The service as a config entry that validates back to it (what a peer director is sent
+    /// when the table is replicated).
+    pub fn to_raw(&self) -> RawService {
+        let real = |r: &RealConfig| RawReal {
+            address: Some(SocketAddr::new(r.addr, r.port).to_string()),
+            method: Some(r.forward.name().to_string()),
+            weight: Some(r.weight as i64),
+            upper: Some(r.upper as i64),
+            lower: Some(r.lower as i64),
+            check: r.raw_check.clone(),
+        };
+        let flags = self.flags.names(&self.scheduler);
+        RawService {
+            protocol: Some(self.key.protocol.name().to_string()),
+            address: Some(SocketAddr::new(self.key.vip, self.key.port).to_string()),
+            scheduler: Some(self.scheduler.clone()),
+            flags: (!flags.is_empty()).then(|| flags.join(",")),
+            persistence: self.persistence.map(|p| p.timeout_s as i64),
+            netmask: self.persistence.map(|p| p.prefix_len.to_string()),
+            announce: (self.announce != Announce::Always).then(|| self.announce.name().to_string()),
+            check: self.check.clone(),
+            quorum: (self.quorum != 0).then_some(self.quorum as i64),
+            hysteresis: (self.quorum != 0).then_some(self.hysteresis as i64),
+            sorry_server: self
+                .sorry
+                .as_ref()
+                .map(|r| SocketAddr::new(r.addr, r.port).to_string()),
+            real: self.reals.iter().map(real).collect(),
+        }
     }
 }
 
@@ -728,6 +768,22 @@ impl RawConfig {
         );
         timeouts.set(tcp, fin, udp);
         let services = self.validate_services(&mut e, &ports);
+        let mut sync_daemons: Vec<crate::ha::SyncDaemonConfig> = Vec::new();
+        for (i, d) in self.sync_daemon.iter().enumerate() {
+            match d.validate() {
+                Ok(d) if sync_daemons.iter().any(|x| x.state == d.state) => e.add(
+                    &format!("sync_daemon[{i}].state"),
+                    format!("a {} daemon is given twice", d.state.name()),
+                ),
+                Ok(d) => sync_daemons.push(d),
+                Err(errs) => {
+                    for m in errs.0 {
+                        e.0.push(format!("sync_daemon[{i}].{m}"));
+                    }
+                }
+            }
+        }
+        let peer = self.peer.as_ref().and_then(|p| p.validate(&mut e.0));
 
         if e.0.is_empty() {
             Ok(Config {
@@ -753,6 +809,8 @@ impl RawConfig {
                 metrics_listen,
                 timeouts,
                 services,
+                sync_daemons,
+                peer,
             })
         } else {
             Err(ConfigError(e.0))

@@ -6,6 +6,7 @@
 pub mod check;
 pub mod config;
 pub mod fuzzing;
+pub mod ha;
 pub mod proto;
 
 pub use config::{Config, ConfigError};

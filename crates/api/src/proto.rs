@@ -83,6 +83,16 @@ pub enum Op {
     },
     /// Version, workers, ports, uptime, drops.
     Status {},
+    /// `--start-daemon master|backup` and its options (IPVS connection sync).
+    StartDaemon {
+        daemon: crate::ha::RawSyncDaemon,
+    },
+    /// `--stop-daemon master|backup`.
+    StopDaemon {
+        state: String,
+    },
+    /// `-L --daemon`: the sync daemons that run, and the sync counters.
+    Daemons {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -315,6 +325,11 @@ pub struct PortView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
+    Daemons {
+        daemons: Vec<crate::ha::SyncDaemonConfig>,
+        /// Sync counters by name (sent, received, installed, refused by reason...).
+        counters: Vec<(String, u64)>,
+    },
     Services {
         table_size: usize,
         services: Vec<ServiceView>,

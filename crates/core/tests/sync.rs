@@ -381,3 +381,55 @@ fn a_full_buffer_loses_records_and_counts_them() {
     assert_eq!(m.sync.lost, 10);
     assert_eq!(m.sync.emitted, rvs_core::path::SYNC_OUT_MAX as u64);
 }
+
+#[test]
+fn a_resync_walks_the_whole_table_in_steps() {
+    let t = tables();
+    let mut m = director();
+    // Sync off while the flows are made: nothing is sent then.
+    for port in 0..20u16 {
+        run(
+            &mut m,
+            &t,
+            0,
+            tcp4(IN0, CLIENT, DR_VIP, 64, 30000 + port, 80, SYN, b""),
+            0,
+        );
+        if port % 2 == 0 {
+            run(
+                &mut m,
+                &t,
+                0,
+                tcp4(IN0, CLIENT, DR_VIP, 64, 30000 + port, 80, ACK, b""),
+                1,
+            );
+        }
+    }
+    run(
+        &mut m,
+        &t,
+        0,
+        udp4(IN0, CLIENT, [10, 0, 0, 100], 64, 44000, 53, b"q"),
+        2,
+    );
+    assert!(m.sync_out().is_empty());
+    m.start_resync();
+    let mut steps = 0;
+    while m.resyncing() {
+        m.resync_step(3, 100);
+        steps += 1;
+    }
+    assert!(steps > 10, "the walk is done in steps ({steps})");
+    let recs = over_the_wire(&mut m);
+    assert_eq!(
+        recs.len(),
+        11,
+        "the 10 established connections and the UDP flow, not the half-open ones"
+    );
+    let tb = tables();
+    let mut b = director();
+    for r in &recs {
+        b.install(&tb, r, 3).unwrap();
+    }
+    assert_eq!(b.conns_v4().len(), 11);
+}

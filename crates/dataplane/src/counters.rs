@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rvs_core::{DropCounters, DropReason, RealTraffic, WorkerStats};
+use rvs_core::{DropCounters, DropReason, RealTraffic, SyncRefusal, SyncStats, WorkerStats};
 
 /// Drops the data plane adds to the core's reasons.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +65,7 @@ pub struct WorkerCounters {
     redirected_in: Cell,
     tx: Cell,
     real: Vec<[Cell; 4]>,
+    sync: [Cell; 4 + SyncRefusal::COUNT],
 }
 
 impl WorkerCounters {
@@ -76,6 +77,7 @@ impl WorkerCounters {
             redirected_in: Cell::default(),
             tx: Cell::default(),
             real: (0..real_capacity).map(|_| Default::default()).collect(),
+            sync: Default::default(),
         }
     }
 
@@ -110,6 +112,28 @@ impl WorkerCounters {
         }
         self.redirected_in.set(redirected_in);
         self.tx.set(tx);
+    }
+
+    pub(crate) fn publish_sync(&self, s: &SyncStats) {
+        let head = [s.emitted, s.lost, s.installed, s.updated];
+        for (c, v) in self.sync.iter().zip(head.iter().chain(s.refused.iter())) {
+            c.set(*v);
+        }
+    }
+
+    pub fn sync_stats(&self) -> SyncStats {
+        let g = |i: usize| self.sync[i].get();
+        let mut refused = [0; SyncRefusal::COUNT];
+        for (i, r) in refused.iter_mut().enumerate() {
+            *r = g(4 + i);
+        }
+        SyncStats {
+            emitted: g(0),
+            lost: g(1),
+            installed: g(2),
+            updated: g(3),
+            refused,
+        }
     }
 
     pub(crate) fn publish_real(&self, id: usize, t: RealTraffic) {

@@ -12,7 +12,9 @@
 //! - neighbors: an `ArcSwap` map, replaced on the rare learn; workers only load it;
 //! - counters: each worker publishes its own into atomics that only it writes;
 //! - the host path ([`host`]): frames for the kernel twins go up one ring to the host thread,
-//!   and what the kernel sends comes down a ring per worker.
+//!   and what the kernel sends comes down a ring per worker;
+//! - connection sync ([`SyncQueues`]): records go to the sync daemon and come from it through
+//!   bounded queues per worker; a full queue is a counted loss.
 
 pub mod counters;
 pub mod host;
@@ -22,6 +24,6 @@ pub mod worker;
 pub use counters::{DpDrop, WorkerCounters};
 pub use host::{HostRings, HostStats};
 pub use neighbor::Neighbors;
-pub use worker::{Command, ConnEntry, Shared, Worker, WorkerPorts, WorkerResult};
+pub use worker::{Command, ConnEntry, Shared, SyncQueues, Worker, WorkerPorts, WorkerResult};
 
 pub mod baseline;

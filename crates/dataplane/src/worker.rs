@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue, BURST_SIZE};
+use rvs_core::sync::SyncConn;
 use rvs_core::{Director, DirectorConfig, Tables, Verdict};
 
 use crate::counters::{DpDrop, WorkerCounters};
@@ -28,6 +29,34 @@ pub struct Shared {
     pub seen: Vec<AtomicU64>,
     /// The host path's rings, when some port has a kernel twin.
     pub host: Option<HostRings>,
+    /// Connection sync between the workers and the sync daemon.
+    pub sync: SyncQueues,
+}
+
+/// Records a worker hands to the sync daemon, or the daemon to a worker, per worker.
+const SYNC_QUEUE: usize = 16384;
+/// Received records a worker installs per loop, so a sync flood cannot take its time.
+const SYNC_INSTALL_PER_LOOP: usize = 256;
+
+/// The queues of connection sync: bounded both ways, so neither side ever waits on the other.
+#[derive(Debug)]
+pub struct SyncQueues {
+    /// Whether a master sync daemon runs (workers produce records only then).
+    pub master: AtomicBool,
+    /// Per worker: records for the master daemon to send.
+    pub out: Vec<ArrayQueue<SyncConn>>,
+    /// Per worker: records the backup daemon received, for the worker that owns the flow.
+    pub inbound: Vec<ArrayQueue<SyncConn>>,
+}
+
+impl SyncQueues {
+    fn new(workers: usize) -> SyncQueues {
+        SyncQueues {
+            master: AtomicBool::new(false),
+            out: (0..workers).map(|_| ArrayQueue::new(SYNC_QUEUE)).collect(),
+            inbound: (0..workers).map(|_| ArrayQueue::new(SYNC_QUEUE)).collect(),
+        }
+    }
 }
 
 /// A request from the control thread to one worker (for what only the worker can see).
@@ -35,6 +64,9 @@ pub struct Shared {
 pub enum Command {
     /// Send a copy of the connection table.
     DumpConns(std::sync::mpsc::Sender<Vec<ConnEntry>>),
+    /// Hand every syncable connection and template to the sync daemon again, in steps (a
+    /// peer director (re)joined).
+    Resync,
 }
 
 /// One connection as `ipvsadm -Lc` shows it.
@@ -60,6 +92,7 @@ impl Shared {
             generation: AtomicU64::new(0),
             seen: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             host: None,
+            sync: SyncQueues::new(workers),
         }
     }
 
@@ -274,6 +307,7 @@ impl Worker {
             }
             self.drain_redirects(&tables, &neigh, now);
             self.drain_host();
+            self.sync(&tables, now);
             if let Some(cmd) = self
                 .shared
                 .commands
@@ -302,6 +336,29 @@ impl Worker {
         }
     }
 
+    /// Hands this loop's sync records to the daemon (a full queue loses them, counted) and
+    /// installs a bounded number of received ones; then follows the daemon's role.
+    fn sync(&mut self, t: &Tables, now: u64) {
+        let id = self.id as usize;
+        let q = &self.shared.sync;
+        let mut lost = 0;
+        for r in self.director.sync_out().drain(..) {
+            if q.out[id].push(r).is_err() {
+                lost += 1;
+            }
+        }
+        self.director.sync.lost += lost;
+        // A resend goes at the pace the daemon takes it: only while the queue is half empty.
+        if self.director.resyncing() && q.out[id].len() < SYNC_QUEUE / 2 {
+            self.director.resync_step(now, 1024);
+        }
+        for _ in 0..SYNC_INSTALL_PER_LOOP {
+            let Some(r) = q.inbound[id].pop() else { break };
+            let _ = self.director.install(t, &r, now); // refusals are counted by reason
+        }
+        self.director.set_sync(q.master.load(Ordering::Relaxed));
+    }
+
     fn command(&mut self, cmd: Command, now: u64) {
         match cmd {
             Command::DumpConns(reply) => {
@@ -311,6 +368,7 @@ impl Worker {
                 dump(self.director.conns_v6(), now, &mut out);
                 let _ = reply.send(out);
             }
+            Command::Resync => self.director.start_resync(),
         }
     }
 
@@ -503,6 +561,7 @@ impl Worker {
             self.redirected_in,
             self.tx,
         );
+        c.publish_sync(&self.director.sync);
         for s in &t.services {
             for r in &s.reals {
                 c.publish_real(r.id.0 as usize, self.director.real_traffic(r.id));

@@ -293,3 +293,31 @@ fn limits_are_configuration() {
         "{e}"
     );
 }
+
+#[test]
+fn a_service_written_back_as_config_validates_to_itself() {
+    let mut text = GOOD.to_string();
+    text.push_str(
+        r#"
+[[service]]
+protocol = "tcp"
+address = "10.0.0.101:443"
+scheduler = "wlc"
+quorum = 2
+hysteresis = 1
+sorry_server = "192.168.1.9:443"
+check = { type = "tcp", interval = "2s" }
+
+[[service.real]]
+address = "192.168.1.4:443"
+method = "nat"
+check = { fall = 5 }
+"#,
+    );
+    let c = Config::from_toml(&text).unwrap();
+    assert_eq!(c.services.len(), 3);
+    for s in &c.services {
+        let back = validate_service(&s.to_raw(), &c.ports).unwrap();
+        assert_eq!(&back, s);
+    }
+}

@@ -97,6 +97,8 @@ pub const CONN_NO_OUTPUT: u8 = 0x04;
 pub const CONN_RS_VIA_GW: u8 = 0x08;
 /// The client is reached through its port's gateway.
 pub const CONN_CLIENT_VIA_GW: u8 = 0x10;
+/// A slab slot holding no entry (never used, or released).
+const CONN_FREE: u8 = 0x80;
 
 /// One connection (or persistence template).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,8 +267,12 @@ impl<A: Addr> ConnTable<A> {
         );
         // Up to two keys an entry, at most half the slots used.
         let nslots = (capacity * 4).next_power_of_two();
+        let free_slot = Conn {
+            flags: CONN_FREE,
+            ..Conn::default()
+        };
         ConnTable {
-            entries: vec![Conn::default(); capacity].into_boxed_slice(),
+            entries: vec![free_slot; capacity].into_boxed_slice(),
             free: (0..capacity as u32).rev().collect(),
             slots: vec![0u64; nslots].into_boxed_slice(),
             mask: nslots - 1,
@@ -474,7 +480,16 @@ impl<A: Addr> ConnTable<A> {
                 self.unindex(idx, KeyKind::Out);
             }
         }
+        self.entries[idx as usize].flags |= CONN_FREE;
         self.free.push(idx);
+    }
+
+    /// The entry in slab slot `idx`, if the slot holds one (for walks over the whole table
+    /// in steps, such as a sync resend).
+    pub fn live(&self, idx: u32) -> Option<&Conn<A>> {
+        self.entries
+            .get(idx as usize)
+            .filter(|c| c.flags & CONN_FREE == 0)
     }
 
     /// Advances the wheel to `now` (ms). Each due entry is offered to `on_expire`, which returns

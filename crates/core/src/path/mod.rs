@@ -118,6 +118,8 @@ pub struct Director {
     sync_on: bool,
     sync_out: Vec<crate::sync::SyncConn>,
     pub sync: SyncStats,
+    /// A resend of the whole table in progress: (IPv6 table?, next slot).
+    resync: Option<(bool, u32)>,
 }
 
 /// What the first pass learns about a frame.
@@ -169,6 +171,7 @@ impl Director {
             sync_on: false,
             sync_out: Vec::with_capacity(SYNC_OUT_MAX),
             sync: SyncStats::default(),
+            resync: None,
         }
     }
 

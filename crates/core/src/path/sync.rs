@@ -193,6 +193,44 @@ impl Director {
         }
     }
 
+    /// Starts sending the whole table again (a peer (re)joined, or the master daemon started),
+    /// a few entries per call of [`Director::resync_step`].
+    pub fn start_resync(&mut self) {
+        self.resync = Some((false, 0));
+    }
+
+    pub fn resyncing(&self) -> bool {
+        self.resync.is_some()
+    }
+
+    /// Emits the records of up to `max` slots of the walk started by
+    /// [`Director::start_resync`]: every syncable connection and every template.
+    pub fn resync_step(&mut self, now: u64, max: u32) {
+        let Some((v6, from)) = self.resync else { return };
+        let cap = if v6 {
+            self.conns6.capacity()
+        } else {
+            self.conns4.capacity()
+        } as u32;
+        let to = from.saturating_add(max).min(cap);
+        let now_s = stamp(now);
+        for i in from..to {
+            let r = if v6 {
+                walk_one(&mut self.conns6, i, now, now_s)
+            } else {
+                walk_one(&mut self.conns4, i, now, now_s)
+            };
+            if let Some(r) = r {
+                self.emit(r);
+            }
+        }
+        self.resync = match (to < cap, v6) {
+            (true, _) => Some((v6, to)),
+            (false, false) => Some((true, 0)),
+            (false, true) => None,
+        };
+    }
+
     /// Installs a record received from the master, in this worker's tables (the caller picked
     /// the worker that owns the flow; templates go to every worker).
     pub fn install(&mut self, t: &Tables, r: &SyncConn, now: u64) -> Result<(), SyncRefusal> {
@@ -325,6 +363,16 @@ impl Director {
         self.stats.conns_created += 1;
         Ok(true)
     }
+}
+
+/// The record of slot `i` for a resend, if it holds a template or a syncable connection.
+fn walk_one<A: Addr>(t: &mut ConnTable<A>, i: u32, now: u64, now_s: u32) -> Option<SyncConn> {
+    let c = *t.live(i)?;
+    if !c.is_template() && !syncable(c.proto, c.state) {
+        return None;
+    }
+    t.get_mut(i).synced_s = now_s;
+    Some(record(&c, now))
 }
 
 /// The record's state in rvs's numbering.
