@@ -363,6 +363,17 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         .unwrap_or_else(|p| p.into_inner())
         .start_sync(&cfg.sync_daemons)
         .map_err(|m| anyhow::anyhow!("[[sync_daemon]]: {m}"))?;
+    let peer = match &cfg.peer {
+        Some(p) => {
+            let counters = Arc::new(crate::peer::PeerCounters::default());
+            control
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .set_peer_counters(counters.clone());
+            Some(crate::peer::Peer::start(p.clone(), control.clone(), counters)?)
+        }
+        None => None,
+    };
     let health = crate::health::Health::start(control.clone())?;
     let metrics = match cfg.metrics_listen {
         Some(addr) => Some(control::metrics::serve(addr, control.clone())?),
@@ -402,6 +413,9 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         }
     }
     health.stop();
+    if let Some(p) = peer {
+        p.stop();
+    }
     sync_control.lock().unwrap_or_else(|p| p.into_inner()).stop_sync();
     if let Some(m) = metrics {
         m.stop();

@@ -11,6 +11,7 @@ pub mod health;
 pub mod host;
 pub mod instance;
 pub mod ipvsadm;
+pub mod peer;
 pub mod run_report;
 pub mod sync;
 pub mod traffic;

@@ -76,6 +76,19 @@ pub struct ControlState {
     max_services: usize,
     /// The IPVS sync daemons (`--start-daemon`).
     sync: crate::sync::SyncDaemons,
+    /// The last operator change of the table (for the peer link; time 0: as loaded from the
+    /// config file), and this director's id in stamps.
+    stamp: crate::peer::Stamp,
+    origin: u64,
+    peer_counters: Option<Arc<crate::peer::PeerCounters>>,
+}
+
+/// A director's id in table stamps: random, so two directors never share one.
+fn random_origin() -> u64 {
+    use ring::rand::SecureRandom;
+    let mut b = [0u8; 8];
+    let _ = ring::rand::SystemRandom::new().fill(&mut b);
+    u64::from_le_bytes(b) | 1
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
@@ -164,6 +177,9 @@ impl ControlState {
             known: HashMap::new(),
             max_services: usize::MAX,
             sync: crate::sync::SyncDaemons::new(shared.clone(), shared.counters.len() as u16),
+            stamp: crate::peer::Stamp::default(),
+            origin: random_origin(),
+            peer_counters: None,
         }
         .with_known_ids()
         .with_health()
@@ -435,10 +451,14 @@ impl ControlState {
                 return Ok(None);
             }
             Op::Daemons {} => {
+                let mut counters = self.sync.counter_list();
+                if let Some(p) = &self.peer_counters {
+                    counters.extend(p.list());
+                }
                 return Ok(Some(Reply::Daemons {
                     daemons: self.sync.running(),
-                    counters: self.sync.counter_list(),
-                }))
+                    counters,
+                }));
             }
             Op::AddService { service } => {
                 let cfg = self.validate(&service)?;
@@ -614,7 +634,66 @@ impl ControlState {
             Op::Status {} => return Ok(Some(self.status())),
         }
         self.publish();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.stamp = crate::peer::Stamp {
+            time_ms: now_ms.max(self.stamp.time_ms + 1),
+            origin: self.origin,
+        };
         Ok(None)
+    }
+
+    /// When the table was last changed by an operator.
+    pub fn stamp(&self) -> crate::peer::Stamp {
+        self.stamp
+    }
+
+    /// The table as the peer director gets it.
+    pub fn peer_table(&self) -> crate::peer::PeerTable {
+        crate::peer::PeerTable {
+            stamp: self.stamp,
+            timeouts: self.timeouts.shown(),
+            services: self.entries.iter().map(|e| e.cfg.to_raw()).collect(),
+        }
+    }
+
+    /// Takes the peer's table if it is newer than ours: Ok(true) if taken, Ok(false) if not
+    /// newer; an error (nothing changed) if it does not validate here.
+    pub fn apply_peer(&mut self, t: crate::peer::PeerTable) -> Result<bool, String> {
+        if t.stamp.time_ms == 0 || t.stamp <= self.stamp {
+            return Ok(false);
+        }
+        let (tcp, tcpfin, udp) = t.timeouts;
+        for (name, v) in [("tcp", tcp), ("tcpfin", tcpfin), ("udp", udp)] {
+            if v == 0 || v > 31 * 24 * 3600 {
+                return Err(format!("timeouts.{name}: {v}"));
+            }
+        }
+        let n = t.services.len();
+        self.apply(Op::Restore {
+            services: t.services,
+            more: false,
+        })
+        .map_err(|(_, m)| m)?;
+        self.timeouts.set(tcp, tcpfin, udp);
+        self.publish();
+        if self.stamp.time_ms > 0 && self.stamp.origin == self.origin {
+            eprintln!("rvsd: peer: its newer table ({n} services) replaces this director's own changes");
+        }
+        self.stamp = t.stamp;
+        Ok(true)
+    }
+
+    /// The peer (re)joined: the workers send it their whole connection table (if a master
+    /// sync daemon runs).
+    pub fn resync_peer(&self) {
+        self.sync.resync();
+    }
+
+    /// The peer link's counters, listed with the sync counters.
+    pub fn set_peer_counters(&mut self, c: Arc<crate::peer::PeerCounters>) {
+        self.peer_counters = Some(c);
     }
 
     /// Rebuilds entry `i` with a new config and ids (its sorry server kept).

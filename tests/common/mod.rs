@@ -1,4 +1,5 @@
 //! Helpers shared by the integration tests.
 
+pub mod ha;
 pub mod netns;
 pub mod replay;

@@ -117,6 +117,17 @@ impl Lab {
         self.children.push(child);
     }
 
+    /// Runs `cmd` in the root namespace in the background until the lab ends.
+    pub fn spawn_in_root(&mut self, cmd: &[&str]) {
+        let child = Command::new(cmd[0])
+            .args(&cmd[1..])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.children.push(child);
+    }
+
     pub fn bridge(&mut self, name: &str, ports: &[&str]) {
         let br = format!("{}{name}", self.p);
         sh(&format!(
@@ -218,7 +229,12 @@ impl Rvsd {
 
     /// rvsd in network namespace `ns` (its ports and twins live there).
     pub fn start_in(lab: &Lab, ns: Option<&str>, config: &str) -> Rvsd {
-        let path = std::env::temp_dir().join(format!("{}-rvs.toml", lab.p));
+        Rvsd::start_named(lab, ns, "rvs", config)
+    }
+
+    /// The same, with a config file of its own (several rvsd in one lab).
+    pub fn start_named(lab: &Lab, ns: Option<&str>, name: &str, config: &str) -> Rvsd {
+        let path = std::env::temp_dir().join(format!("{}-{name}.toml", lab.p));
         std::fs::write(&path, config).unwrap();
         let mut cmd = match ns {
             // `ip netns exec` execs rvsd after entering the namespace: the pid stays rvsd's.
@@ -238,6 +254,12 @@ impl Rvsd {
             .spawn()
             .unwrap();
         Rvsd { child, config: path }
+    }
+
+    /// SIGKILL: rvsd dies at once (its twins vanish with it).
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// SIGTERM, then the report rvsd prints as it stops.
