@@ -177,8 +177,20 @@ fn rvsadm(socket: &str, args: &[&str]) -> String {
 
 #[test]
 fn dr_failover_keeps_every_connection_and_the_configuration() {
+    failover("hd", false);
+}
+
+#[test]
+fn nat_failover_moves_the_gateway_too_and_keeps_every_connection() {
+    failover("hn", true);
+}
+
+/// The whole scenario, in DR (one segment: client, directors, real servers) or NAT (the real
+/// servers on an inside segment, their gateway a second VRRP address in a sync group with the
+/// VIP's).
+fn failover(tag: &str, nat: bool) {
     let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    let mut lab = Lab::new("hd");
+    let mut lab = Lab::new(tag);
     let p = lab.p.clone();
     let (da, db, c) = (lab.ns("da"), lab.ns("db"), lab.ns("c"));
     let (ba, a_dev) = lab.veth("ba", "la", Some(&da));
@@ -187,21 +199,45 @@ fn dr_failover_keeps_every_connection_and_the_configuration() {
     off_kernel(&da, &a_dev);
     off_kernel(&db, &b_dev);
     sh(&format!("ip netns exec {c} ip addr add 10.90.0.2/24 dev {p}lc"));
-    let mut bridged = vec![ba, bb, bc];
+    let mut outside = vec![ba, bb, bc];
+    let mut inside = Vec::new();
+    let (mut a_in, mut b_in) = (String::new(), String::new());
+    if nat {
+        let (x, a) = lab.veth("ia", "ja", Some(&da));
+        let (y, b) = lab.veth("ib", "jb", Some(&db));
+        off_kernel(&da, &a);
+        off_kernel(&db, &b);
+        (a_in, b_in) = (a, b);
+        inside = vec![x, y];
+    }
+    let net = if nat { "10.91.0" } else { "10.90.0" };
     let mut servers = Vec::new();
     for k in 1..=3 {
         let s = lab.ns(&format!("s{k}"));
         let (br, _) = lab.veth(&format!("s{k}b"), &format!("s{k}"), Some(&s));
-        // DR: the VIP on lo, never answered for on the wire.
         sh(&format!(
-            "ip netns exec {s} ip addr add 10.90.0.2{k}/24 dev {p}s{k}; ip netns exec {s} ip addr add 10.90.0.100/32 dev lo; \
-             ip netns exec {s} sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2"
+            "ip netns exec {s} ip addr add {net}.2{k}/24 dev {p}s{k}"
         ));
-        bridged.push(br);
+        if nat {
+            // NAT: replies go to the gateway, the VRRP address on the master's inside twin.
+            sh(&format!("ip netns exec {s} ip route add default via 10.91.0.1"));
+            inside.push(br);
+        } else {
+            // DR: the VIP on lo, never answered for on the wire.
+            sh(&format!(
+                "ip netns exec {s} ip addr add 10.90.0.100/32 dev lo; \
+                 ip netns exec {s} sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.all.arp_announce=2"
+            ));
+            outside.push(br);
+        }
         servers.push(s);
     }
-    let refs: Vec<&str> = bridged.iter().map(String::as_str).collect();
+    let refs: Vec<&str> = outside.iter().map(String::as_str).collect();
     lab.bridge("br", &refs);
+    if nat {
+        let refs: Vec<&str> = inside.iter().map(String::as_str).collect();
+        lab.bridge("bi", &refs);
+    }
     let tmp = tempfile::tempdir().unwrap();
     let server_py = tmp.path().join("server.py");
     std::fs::write(&server_py, KEEPALIVE_SERVER).unwrap();
@@ -218,38 +254,48 @@ fn dr_failover_keeps_every_connection_and_the_configuration() {
             );
         }
     }
-    let services = r#"
+    let (method, flag) = if nat { ("nat", "-m") } else { ("dr", "-g") };
+    let services = format!(
+        r#"
 [[service]]
 address = "10.90.0.100:80"
 scheduler = "rr"
 announce = "follow-host"
-real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80", method = "dr" }, { address = "10.90.0.23:80", method = "dr" }]
-"#;
-    let port = |me: &str, dev: &str, addr: &str| {
-        format!(
+real = [{{ address = "{net}.21:80", method = "{method}" }}, {{ address = "{net}.22:80", method = "{method}" }}, {{ address = "{net}.23:80", method = "{method}" }}]
+"#
+    );
+    let port = |me: &str, dev: &str, addr: &str, inside_dev: &str, inside_addr: &str| {
+        let mut s = format!(
             "[[port]]\nname = \"lan\"\ndevice = \"net_af_packet_{p}{me},iface={dev}\"\naddresses = [\"{addr}/24\"]\nhost_interface = \"{p}t{me}\"\n"
-        )
+        );
+        if nat {
+            s += &format!(
+                "[[port]]\nname = \"inside\"\ndevice = \"net_af_packet_{p}i{me},iface={inside_dev}\"\naddresses = [\"{inside_addr}/24\"]\nhost_interface = \"{p}u{me}\"\n"
+            );
+        }
+        s
     };
     let (twin_a, twin_b) = (format!("{p}ta"), format!("{p}tb"));
+    let (in_twin_a, in_twin_b) = (format!("{p}ua"), format!("{p}ub"));
     let conf_a = director_config(
         &lab,
         "a",
         0,
-        &port("a", &a_dev, "10.90.0.11"),
+        &port("a", &a_dev, "10.90.0.11", &a_in, "10.91.0.11"),
         &twin_a,
         "10.90.0.11",
         "10.90.0.12",
-        services,
+        &services,
     );
     let conf_b = director_config(
         &lab,
         "b",
         1,
-        &port("b", &b_dev, "10.90.0.12"),
+        &port("b", &b_dev, "10.90.0.12", &b_in, "10.91.0.12"),
         &twin_b,
         "10.90.0.12",
         "10.90.0.11",
-        services,
+        &services,
     );
     let (sock_a, sock_b) = (
         format!("{}/a/rvs.sock", lab.ctl_dir()),
@@ -257,14 +303,28 @@ real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80
     );
     let rvsd_a = Rvsd::start_named(&lab, Some(&da), "a", &conf_a);
     let rvsd_b = Rvsd::start_named(&lab, Some(&db), "b", &conf_b);
-    for (ns, name, twin, prio) in [(&da, "a", &twin_a, 150), (&db, "b", &twin_b, 100)] {
-        let conf = keepalived_globals(name) + &vrrp_instance("VI_DR", twin, 51, prio, &["10.90.0.100/32"]);
+    for (ns, name, twin, in_twin, prio) in [
+        (&da, "a", &twin_a, &in_twin_a, 150),
+        (&db, "b", &twin_b, &in_twin_b, 100),
+    ] {
+        let mut conf =
+            keepalived_globals(name) + &vrrp_instance("VI_VIP", twin, 51, prio, &["10.90.0.100/32"]);
+        if nat {
+            conf += &vrrp_instance("VI_GW", in_twin, 52, prio, &["10.91.0.1/24"]);
+            conf += "vrrp_sync_group G {\n    group {\n        VI_VIP\n        VI_GW\n    }\n}\n";
+        }
         keepalived(&mut lab, ns, name, &conf);
     }
     wait_until(Duration::from_secs(30), || {
         holds(&da, &twin_a, "10.90.0.100").then_some(())
     })
     .expect("keepalived on A takes the VIP");
+    if nat {
+        wait_until(Duration::from_secs(10), || {
+            holds(&da, &in_twin_a, "10.91.0.1").then_some(())
+        })
+        .expect("keepalived on A takes the gateway");
+    }
     wait_until(Duration::from_secs(15), || curl(&c, "http://10.90.0.100/"))
         .expect("the VIP answers through A");
     assert!(!holds(&db, &twin_b, "10.90.0.100"), "one master");
@@ -333,17 +393,23 @@ real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80
                 "-t",
                 "10.90.0.100:8080",
                 "-r",
-                &format!("10.90.0.2{k}:8080"),
-                "-g",
+                &format!("{net}.2{k}:8080"),
+                flag,
             ],
         );
     }
     let t0 = Instant::now();
     wait_until(Duration::from_secs(3), || {
         let l = rvsadm(&sock_b, &["-Ln", "-t", "10.90.0.100:8080"]);
-        (l.matches("Route").count() == 3).then_some(())
+        (l.matches(&format!("-> {net}.")).count() == 3).then_some(())
     })
-    .expect("the service added on A appears on B");
+    .unwrap_or_else(|| {
+        panic!(
+            "the service added on A appears on B: A {} B {}",
+            rvsadm(&sock_a, &["-Ln"]),
+            rvsadm(&sock_b, &["-L", "--daemon", "--stats"])
+        )
+    });
     let replicated = t0.elapsed();
     assert!(
         replicated < Duration::from_secs(1),
@@ -358,6 +424,12 @@ real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80
     })
     .expect("B takes the VIP when A dies");
     eprintln!("B holds the VIP {:.2} s after A was killed", took - kill_at);
+    if nat {
+        wait_until(Duration::from_secs(5), || {
+            holds(&db, &in_twin_b, "10.91.0.1").then_some(())
+        })
+        .expect("the gateway moves with the VIP (sync group)");
+    }
     wait_until(Duration::from_secs(10), || curl(&c, "http://10.90.0.100:8080/"))
         .expect("the replicated service serves through B");
 
@@ -374,7 +446,7 @@ real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80
         (l.matches("10.90.0.100:8080").count() == 1).then_some(l)
     });
     assert!(
-        got.is_some_and(|l| l.matches("Route").count() == 6),
+        got.is_some_and(|l| l.matches(&format!("-> {net}.")).count() == 6),
         "A got the table from B: A {}\nB {}",
         rvsadm(&sock_a, &["-L", "--daemon", "--stats"]),
         rvsadm(&sock_b, &["-L", "--daemon", "--stats"])
@@ -389,8 +461,11 @@ real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80
     assert!(status.success());
     let o = outcome(&result, &[kill_at, retook]);
     eprintln!(
-        "DR: kept {}/{} connections; takeover gap {:.2} s, failback gap {:.2} s; new requests failed {} (takeover), {} (failback) of {}; VIP on B {:.2} s after the kill",
-        o.kept, o.total, o.gaps[0], o.gaps[1], o.new_failed[0], o.new_failed[1], o.new_total, took - kill_at
+        "{}: kept {}/{} connections; takeover gap {:.2} s, failback gap {:.2} s; new requests failed {} (takeover), {} (failback) of {}; VIP on B {:.2} s after the kill",
+        method.to_uppercase(),
+        o.kept,
+        o.total,
+        o.gaps[0], o.gaps[1], o.new_failed[0], o.new_failed[1], o.new_total, took - kill_at
     );
     assert_eq!(
         o.kept, STREAMS,
@@ -414,8 +489,16 @@ real = [{ address = "10.90.0.21:80", method = "dr" }, { address = "10.90.0.22:80
     );
     for r in &records {
         assert_eq!(r["syncid"], 7);
-        assert_eq!(r["flags"].as_u64().unwrap() & 0x7, 3, "direct routing: {r}");
-        assert!(["10.90.0.21", "10.90.0.22", "10.90.0.23"].contains(&r["daddr"].as_str().unwrap()));
+        assert_eq!(
+            r["flags"].as_u64().unwrap() & 0x7,
+            if nat { 0 } else { 3 },
+            "the method: {r}"
+        );
+        let d = r["daddr"].as_str().unwrap();
+        assert!(
+            d.starts_with(net) && ["21", "22", "23"].iter().any(|k| d.ends_with(k)),
+            "{r}"
+        );
         assert!(r["timeout"].as_u64().unwrap() > 0);
     }
     if let Some(t) = tshark_records(&pcap) {
