@@ -33,6 +33,7 @@ fn now_s() -> f64 {
 
 /// One director's rvsd config: its ports, both sync daemons on its outside twin, the peer link
 /// and the services.
+#[allow(clippy::too_many_arguments)]
 fn director_config(
     lab: &Lab,
     me: &str,

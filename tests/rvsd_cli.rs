@@ -105,6 +105,10 @@ fn shipped_configs_pass_check() {
         "configs/dr.toml",
         "configs/tun.toml",
         "configs/host.toml",
+        "configs/ha/dr-a.toml",
+        "configs/ha/dr-b.toml",
+        "configs/ha/nat-a.toml",
+        "configs/ha/nat-b.toml",
     ] {
         let out = rvsd()
             .args(["--check", f])
@@ -117,6 +121,24 @@ fn shipped_configs_pass_check() {
             String::from_utf8_lossy(&out.stderr)
         );
         assert!(String::from_utf8_lossy(&out.stdout).contains(": ok ("));
+    }
+}
+
+/// The keepalived configurations shipped with the HA pairs parse without a warning
+/// (keepalived --config-test exits non-zero on any unknown keyword or bad value).
+#[test]
+fn shipped_keepalived_configs_pass_keepalived_config_test() {
+    for f in ["dr-a", "dr-b", "nat-a", "nat-b"] {
+        let path = format!("{}/configs/ha/keepalived-{f}.conf", env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new("keepalived")
+            .args(["--config-test", "-f", &path])
+            .output()
+            .expect("keepalived is installed by dpdk/setup.sh");
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 

@@ -772,7 +772,7 @@ impl RawConfig {
         for (i, d) in self.sync_daemon.iter().enumerate() {
             match d.validate() {
                 Ok(d) if sync_daemons.iter().any(|x| x.state == d.state) => e.add(
-                    &format!("sync_daemon[{i}].state"),
+                    format!("sync_daemon[{i}].state"),
                     format!("a {} daemon is given twice", d.state.name()),
                 ),
                 Ok(d) => sync_daemons.push(d),
