@@ -440,3 +440,39 @@ TCP  10.0.0.100:80                lost 4     2          10.0.0.9:80
   -> 192.168.1.4:80               none   unchecked 1      0         0    0    1      -        \n"
     );
 }
+
+#[test]
+fn sync_daemon_commands_parse_like_ipvsadm() {
+    match parse(&args(
+        "--start-daemon backup --mcast-interface eth1 --syncid 9 --sync-maxlen 1400 --mcast-group 224.0.0.82 --mcast-port 9000 --mcast-ttl 2",
+    ))
+    .unwrap()
+    {
+        Cmd::StartDaemon(d) => {
+            let v = d.validate().unwrap();
+            assert_eq!(
+                v.line(),
+                "backup sync daemon (mcast=eth1, syncid=9, maxlen=1400, group=224.0.0.82, port=9000, ttl=2)"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse(&args("--stop-daemon master")).unwrap(),
+        Cmd::StopDaemon("master".into())
+    );
+    match parse(&args("-L --daemon")).unwrap() {
+        Cmd::List { opts, .. } => assert!(opts.daemon),
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "--start-daemon primary --mcast-interface eth0",
+        "--start-daemon master",
+        "--start-daemon master --mcast-interface eth0 --syncid 300",
+        "--start-daemon master --mcast-interface eth0 --mcast-group 10.0.0.1",
+        "--stop-daemon",
+        "--start-daemon master --mcast-interface eth0 -A -t 10.0.0.1:80",
+    ] {
+        assert!(parse(&args(bad)).is_err(), "{bad} is refused");
+    }
+}

@@ -12,3 +12,14 @@ fn the_packet_corpus_replays_without_a_failure() {
     }
     assert!(n >= 10, "the corpus has its seeds ({n})");
 }
+
+#[test]
+fn the_sync_corpus_replays_without_a_failure() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/sync");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).expect("fuzz/corpus/sync") {
+        rvs_core::fuzzing::sync(&std::fs::read(e.unwrap().path()).unwrap());
+        n += 1;
+    }
+    assert!(n >= 6, "the corpus has its seeds ({n})");
+}
