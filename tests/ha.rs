@@ -475,6 +475,11 @@ real = [{{ address = "{net}.21:80", method = "{method}" }}, {{ address = "{net}.
     assert!(sync_counter(&sock_b, "installed") >= STREAMS as u64);
     drop(rvsd_a);
     drop(rvsd_b);
+    // The capture ends before it is read, so both decoders see the same whole file.
+    let _ = std::process::Command::new("pkill")
+        .args(["-INT", "-f", &format!("tcpdump -i {p}br")])
+        .status();
+    std::thread::sleep(Duration::from_millis(500));
 
     // What was on the wire, by two decoders that are not rvs's.
     let records = decode_pcap(&pcap);

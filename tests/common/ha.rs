@@ -86,6 +86,8 @@ end = "<" if magic == 0xa1b2c3d4 else ">"
 at, out = 24, []
 while at + 16 <= len(data):
     _, _, incl, _ = struct.unpack(end + "IIII", data[at:at + 16])
+    if at + 16 + incl > len(data):
+        break
     frame = data[at + 16:at + 16 + incl]
     at += 16 + incl
     if struct.unpack("!H", frame[12:14])[0] != 0x0800:

@@ -433,3 +433,82 @@ fn a_resync_walks_the_whole_table_in_steps() {
     }
     assert_eq!(b.conns_v4().len(), 11);
 }
+
+/// What sync costs per connection, from the real state machine: every record a master
+/// produces for 10,000 short HTTP-like connections (DR: SYN, ACK, request, FIN, ACK; NAT:
+/// the same with the server's replies), packed as the daemon packs them. Printed, for the
+/// figures "messages and bytes per second at N new connections per second" (multiply).
+#[test]
+fn sync_traffic_per_connection() {
+    use support::{FINACK, SYNACK};
+    for (name, vip, nat) in [("DR", DR_VIP, false), ("NAT", [10, 0, 0, 100], true)] {
+        let t = tables();
+        let mut m = Director::new(rvs_core::DirectorConfig {
+            worker: 0,
+            workers: 1,
+            conn_capacity_v4: 16384,
+            conn_capacity_v6: 16,
+            seed: 1,
+            real_capacity: 64,
+            evict_half_open: true,
+        });
+        m.set_sync(true);
+        let n = 10_000u32;
+        let mut b = MessageBuilder::new(0, sync::DEFAULT_MAXLEN);
+        let (mut msgs, mut bytes, mut recs) = (0u64, 0u64, 0u64);
+        for i in 0..n {
+            let c = [198, 51, (i >> 8) as u8, i as u8];
+            let port = 20000 + (i % 40000) as u16;
+            let now = i as u64;
+            let rs = [192, 168, 1, 2 + (i % 2) as u8];
+            run(&mut m, &t, 0, tcp4(IN0, c, vip, 64, port, 80, SYN, b""), now);
+            if nat {
+                run(
+                    &mut m,
+                    &t,
+                    1,
+                    tcp4(from_rs(ip4(rs)), rs, c, 64, 8080, port, SYNACK, b""),
+                    now,
+                );
+            }
+            run(&mut m, &t, 0, tcp4(IN0, c, vip, 64, port, 80, ACK, b"GET /"), now);
+            if nat {
+                run(
+                    &mut m,
+                    &t,
+                    1,
+                    tcp4(from_rs(ip4(rs)), rs, c, 64, 8080, port, FINACK, b"200"),
+                    now,
+                );
+            }
+            run(&mut m, &t, 0, tcp4(IN0, c, vip, 64, port, 80, FINACK, b""), now);
+            for r in m.sync_out().drain(..) {
+                recs += 1;
+                if let Some(x) = b.push(&r) {
+                    msgs += 1;
+                    bytes += x.len() as u64;
+                }
+            }
+        }
+        if let Some(x) = b.finish() {
+            msgs += 1;
+            bytes += x.len() as u64;
+        }
+        let per = |v: u64| v as f64 / n as f64;
+        eprintln!(
+            "{name}: {:.2} records, {:.4} messages, {:.1} payload bytes per connection; at 100k conn/s: {:.0} messages/s, {:.2} MB/s of UDP payload ({:.2} MB/s on the wire)",
+            per(recs),
+            per(msgs),
+            per(bytes),
+            per(msgs) * 1e5,
+            per(bytes) * 1e5 / 1e6,
+            (per(bytes) + per(msgs) * 42.0) * 1e5 / 1e6
+        );
+        assert_eq!(m.sync.lost, 0);
+        assert!(
+            (2.0..=3.0).contains(&per(recs)),
+            "an established and a closing record each ({})",
+            per(recs)
+        );
+    }
+}

@@ -27,6 +27,11 @@ use crate::sync::{flags, SyncConn};
 use crate::tables::Tables;
 use crate::wire::proto;
 
+/// The longest timeout a received record may set: what an operator can set (`--set`, `-p`)
+/// goes up to 31 days; a record saying more is clamped (the kernel clamps too), so that no
+/// message can pin an entry for ever.
+pub const MAX_SYNC_TIMEOUT_S: u32 = 31 * 24 * 3600;
+
 /// Records a worker may hold between two loops.
 pub const SYNC_OUT_MAX: usize = 4096;
 
@@ -262,7 +267,7 @@ impl Director {
             .find(|x| x.addr == r.daddr && x.port == r.dport)
             .ok_or(SyncRefusal::UnknownRealServer)?;
         let timeout_ms = if r.timeout_s > 0 {
-            r.timeout_s as u64 * 1000
+            r.timeout_s.min(MAX_SYNC_TIMEOUT_S) as u64 * 1000
         } else {
             super::flow::state_timeout_ms(&t.timeouts, r.protocol, local_state(r))
         };
@@ -440,7 +445,9 @@ fn install_template<A: Addr>(
         real.id,
     );
     c.flags = CONN_TEMPLATE;
-    c.persist_s = svc.persistence.map_or(r.timeout_s, |p| p.timeout_s);
+    c.persist_s = svc
+        .persistence
+        .map_or(r.timeout_s.min(MAX_SYNC_TIMEOUT_S), |p| p.timeout_s);
     c.expires = expires;
     c.synced_s = now_s;
     table.insert(c).map_err(|_| SyncRefusal::TableFull)?;
