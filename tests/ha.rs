@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::ha::*;
-use common::netns::{config_head, control, curl, off_kernel, sh, wait_until, Lab, Rvsd};
+use common::netns::{config_head, control, curl, daemon_counter, off_kernel, sh, wait_until, Lab, Rvsd};
 
 /// The two scenarios run one at a time: each has two busy-polling rvsd on a 2-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -149,17 +149,6 @@ fn conns_for(socket: &str, vip: &str) -> usize {
             })
             .count()
     })
-}
-
-fn sync_counter(socket: &str, name: &str) -> u64 {
-    let v = control(socket, r#"{"id":1,"op":"daemons"}"#);
-    v["result"]["counters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c[0] == name)
-        .and_then(|c| c[1].as_u64())
-        .unwrap_or_else(|| panic!("{name} in {v}"))
 }
 
 fn rvsadm(socket: &str, args: &[&str]) -> String {
@@ -472,7 +461,7 @@ real = [{{ address = "{net}.21:80", method = "{method}" }}, {{ address = "{net}.
         o.kept, STREAMS,
         "every long-lived connection survives both switches"
     );
-    assert!(sync_counter(&sock_b, "installed") >= STREAMS as u64);
+    assert!(daemon_counter(&sock_b, "installed") >= STREAMS as u64);
     drop(rvsd_a);
     drop(rvsd_b);
     // The capture ends before it is read, so both decoders see the same whole file.

@@ -7,7 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::netns::{config_head, control, off_kernel, sh, wait_until, Lab, Rvsd};
+use common::netns::{
+    config_head, control, daemon_counter, off_kernel, sh, wait_for_socket, wait_until, Lab, Rvsd,
+};
 
 /// argv: kind, count. Builds messages by the kernel's layout (struct ip_vs_sync_mesg and
 /// ip_vs_sync_v4) and sends them from the sender's address.
@@ -41,17 +43,6 @@ for i in range(count):
     s.sendto(m, ("224.0.0.81", 8848))
 "#;
 
-fn counter(socket: &str, name: &str) -> u64 {
-    let v = control(socket, r#"{"id":1,"op":"daemons"}"#);
-    v["result"]["counters"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c[0] == name)
-        .and_then(|c| c[1].as_u64())
-        .unwrap_or_else(|| panic!("{name} in {v}"))
-}
-
 #[test]
 fn malformed_and_foreign_sync_messages_are_counted_and_change_nothing_and_a_flood_does_not_stall() {
     let mut lab = Lab::new("sy");
@@ -80,10 +71,7 @@ real = [{{ address = "10.92.0.21:80", method = "dr" }}]
 "#
         );
     let rvsd = Rvsd::start_in(&lab, Some(&d), &config);
-    wait_until(Duration::from_secs(20), || {
-        std::os::unix::net::UnixStream::connect(&socket).ok().map(|_| ())
-    })
-    .expect("rvsd starts");
+    wait_for_socket(&socket);
     // The twin's kernel must have joined the group before anything is sent.
     std::thread::sleep(Duration::from_millis(500));
     let send = |kind: &str, n: usize| {
@@ -94,9 +82,9 @@ real = [{{ address = "10.92.0.21:80", method = "dr" }}]
     };
     send("good", 3);
     wait_until(Duration::from_secs(5), || {
-        (counter(&socket, "installed") == 3).then_some(())
+        (daemon_counter(&socket, "installed") == 3).then_some(())
     })
-    .unwrap_or_else(|| panic!("3 installed: {}", counter(&socket, "installed")));
+    .unwrap_or_else(|| panic!("3 installed: {}", daemon_counter(&socket, "installed")));
     for (kind, reason) in [
         ("syncid", "refused_syncid"),
         ("version", "refused_version"),
@@ -106,10 +94,19 @@ real = [{{ address = "10.92.0.21:80", method = "dr" }}]
     ] {
         send(kind, 5);
         wait_until(Duration::from_secs(5), || {
-            (counter(&socket, reason) == 5).then_some(())
+            (daemon_counter(&socket, reason) == 5).then_some(())
         })
-        .unwrap_or_else(|| panic!("{kind}: 5 counted as {reason}: {}", counter(&socket, reason)));
-        assert_eq!(counter(&socket, "installed"), 3, "{kind} installed nothing");
+        .unwrap_or_else(|| {
+            panic!(
+                "{kind}: 5 counted as {reason}: {}",
+                daemon_counter(&socket, reason)
+            )
+        });
+        assert_eq!(
+            daemon_counter(&socket, "installed"),
+            3,
+            "{kind} installed nothing"
+        );
     }
     let v = control(&socket, r#"{"id":1,"op":"connections"}"#);
     assert_eq!(v["result"]["conns"].as_array().unwrap().len(), 3, "{v}");
@@ -134,16 +131,16 @@ real = [{{ address = "10.92.0.21:80", method = "dr" }}]
     }
     flood.join().unwrap();
     std::thread::sleep(Duration::from_secs(1));
-    let received = counter(&socket, "conns_received");
-    let settled = counter(&socket, "installed")
-        + counter(&socket, "updated")
-        + counter(&socket, "queue_full")
-        + counter(&socket, "refused_unknown_service");
+    let received = daemon_counter(&socket, "conns_received");
+    let settled = daemon_counter(&socket, "installed")
+        + daemon_counter(&socket, "updated")
+        + daemon_counter(&socket, "queue_full")
+        + daemon_counter(&socket, "refused_unknown_service");
     eprintln!(
         "flood: {received} records received, {} installed, {} lost to a full queue, {} messages lost by the kernel socket; slowest status {slowest:?}",
-        counter(&socket, "installed"),
-        counter(&socket, "queue_full"),
-        4000 - (counter(&socket, "messages_received") - 8)
+        daemon_counter(&socket, "installed"),
+        daemon_counter(&socket, "queue_full"),
+        4000 - (daemon_counter(&socket, "messages_received") - 8)
     );
     assert_eq!(settled, received, "every received record is accounted for");
     assert!(received > 3 + 5, "the flood arrived");

@@ -311,6 +311,26 @@ pub fn control(socket: &str, request: &str) -> serde_json::Value {
     serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
 }
 
+/// A sync or peer counter of rvsd behind `socket`, by name (`-L --daemon --stats`).
+pub fn daemon_counter(socket: &str, name: &str) -> u64 {
+    let v = control(socket, r#"{"id":1,"op":"daemons"}"#);
+    v["result"]["counters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c[0] == name)
+        .and_then(|c| c[1].as_u64())
+        .unwrap_or_else(|| panic!("{name} in {v}"))
+}
+
+/// Waits until rvsd's control socket accepts connections (it is up).
+pub fn wait_for_socket(socket: &str) {
+    wait_until(Duration::from_secs(20), || {
+        std::os::unix::net::UnixStream::connect(socket).ok().map(|_| ())
+    })
+    .unwrap_or_else(|| panic!("rvsd never opened {socket}"));
+}
+
 /// Two af_packet ports, `outside` on `d_out` and `inside` on `d_in`, each with a kernel twin
 /// (`{p}to`, `{p}ti`) and the address given.
 pub fn twin_ports(p: &str, d_out: &str, out_addr: &str, d_in: &str, in_addr: &str) -> String {

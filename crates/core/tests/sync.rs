@@ -40,6 +40,19 @@ fn over_the_wire(d: &mut Director) -> Vec<SyncConn> {
 
 const DR_VIP: [u8; 4] = [10, 0, 0, 101];
 
+/// A director with room for `v4` IPv4 entries.
+fn big_director(v4: usize) -> Director {
+    Director::new(rvs_core::DirectorConfig {
+        worker: 0,
+        workers: 1,
+        conn_capacity_v4: v4,
+        conn_capacity_v6: 16,
+        seed: 1,
+        real_capacity: 64,
+        evict_half_open: true,
+    })
+}
+
 #[test]
 fn a_dr_connection_is_sent_once_established_and_the_backup_forwards_it_mid_flow() {
     let t = tables();
@@ -358,15 +371,7 @@ fn records_for_what_the_backup_does_not_have_are_refused_and_counted() {
 #[test]
 fn a_full_buffer_loses_records_and_counts_them() {
     let t = tables();
-    let mut m = Director::new(rvs_core::DirectorConfig {
-        worker: 0,
-        workers: 1,
-        conn_capacity_v4: 8192,
-        conn_capacity_v6: 16,
-        seed: 1,
-        real_capacity: 64,
-        evict_half_open: true,
-    });
+    let mut m = big_director(8192);
     m.set_sync(true);
     for i in 0..(rvs_core::path::SYNC_OUT_MAX as u16 + 10) {
         run(
@@ -443,15 +448,7 @@ fn sync_traffic_per_connection() {
     use support::{FINACK, SYNACK};
     for (name, vip, nat) in [("DR", DR_VIP, false), ("NAT", [10, 0, 0, 100], true)] {
         let t = tables();
-        let mut m = Director::new(rvs_core::DirectorConfig {
-            worker: 0,
-            workers: 1,
-            conn_capacity_v4: 16384,
-            conn_capacity_v6: 16,
-            seed: 1,
-            real_capacity: 64,
-            evict_half_open: true,
-        });
+        let mut m = big_director(16384);
         m.set_sync(true);
         let n = 10_000u32;
         let mut b = MessageBuilder::new(0, sync::DEFAULT_MAXLEN);

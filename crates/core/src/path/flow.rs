@@ -238,16 +238,7 @@ impl Director {
         let was_inactive = c.flags & CONN_INACTIVE != 0;
         let active = is_active(c.proto, new);
         if active == was_inactive {
-            let shared = reg.get(c.real);
-            if active {
-                c.flags &= !CONN_INACTIVE;
-                shared.inactive.fetch_sub(1, Ordering::Relaxed);
-                shared.active.fetch_add(1, Ordering::Relaxed);
-            } else {
-                c.flags |= CONN_INACTIVE;
-                shared.active.fetch_sub(1, Ordering::Relaxed);
-                shared.inactive.fetch_add(1, Ordering::Relaxed);
-            }
+            move_activity(c, reg, active);
         }
         old
     }
@@ -327,6 +318,22 @@ impl Director {
         let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i, now));
         let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i, now));
         self.stats.conns_expired += (n4 + n6) as u64;
+    }
+}
+
+/// Moves a connection between its real server's inactive and active counts (IPVS's
+/// IP_VS_CONN_F_INACTIVE), when its state says it changed sides.
+#[inline]
+pub(super) fn move_activity<A: Addr>(c: &mut Conn<A>, reg: &RealRegistry, active: bool) {
+    let shared = reg.get(c.real);
+    if active {
+        c.flags &= !CONN_INACTIVE;
+        shared.inactive.fetch_sub(1, Ordering::Relaxed);
+        shared.active.fetch_add(1, Ordering::Relaxed);
+    } else {
+        c.flags |= CONN_INACTIVE;
+        shared.active.fetch_sub(1, Ordering::Relaxed);
+        shared.inactive.fetch_add(1, Ordering::Relaxed);
     }
 }
 

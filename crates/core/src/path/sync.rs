@@ -395,17 +395,8 @@ fn set_activity<A: Addr>(c: &mut Conn<A>, reg: &crate::model::RealRegistry, acti
     if was_active == active {
         return;
     }
-    let shared = reg.get(c.real);
-    if active {
-        c.flags &= !CONN_INACTIVE;
-        shared.inactive.fetch_sub(1, Ordering::Relaxed);
-        shared.active.fetch_add(1, Ordering::Relaxed);
-    } else {
-        c.flags |= CONN_INACTIVE;
-        shared.active.fetch_sub(1, Ordering::Relaxed);
-        shared.inactive.fetch_add(1, Ordering::Relaxed);
-    }
-    shared.update_overload();
+    super::flow::move_activity(c, reg, active);
+    reg.get(c.real).update_overload();
 }
 
 #[allow(clippy::too_many_arguments)]
