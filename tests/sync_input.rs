@@ -60,6 +60,8 @@ name = "lan"
 device = "net_af_packet_{p}d,iface={d_dev}"
 addresses = ["10.92.0.1/24"]
 host_interface = "{p}td"
+[metrics]
+listen = "127.0.0.1:9109"
 [[sync_daemon]]
 state = "backup"
 mcast_interface = "{p}td"
@@ -110,6 +112,19 @@ real = [{{ address = "10.92.0.21:80", method = "dr" }}]
     }
     let v = control(&socket, r#"{"id":1,"op":"connections"}"#);
     assert_eq!(v["result"]["conns"].as_array().unwrap().len(), 3, "{v}");
+    // The same counters for Prometheus.
+    let m = std::process::Command::new("ip")
+        .args(["netns", "exec", &d, "curl", "-s", "http://127.0.0.1:9109/metrics"])
+        .output()
+        .unwrap();
+    let m = String::from_utf8_lossy(&m.stdout);
+    for line in [
+        "rvs_ha_events_total{event=\"refused_syncid\"} 5",
+        "rvs_ha_events_total{event=\"installed\"} 3",
+        &format!("rvs_sync_daemon_running{{role=\"backup\",interface=\"{p}td\"}} 1"),
+    ] {
+        assert!(m.lines().any(|l| l == line), "{line} in /metrics:\n{m}");
+    }
 
     // A flood: 4,000 messages of 40 records. Every record is installed, updated or counted
     // lost; the control plane answers all along (the workers never wait on the daemon).

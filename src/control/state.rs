@@ -1036,7 +1036,34 @@ impl ControlState {
         .sample(&[], self.started.elapsed().as_secs());
         self.service_metrics(&mut out);
         self.dataplane_metrics(&mut out);
+        self.ha_metrics(&mut out);
         out
+    }
+
+    /// Connection sync and the peer link: the daemons running and every counter.
+    fn ha_metrics(&self, out: &mut String) {
+        let mut f = family(
+            out,
+            "rvs_sync_daemon_running",
+            "gauge",
+            "1 for each IPVS sync daemon role running, by role and interface.",
+        );
+        for d in self.sync.running() {
+            f.sample(&[("role", d.state.name()), ("interface", &d.mcast_interface)], 1);
+        }
+        let mut f = family(
+            out,
+            "rvs_ha_events_total",
+            "counter",
+            "Connection sync and peer link counters (sent, received, installed, refused by reason...).",
+        );
+        let mut counters = self.sync.counter_list();
+        if let Some(p) = &self.peer_counters {
+            counters.extend(p.list());
+        }
+        for (name, v) in &counters {
+            f.sample(&[("event", name)], v);
+        }
     }
 
     /// Per service and real server: connections, traffic, weights, health, quorum.
