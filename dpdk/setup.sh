@@ -10,7 +10,7 @@ set -euo pipefail
 
 PACKAGES=(libdpdk-dev libclang-dev clang pkg-config libpcap-dev build-essential valgrind
           iproute2 iputils-ping ethtool tcpdump curl python3 openssl fonts-dejavu-core
-          keepalived tshark)
+          keepalived tshark bird2)
 HUGEPAGES=${RVS_HUGEPAGES:-512}
 HUGE_SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
 HUGE_MNT=/dev/hugepages

@@ -175,6 +175,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let mut netmask = None;
     let mut flags = None;
     let mut announce = None;
+    let mut sloppy = None;
     let mut real = None;
     let mut method = None;
     let (mut weight, mut upper, mut lower) = (None, None, None);
@@ -251,6 +252,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                 netmask = Some(next.ok_or("-M needs a netmask")?.clone());
                 i += 1;
             }
+            "--sloppy" => sloppy = Some(true),
+            "--no-sloppy" => sloppy = Some(false),
             "--announce" => {
                 announce = Some(next.ok_or("--announce needs always or follow-host")?.clone());
                 i += 1;
@@ -342,6 +345,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             persistence: persist.map(|p| p.unwrap_or(300)),
             netmask: netmask.clone(),
             announce: announce.clone(),
+            sloppy,
             real: Vec::new(),
             ..RawService::default()
         })
@@ -649,6 +653,9 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
         }
         if let Some(a) = &s.announce {
             let _ = write!(line, " --announce {a}");
+        }
+        if s.sloppy {
+            line.push_str(" --sloppy");
         }
         let _ = writeln!(out, "{line}");
         for r in &s.reals {

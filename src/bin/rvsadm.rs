@@ -21,6 +21,7 @@ rvsadm (ipvsadm-compatible) -- rvs administration over the control socket
 Usage:
   rvsadm -A|E -t|u|--sctp-service VIP:port [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
          [--announce always|follow-host]   (rvs: answer the VIP only while a twin holds it)
+         [--sloppy|--no-sloppy]            (rvs: take flows over mid-stream; mh, sh, dh only)
   rvsadm -D -t|u|--sctp-service VIP:port
   rvsadm -C
   rvsadm -R                       (restore rules from stdin, ipvsadm -S format)

@@ -362,7 +362,7 @@ impl ControlState {
             }
         }
         Service::new(cfg.key, &cfg.scheduler, cfg.flags, cfg.persistence, reals)
-            .map(|s| Arc::new(s.with_announce(cfg.announce)))
+            .map(|s| Arc::new(s.with_announce(cfg.announce).with_sloppy(cfg.sloppy)))
             .map_err(|e| ("invalid", format!("service.scheduler: {e}")))
     }
 
@@ -484,6 +484,9 @@ impl ControlState {
                 let i = self.find(&cfg.key)?;
                 let old = &self.entries[i].cfg;
                 // ipvsadm's -E knows nothing of rvs's own settings: what it leaves out stays.
+                if keep.sloppy.is_none() {
+                    cfg.sloppy = old.sloppy;
+                }
                 if keep.announce.is_none() {
                     cfg.announce = old.announce;
                 }

@@ -51,6 +51,7 @@ pub fn service_view(s: &Service, reg: &RealRegistry, stats: impl Fn(RealId) -> S
         persistence: s.persistence.map(|p| p.timeout_s),
         netmask: s.persistence.map(|p| p.prefix_len),
         announce: (s.announce != Announce::Always).then(|| s.announce.name().into()),
+        sloppy: s.sloppy,
         stats: total,
         reals,
     }

@@ -141,6 +141,7 @@ fn sample() -> Vec<ServiceView> {
     vec![
         ServiceView {
             announce: None,
+            sloppy: false,
             protocol: "tcp".into(),
             address: "10.0.0.100".into(),
             port: 80,
@@ -178,6 +179,7 @@ fn sample() -> Vec<ServiceView> {
         },
         ServiceView {
             announce: None,
+            sloppy: false,
             protocol: "udp".into(),
             address: "2001:db8::1".into(),
             port: 53,

@@ -181,6 +181,9 @@ pub struct RawService {
     pub netmask: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub announce: Option<String>,
+    /// IPVS's sloppy_tcp/sloppy_sctp for this service (mh, sh or dh only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sloppy: Option<bool>,
     /// The health check of every real server (each may override fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<RawCheck>,
@@ -261,6 +264,7 @@ pub struct ServiceConfig {
     pub flags: SchedFlags,
     pub persistence: Option<Persistence>,
     pub announce: Announce,
+    pub sloppy: bool,
     /// As written, for the real servers added later to lay theirs over.
     pub check: Option<RawCheck>,
     /// 0: no quorum.
@@ -542,6 +546,7 @@ impl ServiceConfig {
             persistence: self.persistence.map(|p| p.timeout_s as i64),
             netmask: self.persistence.map(|p| p.prefix_len.to_string()),
             announce: (self.announce != Announce::Always).then(|| self.announce.name().to_string()),
+            sloppy: self.sloppy.then_some(true),
             check: self.check.clone(),
             quorum: (self.quorum != 0).then_some(self.quorum as i64),
             hysteresis: (self.quorum != 0).then_some(self.hysteresis as i64),
@@ -1089,6 +1094,13 @@ impl RawConfig {
                     "follow-host needs a port with a host_interface (the twin whose addresses it follows)",
                 );
             }
+            let sloppy = s.sloppy.unwrap_or(false);
+            if sloppy && !matches!(scheduler.as_str(), "mh" | "sh" | "dh") {
+                e.add(
+                    f("sloppy"),
+                    format!("needs mh, sh or dh: {scheduler} picks differently on each director, so a flow taken over mid-stream would go to another real server"),
+                );
+            }
             if let Some(c) = &s.check {
                 let mut problems = Vec::new();
                 validate_check(c, &mut problems);
@@ -1162,6 +1174,7 @@ impl RawConfig {
                     flags,
                     persistence,
                     announce,
+                    sloppy,
                     check: s.check.clone(),
                     quorum,
                     hysteresis,

@@ -298,6 +298,9 @@ pub struct ServiceView {
     /// ipvsadm's behaviour, always answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub announce: Option<String>,
+    /// True for a sloppy service (an rvs extension); absent otherwise.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sloppy: bool,
     pub stats: Stats,
     pub reals: Vec<RealView>,
 }

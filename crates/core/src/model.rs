@@ -226,6 +226,11 @@ pub struct Service {
     pub persistence: Option<Persistence>,
     pub reals: Vec<RealServer>,
     pub announce: Announce,
+    /// IPVS's sloppy_tcp / sloppy_sctp for this service: a segment that is not a SYN (a chunk
+    /// that is not an INIT) and matches no connection is scheduled anyway, so a director that
+    /// takes over a flow mid-stream (an ECMP rehash) forwards it. Only for schedulers that
+    /// every director computes alike (mh, sh, dh).
+    pub sloppy: bool,
 }
 
 impl Service {
@@ -245,12 +250,19 @@ impl Service {
             persistence,
             reals,
             announce: Announce::Always,
+            sloppy: false,
         })
     }
 
     /// The same service, answered as `announce` says.
     pub fn with_announce(mut self, announce: Announce) -> Service {
         self.announce = announce;
+        self
+    }
+
+    /// The same service, sloppy or not.
+    pub fn with_sloppy(mut self, sloppy: bool) -> Service {
+        self.sloppy = sloppy;
         self
     }
 

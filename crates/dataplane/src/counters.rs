@@ -59,7 +59,7 @@ impl Cell {
 /// One worker's published counters.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    stats: [Cell; 9],
+    stats: [Cell; 10],
     drops: Vec<Cell>,
     dp_drops: [Cell; DpDrop::COUNT],
     redirected_in: Cell,
@@ -100,6 +100,7 @@ impl WorkerCounters {
             s.conns_expired,
             s.to_host,
             s.half_open_evicted,
+            s.sloppy_created,
         ];
         for (c, v) in self.stats.iter().zip(v) {
             c.set(v);
@@ -157,6 +158,7 @@ impl WorkerCounters {
             conns_expired: g(6),
             to_host: g(7),
             half_open_evicted: g(8),
+            sloppy_created: g(9),
         }
     }
 

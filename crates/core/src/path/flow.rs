@@ -82,11 +82,25 @@ impl Director {
             // whose VIP is a local address does.
             return super::host_or_drop(t, port, dst, DropReason::NoService);
         };
-        // IPVS schedules TCP only on a SYN, SCTP only on an INIT: anything else is a stray.
+        // IPVS schedules TCP only on a SYN, SCTP only on an INIT: anything else is a stray,
+        // unless the service is sloppy (then anything but a RST, an ABORT or a SHUTDOWN
+        // COMPLETE, which end flows rather than carry them).
         let initial = match protocol {
+            Protocol::Tcp if svc.sloppy => l4.tcp_flags & tcp::flags::RST == 0,
             Protocol::Tcp => l4.tcp_flags & (tcp::flags::SYN | tcp::flags::RST) == tcp::flags::SYN,
+            Protocol::Sctp if svc.sloppy => !matches!(
+                l4.sctp_chunk,
+                Some(crate::wire::sctp::chunk::ABORT)
+                    | Some(crate::wire::sctp::chunk::SHUTDOWN_COMPLETE)
+                    | None
+            ),
             Protocol::Sctp => l4.sctp_chunk == Some(crate::wire::sctp::chunk::INIT),
             Protocol::Udp => true,
+        };
+        let mid_flow = match protocol {
+            Protocol::Tcp => l4.tcp_flags & tcp::flags::SYN == 0,
+            Protocol::Sctp => l4.sctp_chunk != Some(crate::wire::sctp::chunk::INIT),
+            Protocol::Udp => false,
         };
         if !initial {
             return Verdict::Drop(DropReason::NoConnNotInitial);
@@ -95,6 +109,7 @@ impl Director {
             Ok(idx) => idx,
             Err(r) => return Verdict::Drop(r),
         };
+        self.stats.sloppy_created += mid_flow as u64;
         self.inbound(t, port, f, l2, ip, idx, l4, now)
     }
 

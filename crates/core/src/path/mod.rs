@@ -75,6 +75,8 @@ pub struct WorkerStats {
     pub to_host: u64,
     /// Half-open connections evicted from a full table for new ones (SYN-flood defense).
     pub half_open_evicted: u64,
+    /// Connections a sloppy service made from a mid-flow segment (a flow taken over).
+    pub sloppy_created: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
