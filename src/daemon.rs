@@ -130,7 +130,8 @@ pub fn build_tables(
         }
         let svc = Service::new(s.key, &s.scheduler, s.flags, s.persistence, reals)
             .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?
-            .with_announce(s.announce);
+            .with_announce(s.announce)
+            .with_sloppy(s.sloppy);
         services.push(Arc::new(svc));
     }
     Ok(Tables::new(net, services, cfg.timeouts, reg))
@@ -375,6 +376,10 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         None => None,
     };
     let health = crate::health::Health::start(control.clone())?;
+    let routes = match &cfg.routes {
+        Some(r) => Some(crate::routes::Routes::start(r, control.clone())?),
+        None => None,
+    };
     let metrics = match cfg.metrics_listen {
         Some(addr) => Some(control::metrics::serve(addr, control.clone())?),
         None => None,
@@ -411,6 +416,11 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
                 break;
             }
         }
+    }
+    // Routes go first, while everything still forwards: the routers move the flows away
+    // during the linger, then the rest stops.
+    if let Some(r) = routes {
+        r.withdraw_and_linger();
     }
     health.stop();
     if let Some(p) = peer {

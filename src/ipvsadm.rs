@@ -22,6 +22,8 @@ pub struct ListOpts {
     pub health: bool,
     /// `--daemon`: the sync daemons.
     pub daemon: bool,
+    /// `--routes` (rvs): the VIPs published for the routing daemon.
+    pub routes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +49,8 @@ pub enum Cmd {
     StartDaemon(rvs_api::ha::RawSyncDaemon),
     /// `--stop-daemon master|backup`.
     StopDaemon(String),
+    /// `--drain` / `--undrain` (rvs).
+    Drain(bool),
     Help,
     Version,
 }
@@ -291,6 +295,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--timeout" => opts.timeout = true,
             "--health" => opts.health = true,
             "--daemon" => opts.daemon = true,
+            "--routes" => opts.routes = true,
+            "--drain" => set_cmd(&mut cmd, 'w')?,
+            "--undrain" => set_cmd(&mut cmd, 'W')?,
             "--start-daemon" | "--stop-daemon" => {
                 set_cmd(&mut cmd, if o == "--start-daemon" { '1' } else { '0' })?;
                 let st = next.ok_or(format!("{o} needs master or backup"))?;
@@ -402,6 +409,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             daemon.validate().map_err(|e| format!("--start-daemon: {e}"))?;
             Cmd::StartDaemon(daemon)
         }
+        Some('w') => Cmd::Drain(true),
+        Some('W') => Cmd::Drain(false),
         Some('0') => Cmd::StopDaemon(daemon.state.clone().expect("parsed with --stop-daemon")),
         Some('h') => Cmd::Help,
         Some('V') => Cmd::Version,

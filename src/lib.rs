@@ -12,6 +12,7 @@ pub mod host;
 pub mod instance;
 pub mod ipvsadm;
 pub mod peer;
+pub mod routes;
 pub mod run_report;
 pub mod sync;
 pub mod traffic;

@@ -36,6 +36,8 @@ Usage:
          [--mcast-group A] [--mcast-port P] [--mcast-ttl T]
   rvsadm --stop-daemon master|backup
   rvsadm -L --daemon              (the sync daemons; -L --daemon --stats adds rvs's sync counters)
+  rvsadm --drain | --undrain      (rvs: withdraw this director's routes, connections go on; or not)
+  rvsadm -L --routes              (rvs: the VIPs announced to the routing daemon, and why not others)
   rvsadm --socket PATH ...        (default $RVS_SOCKET, else /run/rvs/rvs.sock)
   rvsadm -V | -h
 ";
@@ -213,6 +215,9 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
         Cmd::StopDaemon(state) => {
             c()?.call(Op::StopDaemon { state })?;
         }
+        Cmd::Drain(drain) => {
+            c()?.call(Op::Drain { drain })?;
+        }
         Cmd::Save { numeric } => {
             let (_, services) = c()?.services(None)?;
             print!("{}", ipvsadm::fmt_save(&services, numeric));
@@ -235,7 +240,28 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
         }
         Cmd::List { service, opts } => {
             let mut client = c()?;
-            if opts.daemon {
+            if opts.routes {
+                if let Some(Reply::Routes {
+                    interface,
+                    drained,
+                    announced,
+                    withdrawn,
+                }) = client.call(Op::Routes {})?
+                {
+                    match interface {
+                        None => println!("no [routes]: VIPs are not published for a routing daemon"),
+                        Some(i) => {
+                            println!("routes on {i}{}", if drained { " (drained)" } else { "" });
+                            for a in announced {
+                                println!("  {a:<40} announced");
+                            }
+                            for (a, why) in withdrawn {
+                                println!("  {a:<40} withdrawn: {why}");
+                            }
+                        }
+                    }
+                }
+            } else if opts.daemon {
                 if let Some(Reply::Daemons { daemons, counters }) = client.call(Op::Daemons {})? {
                     for d in &daemons {
                         println!("{}", d.line());

@@ -337,6 +337,7 @@ fn read_only(op: &Op) -> bool {
             | Op::Status {}
             | Op::Health {}
             | Op::Daemons {}
+            | Op::Routes {}
     )
 }
 

@@ -81,6 +81,11 @@ pub struct ControlState {
     stamp: crate::peer::Stamp,
     origin: u64,
     peer_counters: Option<Arc<crate::peer::PeerCounters>>,
+    /// `[routes]`: the interface, whether the operator drained this director, and the VIPs
+    /// the route exporter has on the interface now.
+    routes_interface: Option<String>,
+    drained: bool,
+    announced: std::collections::BTreeSet<IpAddr>,
 }
 
 /// A director's id in table stamps: random, so two directors never share one.
@@ -180,6 +185,9 @@ impl ControlState {
             stamp: crate::peer::Stamp::default(),
             origin: random_origin(),
             peer_counters: None,
+            routes_interface: None,
+            drained: false,
+            announced: Default::default(),
         }
         .with_known_ids()
         .with_health()
@@ -450,6 +458,36 @@ impl ControlState {
                 self.sync.stop(role).map_err(|m| ("sync", m))?;
                 return Ok(None);
             }
+            Op::Drain { drain } => {
+                if self.routes_interface.is_none() {
+                    return Err((
+                        "invalid",
+                        "drain needs [routes]: there are no routes to withdraw".into(),
+                    ));
+                }
+                self.drained = drain;
+                eprintln!(
+                    "rvsd: routes: {}",
+                    if drain {
+                        "drained: every VIP is withdrawn, connections go on"
+                    } else {
+                        "undrained: VIPs announced again"
+                    }
+                );
+                return Ok(None);
+            }
+            Op::Routes {} => {
+                let (_, withdrawn) = self.route_plan();
+                return Ok(Some(Reply::Routes {
+                    interface: self.routes_interface.clone(),
+                    drained: self.drained,
+                    announced: self.announced.iter().map(|a| a.to_string()).collect(),
+                    withdrawn: withdrawn
+                        .into_iter()
+                        .map(|(a, why)| (a.to_string(), why.to_string()))
+                        .collect(),
+                }));
+            }
             Op::Daemons {} => {
                 let mut counters = self.sync.counter_list();
                 if let Some(p) = &self.peer_counters {
@@ -686,6 +724,38 @@ impl ControlState {
         }
         self.stamp = t.stamp;
         Ok(true)
+    }
+
+    /// With `[routes]` on `interface`.
+    pub fn set_routes_interface(&mut self, interface: &str) {
+        self.routes_interface = Some(interface.to_string());
+    }
+
+    /// The VIPs this director wants traffic for (some service of the VIP has a live real
+    /// server, and the director is not drained), and the others with why.
+    pub fn route_plan(&self) -> (std::collections::BTreeSet<IpAddr>, Vec<(IpAddr, &'static str)>) {
+        let mut live: std::collections::BTreeMap<IpAddr, bool> = Default::default();
+        for e in &self.entries {
+            let up = e.built.reals.iter().any(|r| r.weight > 0);
+            *live.entry(e.cfg.key.vip).or_insert(false) |= up;
+        }
+        let mut wanted = std::collections::BTreeSet::new();
+        let mut withdrawn = Vec::new();
+        for (vip, up) in live {
+            match (self.drained, up) {
+                (true, _) => withdrawn.push((vip, "drained")),
+                (false, false) => withdrawn.push((vip, "no live real server")),
+                (false, true) => {
+                    wanted.insert(vip);
+                }
+            }
+        }
+        (wanted, withdrawn)
+    }
+
+    /// What the route exporter has on the interface now.
+    pub fn set_announced(&mut self, vips: std::collections::BTreeSet<IpAddr>) {
+        self.announced = vips;
     }
 
     /// The peer (re)joined: the workers send it their whole connection table (if a master
@@ -1213,7 +1283,7 @@ impl ControlState {
                 f.sample(&[("worker", w), ("kind", kind)], n);
             }
         }
-        let per_worker: [(&'static str, &str, &str, WorkerFigure); 3] = [
+        let per_worker: [(&'static str, &str, &str, WorkerFigure); 4] = [
             (
                 "rvs_connections_created_total",
                 "counter",
@@ -1225,6 +1295,12 @@ impl ControlState {
                 "counter",
                 "Half-open connections that gave their place in a full table (SYN-flood defense).",
                 |s| s.half_open_evicted,
+            ),
+            (
+                "rvs_sloppy_created_total",
+                "counter",
+                "Connections a sloppy service made from a mid-flow segment (flows taken over), by worker.",
+                |s| s.sloppy_created,
             ),
             (
                 "rvs_conn_table_entries",
@@ -1345,6 +1421,12 @@ impl ControlState {
             change_visible_us: self.visibility().map(|(median, max)| [median, max]),
             services: self.entries.len(),
             tables_bytes: self.shared.tables.load().memory_bytes(),
+            sloppy_created: self
+                .shared
+                .counters
+                .iter()
+                .map(|c| c.stats().sloppy_created)
+                .sum(),
             host_path: self.host_path(),
         }
     }

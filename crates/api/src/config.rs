@@ -75,6 +75,8 @@ pub struct RawConfig {
     pub sync_daemon: Vec<crate::ha::RawSyncDaemon>,
     /// The peer director whose configuration this one keeps in step with.
     pub peer: Option<crate::ha::RawPeer>,
+    /// VIPs published for a routing daemon (scale-out behind ECMP).
+    pub routes: Option<crate::ha::RawRoutes>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -337,6 +339,7 @@ pub struct Config {
     pub services: Vec<ServiceConfig>,
     pub sync_daemons: Vec<crate::ha::SyncDaemonConfig>,
     pub peer: Option<crate::ha::PeerConfig>,
+    pub routes: Option<crate::ha::RoutesConfig>,
 }
 
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
@@ -789,6 +792,7 @@ impl RawConfig {
             }
         }
         let peer = self.peer.as_ref().and_then(|p| p.validate(&mut e.0));
+        let routes = self.routes.as_ref().and_then(|r| r.validate(&mut e.0));
 
         if e.0.is_empty() {
             Ok(Config {
@@ -816,6 +820,7 @@ impl RawConfig {
                 services,
                 sync_daemons,
                 peer,
+                routes,
             })
         } else {
             Err(ConfigError(e.0))

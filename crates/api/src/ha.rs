@@ -182,6 +182,56 @@ pub struct PeerConfig {
 
 pub const MIN_KEY_LEN: usize = 16;
 
+/// `[routes]`: the VIPs this director wants traffic for, published as /32 (/128) addresses on
+/// a kernel interface, where a routing daemon (BIRD's `direct` protocol, FRR's connected
+/// routes) picks them up and announces them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoutes {
+    /// The interface the VIPs go on: a port's twin (it vanishes with rvsd, so a dead rvsd's
+    /// routes go too) or any interface of rvsd's namespace.
+    pub interface: Option<String>,
+    /// On a clean stop, how long rvsd keeps forwarding after withdrawing (default 2 s), so
+    /// the routers move the flows before the last packets are dropped.
+    pub linger: Option<crate::check::RawDuration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutesConfig {
+    pub interface: String,
+    pub linger: std::time::Duration,
+}
+
+impl RawRoutes {
+    pub fn validate(&self, errs: &mut Vec<String>) -> Option<RoutesConfig> {
+        let interface = match self.interface.as_deref() {
+            Some(i) if !i.is_empty() && i.len() <= 15 && !i.contains(['/', ':', ' ']) => Some(i.to_string()),
+            Some(i) => {
+                errs.push(format!("routes.interface: {i:?} is not an interface name"));
+                None
+            }
+            None => {
+                errs.push("routes.interface: needed: where the VIPs are put for the routing daemon".into());
+                None
+            }
+        };
+        let linger = match &self.linger {
+            None => Some(std::time::Duration::from_secs(2)),
+            Some(d) => match d.parse() {
+                Some(x) if x <= std::time::Duration::from_secs(60) => Some(x),
+                _ => {
+                    errs.push(format!("routes.linger: {d:?} is not a duration up to 60s"));
+                    None
+                }
+            },
+        };
+        Some(RoutesConfig {
+            interface: interface?,
+            linger: linger?,
+        })
+    }
+}
+
 impl RawPeer {
     pub fn validate(&self, errs: &mut Vec<String>) -> Option<PeerConfig> {
         let addr = |v: &Option<String>, name: &str, errs: &mut Vec<String>| match v.as_deref() {

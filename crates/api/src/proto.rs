@@ -93,6 +93,13 @@ pub enum Op {
     },
     /// `-L --daemon`: the sync daemons that run, and the sync counters.
     Daemons {},
+    /// `--drain` / `--undrain` (rvs): withdraw this director's routes while it keeps serving
+    /// the connections it has, or announce them again.
+    Drain {
+        drain: bool,
+    },
+    /// `-L --routes` (rvs): the VIPs published for the routing daemon, and why others are not.
+    Routes {},
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -328,6 +335,15 @@ pub struct PortView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
+    Routes {
+        /// The interface the VIPs go on (None without `[routes]`).
+        interface: Option<String>,
+        drained: bool,
+        /// VIPs on the interface now.
+        announced: Vec<String>,
+        /// VIPs not announced, each with why.
+        withdrawn: Vec<(String, String)>,
+    },
     Daemons {
         daemons: Vec<crate::ha::SyncDaemonConfig>,
         /// Sync counters by name (sent, received, installed, refused by reason...).
@@ -365,6 +381,9 @@ pub enum Reply {
         /// Bytes the services take (servers and scheduler tables).
         #[serde(default)]
         tables_bytes: usize,
+        /// Connections sloppy services made from mid-flow segments (flows taken over).
+        #[serde(default)]
+        sloppy_created: u64,
     },
 }
 
