@@ -151,6 +151,7 @@ linger = "2s"
 address = "{VIP}:80"
 scheduler = "mh"
 sloppy = true
+check = {{ type = "tcp", interval = "1s", timeout = "500ms", fall = 2, rise = 1 }}
 real = [{{ address = "10.71.0.21:80", method = "dr" }}, {{ address = "10.71.0.22:80", method = "dr" }}, {{ address = "10.71.0.23:80", method = "dr" }}]
 "#
             );
@@ -332,4 +333,24 @@ real = [{{ address = "10.71.0.21:80", method = "dr" }}, {{ address = "10.71.0.22
     );
     assert_eq!(kept, STREAMS, "every stream survives every event");
     assert_eq!(d2_new, 0, "a drained director gets no new connections");
+
+    // Health: with every real server down, no director wants the VIP; the route goes.
+    let t = Instant::now();
+    for k in 1..=3 {
+        sh(&format!("ip netns pids {p}s{k} | xargs -r kill"));
+    }
+    let dead = wait_hops(&r, 0, Duration::from_secs(15))
+        .expect("no live real server: the route is withdrawn everywhere");
+    eprintln!(
+        "every real server down: route withdrawn {:.2} s later",
+        t.elapsed().as_secs_f64().min(dead + 0.0)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .args(["--socket", &sockets[0], "-L", "--routes"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("routes on {p}t1\n  {VIP:<40} withdrawn: no live real server\n")
+    );
 }

@@ -109,6 +109,7 @@ fn shipped_configs_pass_check() {
         "configs/ha/dr-b.toml",
         "configs/ha/nat-a.toml",
         "configs/ha/nat-b.toml",
+        "configs/ecmp/director.toml",
     ] {
         let out = rvsd()
             .args(["--check", f])
@@ -134,6 +135,23 @@ fn shipped_keepalived_configs_pass_keepalived_config_test() {
             .args(["--config-test", "-f", &path])
             .output()
             .expect("keepalived is installed by dpdk/setup.sh");
+        assert!(
+            out.status.success(),
+            "{path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// The BIRD configurations shipped for ECMP parse (`bird -p` exits non-zero on any error).
+#[test]
+fn shipped_bird_configs_parse() {
+    for f in ["bird-director", "bird-router"] {
+        let path = format!("{}/configs/ecmp/{f}.conf", env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new("bird")
+            .args(["-p", "-c", &path])
+            .output()
+            .expect("bird is installed by dpdk/setup.sh");
         assert!(
             out.status.success(),
             "{path}: {}",

@@ -321,3 +321,28 @@ check = { fall = 5 }
         assert_eq!(&back, s);
     }
 }
+
+#[test]
+fn sloppy_needs_a_consistent_scheduler_and_routes_are_checked() {
+    let base = "[dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevice = \"net_null0\"\naddresses = [\"10.0.0.1/24\"]\nhost_interface = \"rvs-p\"\n";
+    let ok = format!("{base}[routes]\ninterface = \"rvs-p\"\n[[service]]\naddress = \"10.0.1.1:80\"\nscheduler = \"mh\"\nsloppy = true\nreal = [{{ address = \"10.0.0.2:80\", method = \"dr\" }}]\n");
+    let c = Config::from_toml(&ok).unwrap();
+    assert!(c.services[0].sloppy);
+    let r = c.routes.unwrap();
+    assert_eq!(
+        (r.interface.as_str(), r.linger),
+        ("rvs-p", std::time::Duration::from_secs(2))
+    );
+    assert_eq!(
+        validate_service(&c.services[0].to_raw(), &c.ports).unwrap(),
+        c.services[0]
+    );
+    let bad = ok.replace("scheduler = \"mh\"", "scheduler = \"rr\"").replace(
+        "interface = \"rvs-p\"\n[[service]]",
+        "interface = \"a/b\"\nlinger = \"90s\"\n[[service]]",
+    );
+    let e = Config::from_toml(&bad).unwrap_err().to_string();
+    for f in ["service[0].sloppy", "routes.interface", "routes.linger"] {
+        assert!(e.contains(f), "{f} in {e}");
+    }
+}
