@@ -10,9 +10,10 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::ha::FAILOVER_CLIENT;
-use common::ha::KEEPALIVE_SERVER;
-use common::netns::{config_head, control, curl, off_kernel, sh, wait_for_socket, wait_until, Lab, Rvsd};
+use common::ha::{start_streams, KEEPALIVE_SERVER};
+use common::netns::{
+    config_head, control, curl, off_kernel, rvsadm, sh, wait_for_socket, wait_until, Lab, Rvsd,
+};
 
 const VIP: &str = "10.70.10.100";
 const STREAMS: usize = 60;
@@ -180,12 +181,8 @@ real = [{{ address = "10.71.0.21:80", method = "dr" }}, {{ address = "10.71.0.22
     }
     wait_hops(&r, 3, Duration::from_secs(30))
         .unwrap_or_else(|| panic!("the router holds three next hops for the VIP: {}", next_hops(&r)));
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .args(["--socket", &sockets[0], "-L", "--routes"])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        rvsadm(&sockets[0], &["-L", "--routes"]),
         format!("routes on {p}t1\n  {VIP:<40} announced\n")
     );
 
@@ -209,23 +206,7 @@ real = [{{ address = "10.71.0.21:80", method = "dr" }}, {{ address = "10.71.0.22
         "every director takes a share: {spread:?}"
     );
 
-    let client_py = tmp.path().join("client.py");
-    std::fs::write(&client_py, FAILOVER_CLIENT).unwrap();
-    let result = tmp.path().join("client.json").display().to_string();
-    let client = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &c,
-            "python3",
-            client_py.to_str().unwrap(),
-            VIP,
-            "44",
-            &result,
-        ])
-        .arg(STREAMS.to_string())
-        .spawn()
-        .unwrap();
+    let (client, result) = start_streams(&c, tmp.path(), VIP, 44, STREAMS);
     let started = Instant::now();
     let at = |s: u64| std::thread::sleep(Duration::from_secs(s).saturating_sub(started.elapsed()));
     let mut events: BTreeMap<&str, String> = BTreeMap::new();
@@ -295,11 +276,7 @@ real = [{{ address = "10.71.0.21:80", method = "dr" }}, {{ address = "10.71.0.22
     // Drain d2: its route goes, it stops getting new connections, every stream goes on.
     at(33);
     let t = Instant::now();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .args(["--socket", &sockets[1], "--drain"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    rvsadm(&sockets[1], &["--drain"]);
     wait_hops(&r, 2, Duration::from_secs(10)).expect("drain withdraws d2's route");
     events.insert("drain_withdrawn_s", format!("{:.2}", t.elapsed().as_secs_f64()));
     std::thread::sleep(Duration::from_secs(1));
@@ -345,12 +322,8 @@ real = [{{ address = "10.71.0.21:80", method = "dr" }}, {{ address = "10.71.0.22
         "every real server down: route withdrawn {:.2} s later",
         t.elapsed().as_secs_f64().min(dead + 0.0)
     );
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .args(["--socket", &sockets[0], "-L", "--routes"])
-        .output()
-        .unwrap();
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        rvsadm(&sockets[0], &["-L", "--routes"]),
         format!("routes on {p}t1\n  {VIP:<40} withdrawn: no live real server\n")
     );
 }

@@ -16,7 +16,9 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::ha::*;
-use common::netns::{config_head, control, curl, daemon_counter, off_kernel, sh, wait_until, Lab, Rvsd};
+use common::netns::{
+    config_head, control, curl, daemon_counter, off_kernel, rvsadm, sh, wait_until, Lab, Rvsd,
+};
 
 /// The two scenarios run one at a time: each has two busy-polling rvsd on a 2-core machine.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -149,20 +151,6 @@ fn conns_for(socket: &str, vip: &str) -> usize {
             })
             .count()
     })
-}
-
-fn rvsadm(socket: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .args(["--socket", socket])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "rvsadm {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[test]
@@ -342,24 +330,7 @@ real = [{{ address = "{net}.21:80", method = "{method}" }}, {{ address = "{net}.
     ]);
     std::thread::sleep(Duration::from_millis(500));
 
-    let client_py = tmp.path().join("client.py");
-    std::fs::write(&client_py, FAILOVER_CLIENT).unwrap();
-    let result = tmp.path().join("client.json").display().to_string();
-    let run_s = 36.0;
-    let client = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            &c,
-            "python3",
-            client_py.to_str().unwrap(),
-            "10.90.0.100",
-        ])
-        .arg(run_s.to_string())
-        .arg(&result)
-        .arg(STREAMS.to_string())
-        .spawn()
-        .unwrap();
+    let (client, result) = start_streams(&c, tmp.path(), "10.90.0.100", 36, STREAMS);
     let started = Instant::now();
 
     // The backup holds the streams before anything fails.

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::{
-    config_head, control, daemon_counter, off_kernel, sh, wait_for_socket, wait_until, Lab, Rvsd,
+    config_head, control, daemon_counter, director_and_neighbor, sh, wait_for_socket, wait_until, Lab, Rvsd,
 };
 
 const KEY: &str = "the pair-secret, long enough";
@@ -57,21 +57,12 @@ s.close()
 #[test]
 fn only_a_signed_newer_valid_table_changes_anything() {
     let mut lab = Lab::new("pl");
-    let p = lab.p.clone();
-    let (d, s) = (lab.ns("d"), lab.ns("s"));
-    let (d_dev, _) = lab.veth_between("dp", &d, "sp", &s);
-    off_kernel(&d, &d_dev);
-    sh(&format!("ip netns exec {s} ip addr add 10.93.0.2/24 dev {p}sp"));
+    let (d, s, port) = director_and_neighbor(&mut lab, "10.93.0");
     let socket = lab.socket();
     let config = config_head(&socket)
         + &format!(
             r#"
-[[port]]
-name = "lan"
-device = "net_af_packet_{p}d,iface={d_dev}"
-addresses = ["10.93.0.1/24"]
-host_interface = "{p}td"
-[peer]
+{port}[peer]
 listen = "10.93.0.1:8849"
 address = "10.93.0.2:8849"
 key = "{KEY}"

@@ -125,16 +125,16 @@ fn shipped_configs_pass_check() {
     }
 }
 
-/// The keepalived configurations shipped with the HA pairs parse without a warning
-/// (keepalived --config-test exits non-zero on any unknown keyword or bad value).
-#[test]
-fn shipped_keepalived_configs_pass_keepalived_config_test() {
-    for f in ["dr-a", "dr-b", "nat-a", "nat-b"] {
-        let path = format!("{}/configs/ha/keepalived-{f}.conf", env!("CARGO_MANIFEST_DIR"));
-        let out = std::process::Command::new("keepalived")
-            .args(["--config-test", "-f", &path])
+/// `program` (installed by dpdk/setup.sh) accepts each shipped file: it exits non-zero on any
+/// unknown keyword or bad value.
+fn accepted_by(program: &str, args: &[&str], files: &[&str]) {
+    for f in files {
+        let path = format!("{}/configs/{f}", env!("CARGO_MANIFEST_DIR"));
+        let out = std::process::Command::new(program)
+            .args(args)
+            .arg(&path)
             .output()
-            .expect("keepalived is installed by dpdk/setup.sh");
+            .unwrap_or_else(|e| panic!("{program} (dpdk/setup.sh installs it): {e}"));
         assert!(
             out.status.success(),
             "{path}: {}",
@@ -143,21 +143,25 @@ fn shipped_keepalived_configs_pass_keepalived_config_test() {
     }
 }
 
-/// The BIRD configurations shipped for ECMP parse (`bird -p` exits non-zero on any error).
+/// The peers' configurations shipped beside rvs's: keepalived's for the HA pairs, BIRD's for
+/// ECMP.
 #[test]
-fn shipped_bird_configs_parse() {
-    for f in ["bird-director", "bird-router"] {
-        let path = format!("{}/configs/ecmp/{f}.conf", env!("CARGO_MANIFEST_DIR"));
-        let out = std::process::Command::new("bird")
-            .args(["-p", "-c", &path])
-            .output()
-            .expect("bird is installed by dpdk/setup.sh");
-        assert!(
-            out.status.success(),
-            "{path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
+fn shipped_keepalived_and_bird_configs_are_accepted_by_them() {
+    accepted_by(
+        "keepalived",
+        &["--config-test", "-f"],
+        &[
+            "ha/keepalived-dr-a.conf",
+            "ha/keepalived-dr-b.conf",
+            "ha/keepalived-nat-a.conf",
+            "ha/keepalived-nat-b.conf",
+        ],
+    );
+    accepted_by(
+        "bird",
+        &["-p", "-c"],
+        &["ecmp/bird-director.conf", "ecmp/bird-router.conf"],
+    );
 }
 
 #[test]

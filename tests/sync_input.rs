@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::netns::{
-    config_head, control, daemon_counter, off_kernel, sh, wait_for_socket, wait_until, Lab, Rvsd,
+    config_head, control, daemon_counter, director_and_neighbor, sh, wait_for_socket, wait_until, Lab, Rvsd,
 };
 
 /// argv: kind, count. Builds messages by the kernel's layout (struct ip_vs_sync_mesg and
@@ -47,20 +47,12 @@ for i in range(count):
 fn malformed_and_foreign_sync_messages_are_counted_and_change_nothing_and_a_flood_does_not_stall() {
     let mut lab = Lab::new("sy");
     let p = lab.p.clone();
-    let (d, s) = (lab.ns("d"), lab.ns("s"));
-    let (d_dev, _) = lab.veth_between("dp", &d, "sp", &s);
-    off_kernel(&d, &d_dev);
-    sh(&format!("ip netns exec {s} ip addr add 10.92.0.2/24 dev {p}sp"));
+    let (d, s, port) = director_and_neighbor(&mut lab, "10.92.0");
     let socket = lab.socket();
     let config = config_head(&socket)
         + &format!(
             r#"
-[[port]]
-name = "lan"
-device = "net_af_packet_{p}d,iface={d_dev}"
-addresses = ["10.92.0.1/24"]
-host_interface = "{p}td"
-[metrics]
+{port}[metrics]
 listen = "127.0.0.1:9109"
 [[sync_daemon]]
 state = "backup"

@@ -75,6 +75,28 @@ for t in ts:
 json.dump({"streams": streams, "new": news, "answers": sorted(answers)}, open(out, "w"))
 "#;
 
+/// Starts [`FAILOVER_CLIENT`] in namespace `ns` for `secs` seconds with `streams` streams to
+/// `vip`; its JSON lands in the returned path (under `dir`) when it ends.
+pub fn start_streams(
+    ns: &str,
+    dir: &std::path::Path,
+    vip: &str,
+    secs: u32,
+    streams: usize,
+) -> (std::process::Child, String) {
+    let script = dir.join("client.py");
+    std::fs::write(&script, FAILOVER_CLIENT).unwrap();
+    let result = dir.join("client.json").display().to_string();
+    let child = Command::new("ip")
+        .args(["netns", "exec", ns, "python3", script.to_str().unwrap(), vip])
+        .arg(secs.to_string())
+        .arg(&result)
+        .arg(streams.to_string())
+        .spawn()
+        .unwrap();
+    (child, result)
+}
+
 /// Reads a pcap of UDP datagrams and decodes each payload as an IPVS sync message, following
 /// the kernel's `struct ip_vs_sync_mesg` and `struct ip_vs_sync_v4/v6` (include/net/ip_vs.h,
 /// net/netfilter/ipvs/ip_vs_sync.c). Prints JSON: one object per connection record.

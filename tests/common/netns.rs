@@ -323,6 +323,35 @@ pub fn daemon_counter(socket: &str, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in {v}"))
 }
 
+/// rvsadm against `socket`: its standard output; a refusal fails the test.
+pub fn rvsadm(socket: &str, args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        .args(["--socket", socket])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "rvsadm {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A director namespace and a neighbor namespace on one veth (`{net}.1` for rvsd's port,
+/// `{net}.2` for the neighbor): the namespaces, and the `[[port]]` with its twin `{p}td`.
+pub fn director_and_neighbor(lab: &mut Lab, net: &str) -> (String, String, String) {
+    let p = lab.p.clone();
+    let (d, s) = (lab.ns("d"), lab.ns("s"));
+    let (d_dev, _) = lab.veth_between("dp", &d, "sp", &s);
+    off_kernel(&d, &d_dev);
+    sh(&format!("ip netns exec {s} ip addr add {net}.2/24 dev {p}sp"));
+    let port = format!(
+        "[[port]]\nname = \"lan\"\ndevice = \"net_af_packet_{p}d,iface={d_dev}\"\naddresses = [\"{net}.1/24\"]\nhost_interface = \"{p}td\"\n"
+    );
+    (d, s, port)
+}
+
 /// Waits until rvsd's control socket accepts connections (it is up).
 pub fn wait_for_socket(socket: &str) {
     wait_until(Duration::from_secs(20), || {

@@ -40,6 +40,11 @@ fn over_the_wire(d: &mut Director) -> Vec<SyncConn> {
 
 const DR_VIP: [u8; 4] = [10, 0, 0, 101];
 
+/// A segment from NAT real server `rs`:8080 back to the client's port `cport`.
+fn reply(rs: [u8; 4], cport: u16, flags: Flags, payload: &[u8]) -> Vec<u8> {
+    tcp4(from_rs(ip4(rs)), rs, CLIENT, 64, 8080, cport, flags, payload)
+}
+
 /// A director with room for `v4` IPv4 entries.
 fn big_director(v4: usize) -> Director {
     Director::new(rvs_core::DirectorConfig {
@@ -157,22 +162,7 @@ fn a_nat_connection_installed_on_the_backup_takes_replies() {
     let mut m = master();
     let vip = [10, 0, 0, 100];
     run(&mut m, &t, 0, tcp4(IN0, CLIENT, vip, 64, 40001, 80, SYN, b""), 0);
-    run(
-        &mut m,
-        &t,
-        1,
-        tcp4(
-            from_rs(ip4([192, 168, 1, 2])),
-            [192, 168, 1, 2],
-            CLIENT,
-            64,
-            8080,
-            40001,
-            SYNACK,
-            b"",
-        ),
-        1,
-    );
+    run(&mut m, &t, 1, reply([192, 168, 1, 2], 40001, SYNACK, b""), 1);
     run(&mut m, &t, 0, tcp4(IN0, CLIENT, vip, 64, 40001, 80, ACK, b""), 2);
     let recs = over_the_wire(&mut m);
     assert_eq!(recs.len(), 1);
@@ -180,22 +170,7 @@ fn a_nat_connection_installed_on_the_backup_takes_replies() {
     let tb = tables();
     let mut b = director();
     b.install(&tb, &recs[0], 5).unwrap();
-    let (v, out) = run(
-        &mut b,
-        &tb,
-        1,
-        tcp4(
-            from_rs(ip4([192, 168, 1, 2])),
-            [192, 168, 1, 2],
-            CLIENT,
-            64,
-            8080,
-            40001,
-            ACK,
-            b"data",
-        ),
-        6,
-    );
+    let (v, out) = run(&mut b, &tb, 1, reply([192, 168, 1, 2], 40001, ACK, b"data"), 6);
     assert_eq!(
         v,
         Verdict::Forward {
@@ -346,22 +321,7 @@ fn records_for_what_the_backup_does_not_have_are_refused_and_counted() {
     .unwrap();
     assert_eq!(tb2.reals.get(RealId(0)).active(), 0);
     assert_eq!(tb2.reals.get(RealId(1)).active(), 1);
-    let (v, _) = run(
-        &mut b2,
-        &tb2,
-        1,
-        tcp4(
-            from_rs(ip4([192, 168, 1, 3])),
-            [192, 168, 1, 3],
-            CLIENT,
-            64,
-            8080,
-            1234,
-            ACK,
-            b"",
-        ),
-        2,
-    );
+    let (v, _) = run(&mut b2, &tb2, 1, reply([192, 168, 1, 3], 1234, ACK, b""), 2);
     assert!(
         matches!(v, Verdict::Forward { port: 0, .. }),
         "the reply key follows the new server: {v:?}"
