@@ -72,6 +72,13 @@ drop_reasons! {
     UnsupportedProtocol => "unsupported_protocol",
     /// Not addressed to a VIP or a director address, and not a reply of a tracked flow.
     NotForUs => "not_for_us",
+    /// A new flow from a source no client can have: a VIP, a director address, 0.0.0.0/8,
+    /// 127/8, multicast, 240/4 and broadcast (::, ::1, multicast, v4-mapped for IPv6). Spoofed,
+    /// or looped back: never forwarded.
+    MartianSource => "martian_source",
+    /// A packet that would make a connection has a bad TCP/UDP checksum (CRC32c for SCTP):
+    /// junk does not fill the connection table.
+    BadL4Checksum => "bad_l4_checksum",
     /// Addressed to a VIP on a protocol/port without a virtual service.
     NoService => "no_service",
     /// A TCP segment without SYN (SCTP without INIT) that matches no connection: IPVS

@@ -1089,6 +1089,63 @@ fn cases() -> Vec<Case> {
         None,
     );
 
+    // --- What would make a connection is checked first ---
+    for (desc, src) in [
+        (
+            "a SYN from the VIP itself (source = destination) is a martian",
+            VIP,
+        ),
+        ("a SYN from a director address is a martian", [203, 0, 113, 1]),
+        ("a SYN from 127.0.0.1 is a martian", [127, 0, 0, 1]),
+        ("a SYN from 0.0.0.0 is a martian", [0, 0, 0, 0]),
+        ("a SYN from a multicast address is a martian", [224, 1, 2, 3]),
+        (
+            "a SYN from the broadcast address is a martian",
+            [255, 255, 255, 255],
+        ),
+    ] {
+        c(
+            desc,
+            0,
+            100,
+            tcp4(IN0, src, VIP, 64, 40100, 80, SYN, b""),
+            drop(D::MartianSource),
+            None,
+        );
+    }
+    c(
+        "a SYN with a bad TCP checksum makes no connection",
+        0,
+        100,
+        broken(|f| {
+            let at = 14 + 20 + 16;
+            f[at] ^= 0x5a;
+        }),
+        drop(D::BadL4Checksum),
+        None,
+    );
+    c(
+        "a UDP datagram with a bad checksum makes no connection",
+        0,
+        100,
+        {
+            let mut f = udp4(IN0, [198, 51, 100, 98], VIP, 64, 45000, 53, b"query");
+            let at = 14 + 20 + 6;
+            f[at] ^= 0x5a;
+            f
+        },
+        drop(D::BadL4Checksum),
+        None,
+    );
+    c(
+        "an IPv6 SYN from ::1 is a martian",
+        0,
+        100,
+        tcp6(IN0, "::1", VIP6, 64, 40101, 80, SYN, b""),
+        drop(D::MartianSource),
+        None,
+    );
+
     // --- Expiry: TIME_WAIT (120 s) ends the first NAT connection ---
     c(
         "after TIME_WAIT expires, the connection is gone",

@@ -61,6 +61,11 @@ pub(crate) trait Family: Addr {
     fn emit_icmp_ip(out: &mut [u8], src: Self, dst: Self, icmp_len: usize);
     /// The checksum of an ICMP message sent from `src` to `dst`.
     fn icmp_checksum(msg: &[u8], src: Self, dst: Self) -> u16;
+    /// Whether `seg`, a TCP/UDP segment from `src` to `dst`, carries a correct checksum (an
+    /// IPv4 UDP datagram may carry none).
+    fn l4_checksum_ok(proto: u8, seg: &[u8], src: Self, dst: Self) -> bool;
+    /// A source no client can have (besides the director's own addresses and VIPs).
+    fn is_martian(self) -> bool;
     /// ICMP "packet too big" type, code and where the MTU goes.
     fn too_big(icmp: &mut [u8], mtu: u16);
     fn is_error(icmp_type: u8) -> bool;
@@ -218,6 +223,19 @@ impl Family for Ipv4Addr {
         checksum::checksum(msg)
     }
 
+    fn l4_checksum_ok(proto: u8, seg: &[u8], src: Self, dst: Self) -> bool {
+        if proto == crate::wire::proto::UDP && seg.get(6..8) == Some(&[0, 0]) {
+            return true;
+        }
+        let pseudo = checksum::pseudo_v4(src, dst, proto, seg.len() as u16);
+        checksum::fold(checksum::sum(seg, pseudo)) == 0xffff
+    }
+
+    fn is_martian(self) -> bool {
+        let o = self.octets();
+        o[0] == 0 || o[0] == 127 || o[0] >= 224
+    }
+
     fn too_big(icmp: &mut [u8], mtu: u16) {
         icmp[0] = icmp::v4::DEST_UNREACHABLE;
         icmp[1] = icmp::v4::FRAG_NEEDED;
@@ -337,6 +355,15 @@ impl Family for Ipv6Addr {
     fn icmp_checksum(msg: &[u8], src: Self, dst: Self) -> u16 {
         let pseudo = checksum::pseudo_v6(src, dst, proto::ICMPV6, msg.len() as u32);
         !checksum::fold(checksum::sum(msg, pseudo))
+    }
+
+    fn l4_checksum_ok(proto: u8, seg: &[u8], src: Self, dst: Self) -> bool {
+        let pseudo = checksum::pseudo_v6(src, dst, proto, seg.len() as u32);
+        checksum::fold(checksum::sum(seg, pseudo)) == 0xffff
+    }
+
+    fn is_martian(self) -> bool {
+        self.is_unspecified() || self.is_loopback() || self.is_multicast() || self.to_ipv4_mapped().is_some()
     }
 
     fn too_big(icmp: &mut [u8], mtu: u16) {

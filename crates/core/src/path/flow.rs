@@ -74,6 +74,15 @@ impl Director {
         if !inbound {
             return Verdict::Drop(DropReason::NotForUs);
         }
+        // What would make a connection is checked first: a source no client can have, then
+        // the transport checksum (both only here, off the established path).
+        let src = ip.src.ip();
+        if ip.src.is_martian() || t.is_vip(src) || t.net.is_local(src) || t.net.host_holds(src) {
+            return Verdict::Drop(DropReason::MartianSource);
+        }
+        if !l4_intact(f.data(), l2, &ip) {
+            return Verdict::Drop(DropReason::BadL4Checksum);
+        }
         let Some(protocol) = Protocol::from_number(ip.proto) else {
             return Verdict::Drop(DropReason::UnsupportedProtocol);
         };
@@ -349,6 +358,18 @@ pub(super) fn move_activity<A: Addr>(c: &mut Conn<A>, reg: &RealRegistry, active
         c.flags |= CONN_INACTIVE;
         shared.active.fetch_sub(1, Ordering::Relaxed);
         shared.inactive.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether the frame's transport checksum is right (SCTP: its CRC32c).
+fn l4_intact<A: Family>(b: &[u8], l2: usize, ip: &IpInfo<A>) -> bool {
+    let Some(seg) = b.get(l2 + ip.l4..l2 + ip.end) else {
+        return false;
+    };
+    match ip.proto {
+        proto::TCP | proto::UDP => A::l4_checksum_ok(ip.proto, seg, ip.src, ip.dst),
+        proto::SCTP => crate::wire::sctp::checksum_ok(seg),
+        _ => true,
     }
 }
 

@@ -53,6 +53,17 @@ impl<T: AsRef<[u8]>> SctpPacket<T> {
 
 /// Recomputes the CRC32c of a whole SCTP packet in place (it is stored little-endian on the
 /// wire, RFC 4960 appendix B). There is no incremental form.
+/// Whether a packet's CRC32c is right (checked on what would open a connection, so a copy is
+/// affordable).
+pub fn checksum_ok(b: &[u8]) -> bool {
+    if b.len() < HEADER_LEN {
+        return false;
+    }
+    let mut copy = b.to_vec();
+    put32(&mut copy, CHECKSUM_AT, 0);
+    crc32c(&copy).to_le_bytes() == b[CHECKSUM_AT..CHECKSUM_AT + 4]
+}
+
 pub fn fill_checksum(b: &mut [u8]) {
     put32(b, CHECKSUM_AT, 0);
     let c = crc32c(b);
