@@ -699,8 +699,9 @@ fn counters_survive_a_restore_of_the_same_rules_and_a_delete_and_re_add() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let stats_before = line(&d.ok("-Ln --stats --exact"), "192.168.1.2:8080");
-    // -S | -R with the same rules.
+    // -S | -C; -R with the same rules (-R adds, as ipvsadm's does).
     let rules = d.ok("-S -n");
+    d.ok("-C");
     let restore = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
         .arg("--socket")
         .arg(&d.sock)
@@ -790,4 +791,53 @@ fn save_and_restore_five_thousand_real_servers() {
     drop(s);
     assert_eq!(d.ok("-S -n"), saved);
     d.stop();
+}
+
+/// `-R` as ipvsadm's: line by line, each line a command, an error reported with its line and
+/// the rest applied; it adds to the table; empty input changes nothing.
+#[test]
+fn restore_runs_each_line_reports_bad_ones_and_adds_to_the_table() {
+    let d = Daemon::start("r", 0, &[], "");
+    let restore = |text: &str| {
+        let p = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+            .arg("--socket")
+            .arg(&d.sock)
+            .arg("-R")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
+        p.wait_with_output().unwrap()
+    };
+    d.ok("-A -t 10.0.9.1:80 -s rr");
+    let o = restore("");
+    assert!(o.status.success());
+    assert_eq!(
+        d.ok("-S -n"),
+        "-A -t 10.0.9.1:80 -s rr\n",
+        "empty input changes nothing"
+    );
+    let o = restore(
+        "-A -t 10.0.9.2:80 -s wrr\n\
+         -a -t 10.0.9.2:80 -r 192.168.1.2:80 -m -w 2\n\
+         -A -t 10.0.9.1:80 -s rr\n\
+         -a -t 10.0.9.2:80 -r bogus -m\n\
+         -L -n\n\
+         --set 600 100 60\n\
+         -E -t 10.0.9.1:80 -s lc\n",
+    );
+    assert!(!o.status.success(), "some lines failed");
+    let err = String::from_utf8_lossy(&o.stderr);
+    for n in ["line 3:", "line 4:", "line 5:"] {
+        assert!(err.contains(n), "{n} in {err}");
+    }
+    assert!(!err.contains("line 1:") && !err.contains("line 6:"), "{err}");
+    assert_eq!(
+        d.ok("-S -n"),
+        "-A -t 10.0.9.1:80 -s lc\n-A -t 10.0.9.2:80 -s wrr\n-a -t 10.0.9.2:80 -r 192.168.1.2:80 -m -w 2\n",
+        "what was there stays, the good lines are applied in order"
+    );
+    assert_eq!(d.ok("-L --timeout"), "Timeout (tcp tcpfin udp): 600 100 60\n");
 }

@@ -13,7 +13,7 @@ use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
 use rvs::ipvsadm::{self, Cmd};
-use rvs_api::config::{RawService, DEFAULT_SOCKET};
+use rvs_api::config::DEFAULT_SOCKET;
 use rvs_api::proto::{Op, Reply, Request, Response, ServiceView};
 
 const USAGE: &str = "\
@@ -93,131 +93,109 @@ impl Client {
     }
 }
 
-/// Reads `ipvsadm -S` lines into services with their real servers.
-/// A restore cut into request lines well under the socket's limit: services first, then their
-/// real servers, continuing a service across parts where it is long.
-fn restore_parts(services: Vec<RawService>) -> Vec<Vec<RawService>> {
-    const PART: usize = rvs_api::proto::MAX_LINE / 2;
-    let len = |x: &RawService| serde_json::to_string(x).map_or(0, |j| j.len() + 1);
-    let mut parts: Vec<Vec<RawService>> = vec![Vec::new()];
-    let mut size = 0;
-    for s in services {
-        let mut reals = s.real.clone().into_iter();
-        let mut entry = RawService {
-            real: Vec::new(),
-            ..s
-        };
-        let mut entry_len = len(&entry);
-        loop {
-            let next = reals.next();
-            let add = next
-                .as_ref()
-                .map_or(0, |r| serde_json::to_string(r).map_or(0, |j| j.len() + 1));
-            if next.is_none() || size + entry_len + add > PART {
-                // Close this entry (and, if full, the part).
-                let key = (entry.protocol.clone(), entry.address.clone());
-                parts.last_mut().expect("one part at least").push(entry);
-                size += entry_len;
-                let Some(r) = next else { break };
-                if size + add > PART {
-                    parts.push(Vec::new());
-                    size = 0;
-                }
-                entry = RawService {
-                    protocol: key.0,
-                    address: key.1,
-                    real: vec![r],
-                    ..Default::default()
-                };
-                entry_len = len(&entry);
-            } else if let Some(r) = next {
-                entry.real.push(r);
-                entry_len += add;
-            }
-        }
-    }
-    parts
+/// The op a changing command sends (None for listings, help, version and restore).
+fn change_op(cmd: Cmd) -> Result<Op, Cmd> {
+    Ok(match cmd {
+        Cmd::AddService(s) => Op::AddService { service: s },
+        Cmd::EditService(s) => Op::EditService { service: s },
+        Cmd::DeleteService(id) => Op::DeleteService { service: id },
+        Cmd::Clear => Op::Clear {},
+        Cmd::AddReal(id, r) => Op::AddReal { service: id, real: r },
+        Cmd::EditReal(id, r) => Op::EditReal { service: id, real: r },
+        Cmd::DeleteReal(id, a) => Op::DeleteReal {
+            service: id,
+            address: a,
+        },
+        Cmd::Zero(id) => Op::Zero { service: id },
+        Cmd::SetTimeouts(t, f, u) => Op::SetTimeouts {
+            tcp: t,
+            tcpfin: f,
+            udp: u,
+        },
+        Cmd::StartDaemon(daemon) => Op::StartDaemon { daemon },
+        Cmd::StopDaemon(state) => Op::StopDaemon { state },
+        Cmd::Drain(drain) => Op::Drain { drain },
+        other => return Err(other),
+    })
 }
 
-fn read_rules(text: &str) -> Result<Vec<RawService>, String> {
-    let mut services: Vec<RawService> = Vec::new();
+/// `-R`, as ipvsadm does it: each line of standard input is a command, run in order; a line
+/// that fails (unreadable, or refused by rvsd) is reported with its number and the rest goes
+/// on. It adds to the table; empty input changes nothing. Err when any line failed (ipvsadm
+/// keeps only the last line's status). Lines travel in batches (one request line each, well
+/// under the socket's limit), each published to the workers once.
+fn restore(client: &mut Client, text: &str) -> Result<(), String> {
+    const BATCH_BYTES: usize = rvs_api::proto::MAX_LINE / 2;
+    let mut failed = 0;
+    let mut batch: Vec<(usize, Op)> = Vec::new();
+    let mut bytes = 0;
+    let mut send = |batch: &mut Vec<(usize, Op)>, failed: &mut usize| -> Result<(), String> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let (lines, ops): (Vec<usize>, Vec<Op>) = std::mem::take(batch).into_iter().unzip();
+        match client.call(Op::Batch { ops })? {
+            Some(Reply::Batch { errors }) => {
+                for (n, e) in lines.iter().zip(errors) {
+                    if let Some(e) = e {
+                        eprintln!("rvsadm: line {n}: {}", e.message);
+                        *failed += 1;
+                    }
+                }
+                Ok(())
+            }
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    };
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
         let args: Vec<String> = line.split_whitespace().map(String::from).collect();
-        match ipvsadm::parse(&args).map_err(|e| format!("line {}: {e}", n + 1))? {
-            Cmd::AddService(s) => services.push(s),
-            Cmd::AddReal(id, r) => {
-                let s = services
-                    .iter_mut()
-                    .find(|s| {
-                        s.protocol.as_deref() == Some(&id.protocol)
-                            && s.address.as_deref() == Some(&id.address)
-                    })
-                    .ok_or_else(|| format!("line {}: -a for a service not added above", n + 1))?;
-                s.real.push(r);
+        let op = ipvsadm::parse(&args).and_then(|cmd| {
+            change_op(cmd).map_err(|other| format!("{other:?} does not change the table: not in a rule file"))
+        });
+        match op {
+            Ok(op) => {
+                let len = serde_json::to_string(&op).map_or(0, |j| j.len() + 1);
+                if bytes + len > BATCH_BYTES {
+                    send(&mut batch, &mut failed)?;
+                    bytes = 0;
+                }
+                bytes += len;
+                batch.push((n + 1, op));
             }
-            other => {
-                return Err(format!(
-                    "line {}: only -A and -a belong in a rule file, not {other:?}",
-                    n + 1
-                ))
+            Err(e) => {
+                // Earlier lines go first: the file's order is kept.
+                send(&mut batch, &mut failed)?;
+                bytes = 0;
+                eprintln!("rvsadm: line {}: {e}", n + 1);
+                failed += 1;
             }
         }
     }
-    Ok(services)
+    send(&mut batch, &mut failed)?;
+    match failed {
+        0 => Ok(()),
+        n => Err(format!(
+            "{n} line(s) of the restore failed; the others were applied"
+        )),
+    }
 }
 
 fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
     let c = || Client::connect(socket);
+    let cmd = match change_op(cmd) {
+        Ok(op) => {
+            c()?.call(op)?;
+            return Ok(());
+        }
+        Err(cmd) => cmd,
+    };
     match cmd {
         Cmd::Help => print!("{USAGE}"),
         Cmd::Version => println!("{}", rvs::version_line("rvsadm")),
-        Cmd::AddService(s) => {
-            c()?.call(Op::AddService { service: s })?;
-        }
-        Cmd::EditService(s) => {
-            c()?.call(Op::EditService { service: s })?;
-        }
-        Cmd::DeleteService(id) => {
-            c()?.call(Op::DeleteService { service: id })?;
-        }
-        Cmd::Clear => {
-            c()?.call(Op::Clear {})?;
-        }
-        Cmd::AddReal(id, r) => {
-            c()?.call(Op::AddReal { service: id, real: r })?;
-        }
-        Cmd::EditReal(id, r) => {
-            c()?.call(Op::EditReal { service: id, real: r })?;
-        }
-        Cmd::DeleteReal(id, a) => {
-            c()?.call(Op::DeleteReal {
-                service: id,
-                address: a,
-            })?;
-        }
-        Cmd::Zero(id) => {
-            c()?.call(Op::Zero { service: id })?;
-        }
-        Cmd::SetTimeouts(t, f, u) => {
-            c()?.call(Op::SetTimeouts {
-                tcp: t,
-                tcpfin: f,
-                udp: u,
-            })?;
-        }
-        Cmd::StartDaemon(daemon) => {
-            c()?.call(Op::StartDaemon { daemon })?;
-        }
-        Cmd::StopDaemon(state) => {
-            c()?.call(Op::StopDaemon { state })?;
-        }
-        Cmd::Drain(drain) => {
-            c()?.call(Op::Drain { drain })?;
-        }
         Cmd::Save { numeric } => {
             let (_, services) = c()?.services(None)?;
             print!("{}", ipvsadm::fmt_save(&services, numeric));
@@ -227,16 +205,7 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
             std::io::stdin()
                 .read_to_string(&mut text)
                 .map_err(|e| format!("reading stdin: {e}"))?;
-            let services = read_rules(&text)?;
-            let mut client = c()?;
-            let parts = restore_parts(services);
-            let last = parts.len() - 1;
-            for (k, services) in parts.into_iter().enumerate() {
-                client.call(Op::Restore {
-                    services,
-                    more: k < last,
-                })?;
-            }
+            restore(&mut c()?, &text)?;
         }
         Cmd::List { service, opts } => {
             let mut client = c()?;
@@ -289,6 +258,7 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                 print!("{}", ipvsadm::fmt_list(size, &services, &opts));
             }
         }
+        changing => unreachable!("{changing:?} was sent above"),
     }
     Ok(())
 }

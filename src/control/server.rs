@@ -328,7 +328,7 @@ fn gather(
 }
 
 /// Ops that change nothing, and are not logged.
-fn read_only(op: &Op) -> bool {
+pub(crate) fn read_only(op: &Op) -> bool {
     matches!(
         op,
         Op::List { .. }

@@ -86,6 +86,8 @@ pub struct ControlState {
     routes_interface: Option<String>,
     drained: bool,
     announced: std::collections::BTreeSet<IpAddr>,
+    /// Inside a batch: changes wait for one publication at its end.
+    deferred: Option<bool>,
 }
 
 /// A director's id in table stamps: random, so two directors never share one.
@@ -188,6 +190,7 @@ impl ControlState {
             routes_interface: None,
             drained: false,
             announced: Default::default(),
+            deferred: None,
         }
         .with_known_ids()
         .with_health()
@@ -377,6 +380,10 @@ impl ControlState {
     /// Publishes new tables and waits (up to 100 ms) until every worker runs with them, so
     /// that when an op is answered the change is in force. Records how long that took.
     fn publish(&mut self) {
+        if let Some(changed) = &mut self.deferred {
+            *changed = true;
+            return;
+        }
         self.sync_health();
         self.settle_quorums();
         for key in std::mem::take(&mut self.health_dirty) {
@@ -447,6 +454,7 @@ impl ControlState {
 
     pub fn apply(&mut self, op: Op) -> Result<Option<Reply>, OpError> {
         match op {
+            Op::Batch { ops } => return Ok(Some(self.batch(ops))),
             Op::StartDaemon { daemon } => {
                 let d = daemon.validate().map_err(|e| ("invalid", e.to_string()))?;
                 self.sync.start(d).map_err(|m| ("sync", m))?;
@@ -683,6 +691,37 @@ impl ControlState {
             origin: self.origin,
         };
         Ok(None)
+    }
+
+    /// Applies each op as its own command, publishing once at the end.
+    fn batch(&mut self, ops: Vec<Op>) -> Reply {
+        self.deferred = Some(false);
+        let errors = ops
+            .into_iter()
+            .map(|op| {
+                let refused = |m: &str| rvs_api::proto::ErrorBody {
+                    code: "invalid".into(),
+                    message: m.into(),
+                };
+                match op {
+                    Op::Batch { .. } | Op::Restore { .. } => Some(refused("a batch holds single changes")),
+                    op if crate::control::server::read_only(&op) => {
+                        Some(refused("a batch holds changes, not queries"))
+                    }
+                    op => self
+                        .apply(op)
+                        .err()
+                        .map(|(code, message)| rvs_api::proto::ErrorBody {
+                            code: code.into(),
+                            message,
+                        }),
+                }
+            })
+            .collect();
+        if self.deferred.take() == Some(true) {
+            self.publish();
+        }
+        Reply::Batch { errors }
     }
 
     /// When the table was last changed by an operator.

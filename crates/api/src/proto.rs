@@ -100,6 +100,12 @@ pub enum Op {
     },
     /// `-L --routes` (rvs): the VIPs published for the routing daemon, and why others are not.
     Routes {},
+    /// Changing ops applied one after the other as separate commands (a failing one changes
+    /// nothing and the rest go on), published to the workers once at the end: how `rvsadm -R`
+    /// runs a rule file line by line at the speed of one change.
+    Batch {
+        ops: Vec<Op>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -335,6 +341,10 @@ pub struct PortView {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Reply {
+    /// Per op of a batch, in order: None if applied, else its error.
+    Batch {
+        errors: Vec<Option<ErrorBody>>,
+    },
     Routes {
         /// The interface the VIPs go on (None without `[routes]`).
         interface: Option<String>,
