@@ -93,8 +93,9 @@ impl Client {
     }
 }
 
-/// The op a changing command sends (None for listings, help, version and restore).
-fn change_op(cmd: Cmd) -> Result<Op, Cmd> {
+/// The op a changing command sends; the command itself back for listings, help, version and
+/// restore (boxed: it is large, and this is not a hot path).
+fn change_op(cmd: Cmd) -> Result<Op, Box<Cmd>> {
     Ok(match cmd {
         Cmd::AddService(s) => Op::AddService { service: s },
         Cmd::EditService(s) => Op::EditService { service: s },
@@ -115,7 +116,7 @@ fn change_op(cmd: Cmd) -> Result<Op, Cmd> {
         Cmd::StartDaemon(daemon) => Op::StartDaemon { daemon },
         Cmd::StopDaemon(state) => Op::StopDaemon { state },
         Cmd::Drain(drain) => Op::Drain { drain },
-        other => return Err(other),
+        other => return Err(Box::new(other)),
     })
 }
 
@@ -191,7 +192,7 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
             c()?.call(op)?;
             return Ok(());
         }
-        Err(cmd) => cmd,
+        Err(cmd) => *cmd,
     };
     match cmd {
         Cmd::Help => print!("{USAGE}"),
