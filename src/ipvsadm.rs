@@ -24,6 +24,8 @@ pub struct ListOpts {
     pub daemon: bool,
     /// `--routes` (rvs): the VIPs published for the routing daemon.
     pub routes: bool,
+    /// `--nosort`: the daemon's order, not ipvsadm's.
+    pub nosort: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,7 @@ pub enum Cmd {
     Restore,
     Save {
         numeric: bool,
+        nosort: bool,
     },
     AddReal(ServiceId, RawReal),
     EditReal(ServiceId, RawReal),
@@ -55,12 +58,21 @@ pub enum Cmd {
     Version,
 }
 
-/// Expands bundled short options (`-Ln` -> `-L -n`); values stay attached to their option.
+/// Expands what popt accepts into one token per option and value: bundled short options
+/// (`-Ln` -> `-L -n`), a value attached to its short option (`-p600`, `-w3`), and
+/// `--option=value`.
 fn expand(args: &[String]) -> Vec<String> {
     const TAKES_VALUE: &str = "tufsMbrwxypR";
     let mut out = Vec::new();
     for a in args {
-        if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
+        if let Some((opt, value)) = a.strip_prefix("--").and_then(|l| l.split_once('=')) {
+            out.push(format!("--{opt}"));
+            out.push(value.to_string());
+        } else if a.len() > 2 && a.starts_with("-p") && a[2..].chars().all(|c| c.is_ascii_digit()) {
+            // -p's value is optional: attached, it is the digits.
+            out.push("-p".into());
+            out.push(a[2..].to_string());
+        } else if a.len() > 2 && a.starts_with('-') && !a.starts_with("--") {
             let chars: Vec<char> = a[1..].chars().collect();
             let mut i = 0;
             while i < chars.len() {
@@ -214,7 +226,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "-L" | "-l" | "--list" => set_cmd(&mut cmd, 'L')?,
             "-Z" | "--zero" => set_cmd(&mut cmd, 'Z')?,
             "-h" | "--help" => set_cmd(&mut cmd, 'h')?,
-            "-V" | "--version" => set_cmd(&mut cmd, 'V')?,
+            "-V" | "-v" | "--version" => set_cmd(&mut cmd, 'V')?,
             "--set" => {
                 set_cmd(&mut cmd, 's')?;
                 let v: Vec<i64> = (1..=3)
@@ -291,11 +303,31 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--rate" => opts.rate = true,
             "--thresholds" => opts.thresholds = true,
             "--persistent-conn" => opts.persistent_conn = true,
-            "--exact" => opts.exact = true,
+            "--exact" | "-X" => opts.exact = true,
+            // IPv6 is told by the address itself; -6 is for fwmark services, accepted.
+            "-6" | "--ipv6" => {}
+            "--tun-type" => {
+                let t = next.ok_or("--tun-type needs ipip, gue or gre")?;
+                if t != "ipip" {
+                    return Err(format!(
+                        "--tun-type {t}: rvs tunnels with ipip only (gue and gre are not supported)"
+                    ));
+                }
+                i += 1;
+            }
+            "--tun-port" | "--tun-nocsum" | "--tun-csum" | "--tun-remcsum" => {
+                return Err(format!(
+                    "{o}: only for gue/gre tunnels, which rvs does not support (ipip is)"
+                ))
+            }
+            "--tun-info" => {}
+            "--pe" => return Err("--pe: persistence engines (sip) are not supported by rvs".into()),
             "--timeout" => opts.timeout = true,
             "--health" => opts.health = true,
             "--daemon" => opts.daemon = true,
             "--routes" => opts.routes = true,
+            "--nosort" => opts.nosort = true,
+            "--sort" => opts.nosort = false,
             "--drain" => set_cmd(&mut cmd, 'w')?,
             "--undrain" => set_cmd(&mut cmd, 'W')?,
             "--start-daemon" | "--stop-daemon" => {
@@ -349,7 +381,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             address: Some(id.address),
             scheduler: Some(sched.clone().unwrap_or_else(|| "wlc".into())),
             flags: flags.clone(),
-            persistence: persist.map(|p| p.unwrap_or(300)),
+            persistence: persist.map(|p| p.unwrap_or(360)),
             netmask: netmask.clone(),
             announce: announce.clone(),
             sloppy,
@@ -386,6 +418,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         Some('R') => Cmd::Restore,
         Some('S') => Cmd::Save {
             numeric: opts.numeric,
+            nosort: opts.nosort,
         },
         Some('a') => Cmd::AddReal(need_svc()?, raw_real()?),
         Some('e') => Cmd::EditReal(need_svc()?, raw_real()?),
@@ -416,6 +449,73 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         Some('V') => Cmd::Version,
         Some(_) => unreachable!("every command letter is handled"),
     })
+}
+
+/// `a - b` as ipvsadm's comparators compute it: unsigned 32-bit words subtracted, the result
+/// read as a C int (so two addresses more than 2^31 apart compare the "wrong" way, as there).
+fn c_diff(a: u32, b: u32) -> i32 {
+    a.wrapping_sub(b) as i32
+}
+
+/// An address as ipvsadm compares it: its family (AF_INET 2, AF_INET6 10) and its 32-bit words.
+fn addr_words(a: &str) -> (i32, Vec<u32>) {
+    match a.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v)) => (2, vec![u32::from(v)]),
+        Ok(std::net::IpAddr::V6(v)) => {
+            let o = v.octets();
+            (
+                10,
+                o.chunks(4)
+                    .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect(),
+            )
+        }
+        Err(_) => (0, Vec::new()),
+    }
+}
+
+/// libipvs's word-by-word address comparison: the first word that differs decides.
+fn cmp_words(a: &[u32], b: &[u32]) -> i32 {
+    a.iter()
+        .zip(b)
+        .map(|(&x, &y)| c_diff(x, y))
+        .find(|&r| r != 0)
+        .unwrap_or(0)
+}
+
+fn proto_number(p: &str) -> i32 {
+    match p {
+        "tcp" => 6,
+        "udp" => 17,
+        "sctp" => 132,
+        _ => 0,
+    }
+}
+
+/// Services and their real servers in ipvsadm's order (`ipvs_cmp_services`: fwmark, family,
+/// protocol, address, port; `ipvs_cmp_dests`: address, port), as `-L` and `-S` print them
+/// unless `--nosort`.
+pub fn sort_like_ipvsadm(services: &mut [ServiceView]) {
+    services.sort_by(|s1, s2| {
+        let ((af1, a1), (af2, a2)) = (addr_words(&s1.address), addr_words(&s2.address));
+        let r = [af1 - af2, proto_number(&s1.protocol) - proto_number(&s2.protocol)]
+            .into_iter()
+            .find(|&r| r != 0)
+            .unwrap_or_else(|| match cmp_words(&a1, &a2) {
+                0 => s1.port as i32 - s2.port as i32,
+                r => r,
+            });
+        r.cmp(&0)
+    });
+    for s in services {
+        s.reals.sort_by(|d1, d2| {
+            let (a1, a2) = (addr_words(&d1.address).1, addr_words(&d2.address).1);
+            match cmp_words(&a1, &a2) {
+                0 => (d1.port as i32 - d2.port as i32).cmp(&0),
+                r => r.cmp(&0),
+            }
+        });
+    }
 }
 
 fn proto_title(p: &str) -> &'static str {

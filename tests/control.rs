@@ -743,12 +743,15 @@ fn save_and_restore_five_thousand_real_servers() {
     let mut rules = String::new();
     for s in 0..10 {
         rules += &format!("-A -t 10.0.{s}.100:80 -s rr\n");
-        for r in 0..500 {
-            rules += &format!(
-                "-a -t 10.0.{s}.100:80 -r 192.168.1.{}:{} -m -w 1\n",
-                2 + r % 200,
-                8000 + r
-            );
+        // In ipvsadm's order (address, then port), as -S writes them.
+        for a in 0..200 {
+            for r in (a..500).step_by(200) {
+                rules += &format!(
+                    "-a -t 10.0.{s}.100:80 -r 192.168.1.{}:{} -m -w 1\n",
+                    2 + a,
+                    8000 + r
+                );
+            }
         }
     }
     let restore = |d: &Daemon, text: &str| {

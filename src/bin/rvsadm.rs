@@ -197,8 +197,11 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
     match cmd {
         Cmd::Help => print!("{USAGE}"),
         Cmd::Version => println!("{}", rvs::version_line("rvsadm")),
-        Cmd::Save { numeric } => {
-            let (_, services) = c()?.services(None)?;
+        Cmd::Save { numeric, nosort } => {
+            let (_, mut services) = c()?.services(None)?;
+            if !nosort {
+                ipvsadm::sort_like_ipvsadm(&mut services);
+            }
             print!("{}", ipvsadm::fmt_save(&services, numeric));
         }
         Cmd::Restore => {
@@ -255,7 +258,10 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                     print!("{}", ipvsadm::fmt_conns(&conns, opts.numeric));
                 }
             } else {
-                let (size, services) = client.services(service)?;
+                let (size, mut services) = client.services(service)?;
+                if !opts.nosort {
+                    ipvsadm::sort_like_ipvsadm(&mut services);
+                }
                 print!("{}", ipvsadm::fmt_list(size, &services, &opts));
             }
         }

@@ -33,7 +33,11 @@ fn commands_parse_like_ipvsadm() {
                 "service names resolve"
             );
             assert_eq!(s.scheduler.as_deref(), Some("wlc"), "wlc is the default");
-            assert_eq!(s.persistence, Some(300), "bare -p is 300 s");
+            assert_eq!(
+                s.persistence,
+                Some(360),
+                "bare -p is 360 s, as ipvsadm's code has it"
+            );
         }
         other => panic!("{other:?}"),
     }
@@ -78,7 +82,13 @@ fn commands_parse_like_ipvsadm() {
         parse(&args("--set 600 60 30")).unwrap(),
         Cmd::SetTimeouts(600, 60, 30)
     );
-    assert_eq!(parse(&args("-Sn")).unwrap(), Cmd::Save { numeric: true });
+    assert_eq!(
+        parse(&args("-Sn")).unwrap(),
+        Cmd::Save {
+            numeric: true,
+            nosort: false
+        }
+    );
     assert_eq!(
         parse(&args("-Z -t 10.0.0.100:80")).unwrap(),
         Cmd::Zero(Some(id("tcp", "10.0.0.100:80")))
@@ -476,5 +486,116 @@ fn sync_daemon_commands_parse_like_ipvsadm() {
         "--start-daemon master --mcast-interface eth0 -A -t 10.0.0.1:80",
     ] {
         assert!(parse(&args(bad)).is_err(), "{bad} is refused");
+    }
+}
+
+#[test]
+fn listings_sort_as_ipvsadm_sorts_including_its_int_wraparound() {
+    let svc = |p: &str, a: &str, port: u16, reals: &[(&str, u16)]| ServiceView {
+        protocol: p.into(),
+        address: a.into(),
+        port,
+        scheduler: "rr".into(),
+        flags: vec![],
+        persistence: None,
+        netmask: None,
+        announce: None,
+        sloppy: false,
+        stats: Default::default(),
+        reals: reals
+            .iter()
+            .map(|&(a, port)| RealView {
+                address: a.into(),
+                port,
+                method: "nat".into(),
+                weight: 1,
+                upper: 0,
+                lower: 0,
+                active: 0,
+                inactive: 0,
+                persistent: 0,
+                stats: Default::default(),
+            })
+            .collect(),
+    };
+    let mut v = vec![
+        svc("udp", "10.0.0.1", 53, &[]),
+        svc("tcp", "2001:db8::1", 80, &[]),
+        svc(
+            "tcp",
+            "10.0.0.2",
+            80,
+            &[("192.168.1.3", 80), ("192.168.1.2", 81), ("192.168.1.2", 80)],
+        ),
+        svc("tcp", "10.0.0.2", 22, &[]),
+        svc("tcp", "10.0.0.1", 443, &[]),
+        svc("sctp", "10.0.0.1", 9, &[]),
+    ];
+    sort_like_ipvsadm(&mut v);
+    let order: Vec<String> = v
+        .iter()
+        .map(|s| format!("{} {}:{}", s.protocol, s.address, s.port))
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "tcp 10.0.0.1:443",
+            "tcp 10.0.0.2:22",
+            "tcp 10.0.0.2:80",
+            "udp 10.0.0.1:53",
+            "sctp 10.0.0.1:9",
+            "tcp 2001:db8::1:80"
+        ],
+        "IPv4 before IPv6, then protocol number, address, port"
+    );
+    let reals: Vec<String> = v[2]
+        .reals
+        .iter()
+        .map(|r| format!("{}:{}", r.address, r.port))
+        .collect();
+    assert_eq!(reals, ["192.168.1.2:80", "192.168.1.2:81", "192.168.1.3:80"]);
+    // ipvsadm subtracts addresses as unsigned words read back as int: 10.0.0.1 - 192.168.0.1
+    // wraps to a positive int, so 10/8 lists after 192.168/16, as ipvsadm lists them.
+    let mut w = vec![
+        svc("tcp", "10.0.0.1", 80, &[]),
+        svc("tcp", "192.168.0.1", 80, &[]),
+    ];
+    sort_like_ipvsadm(&mut w);
+    assert_eq!(w[0].address, "192.168.0.1");
+}
+
+#[test]
+fn popt_spellings_parse_as_ipvsadm_takes_them() {
+    let a = parse(&args(
+        "--add-service --tcp-service=10.0.0.1:80 --scheduler=wrr -p600",
+    ))
+    .unwrap();
+    match a {
+        Cmd::AddService(s) => {
+            assert_eq!(s.address.as_deref(), Some("10.0.0.1:80"));
+            assert_eq!(s.scheduler.as_deref(), Some("wrr"));
+            assert_eq!(s.persistence, Some(600));
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&args("-a -t 10.0.0.1:80 -r 192.168.1.2 -i --tun-type ipip -w3")).unwrap() {
+        Cmd::AddReal(_, r) => {
+            assert_eq!(r.method.as_deref(), Some("tun"));
+            assert_eq!(r.weight, Some(3));
+        }
+        other => panic!("{other:?}"),
+    }
+    match parse(&args("-LnX")).unwrap() {
+        Cmd::List { opts, .. } => assert!(opts.exact && opts.numeric),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(parse(&args("-v")).unwrap(), Cmd::Version);
+    for (bad, says) in [
+        ("-a -t 10.0.0.1:80 -r 192.168.1.2 -i --tun-type gue", "ipip only"),
+        ("-a -t 10.0.0.1:80 -r 192.168.1.2 -i --tun-port 6080", "gue/gre"),
+        ("-A -t 10.0.0.1:80 -p --pe sip", "persistence engines"),
+    ] {
+        let e = parse(&args(bad)).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
     }
 }
