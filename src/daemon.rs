@@ -237,7 +237,13 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         .iter()
         .flat_map(|p| p.neighbors.iter().copied())
         .collect::<Vec<(IpAddr, [u8; 6])>>();
-    let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, cfg.max_real_servers);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(7);
+    // Persistence templates are per client (per netmask): a quarter of the connections.
+    let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, cfg.max_real_servers)
+        .with_templates((cfg.conn_capacity / 4).max(1024), seed.rotate_left(13));
     if let Some(rings) = crate::host::rings(cfg) {
         shared = shared.with_host(rings);
     }
@@ -252,10 +258,6 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
         .map(|p| p.take_queues())
         .collect::<dpdk::Result<_>>()?;
     let hz = dpdk::tsc_hz(eal);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
     let mut handles = Vec::new();
     for (w, &cpu) in cfg.workers.iter().enumerate() {
         let mut rx = Vec::new();

@@ -372,10 +372,9 @@ fn backup(
         add(&c.conns_skipped, msg.skipped as u64);
         for r in msg.conns {
             if r.is_template() {
-                for q in &shared.sync.inbound {
-                    if q.push(r).is_err() {
-                        add(&c.queue_full, 1);
-                    }
+                // Templates are shared by the workers: any one installs it.
+                if shared.sync.inbound[0].push(r).is_err() {
+                    add(&c.queue_full, 1);
                 }
                 continue;
             }

@@ -76,6 +76,8 @@ drop_reasons! {
     /// 127/8, multicast, 240/4 and broadcast (::, ::1, multicast, v4-mapped for IPv6). Spoofed,
     /// or looped back: never forwarded.
     MartianSource => "martian_source",
+    /// The shared persistence-template table had no room for a new client's template.
+    TemplateTableFull => "template_table_full",
     /// A packet that would make a connection has a bad TCP/UDP checksum (CRC32c for SCTP):
     /// junk does not fill the connection table.
     BadL4Checksum => "bad_l4_checksum",

@@ -134,10 +134,10 @@ fn persistence_template_outlives_its_connections_then_expires() {
     let vip = [10, 0, 0, 103];
     run(&mut d, &t, 0, tcp4(IN0, CLIENT, vip, 64, 41000, 443, SYN, b""), 0);
     assert_eq!(counts(&t, 5), (0, 1, 1), "one connection, one template");
-    assert_eq!(d.conns_v4().len(), 2);
+    assert_eq!((d.conns_v4().len(), d.templates().len(0)), (1, 1));
     // The connection (SYN_RECV, 60 s) expires; the template (300 s) stays.
     d.advance(&t, 61_000);
-    assert_eq!(d.conns_v4().len(), 1);
+    assert_eq!(d.conns_v4().len(), 0);
     assert_eq!(counts(&t, 5), (0, 0, 1));
     // A new connection of the client within the template's life goes to the same server.
     let (v, _) = run(
@@ -154,13 +154,63 @@ fn persistence_template_outlives_its_connections_then_expires() {
             next_hop: ip4([192, 168, 1, 6])
         }
     );
-    // While it controls a live connection the template is re-armed instead of expiring.
+    // A connection's packets keep its template alive: the persistence timeout from then.
     d.advance(&t, 300_500);
     assert_eq!(counts(&t, 5).2, 1);
-    // Once idle past its timeout, it goes.
-    d.advance(&t, 2_000_000);
-    assert_eq!(d.conns_v4().len(), 0);
+    assert_eq!(d.templates().len(300_500), 1);
+    // Once idle past its timeout, it goes (the sweep frees it a stretch at a time).
+    for k in 0..4 {
+        d.advance(&t, 2_000_000 + k * 100);
+    }
+    assert_eq!((d.conns_v4().len(), d.templates().len(2_000_000)), (0, 0));
     assert_eq!(counts(&t, 5), (0, 0, 0));
+}
+
+/// IPVS's promise, across workers: the connections of one client land on several workers
+/// (flows are owned by client address and port), yet they all reach one real server.
+#[test]
+fn persistence_holds_across_workers_sharing_one_template_table() {
+    let t = tables();
+    let shared = std::sync::Arc::new(rvs_core::conn::persist::PersistTable::new(1024, 3));
+    let mut workers: Vec<Director> = (0..4u16)
+        .map(|w| {
+            Director::new(DirectorConfig {
+                worker: w,
+                workers: 4,
+                conn_capacity_v4: 1024,
+                conn_capacity_v6: 16,
+                seed: 7 + w as u64,
+                real_capacity: 64,
+                evict_half_open: true,
+            })
+            .with_templates(shared.clone())
+        })
+        .collect();
+    let vip = [10, 0, 0, 103];
+    // 40 clients of one /24 (the service's -M), 30 ports each, on whichever worker owns each.
+    let mut seen = std::collections::BTreeSet::new();
+    let mut owners = std::collections::BTreeSet::new();
+    for c in 0..40u8 {
+        for port in 0..30u16 {
+            let client = [198, 51, 100, 10 + c];
+            for (w, d) in workers.iter_mut().enumerate() {
+                let (v, _) = run(
+                    d,
+                    &t,
+                    0,
+                    tcp4(IN0, client, vip, 64, 42000 + port, 443, SYN, b""),
+                    5,
+                );
+                if let Verdict::Forward { next_hop, .. } = v {
+                    seen.insert(next_hop);
+                    owners.insert(w);
+                }
+            }
+        }
+    }
+    assert!(owners.len() > 1, "the flows spread over workers: {owners:?}");
+    assert_eq!(seen.len(), 1, "one real server for the whole /24: {seen:?}");
+    assert_eq!(shared.len(5), 1);
 }
 
 #[test]

@@ -225,7 +225,10 @@ fn udp_flows_and_persistence_templates_travel_too() {
         (tpl.cport, tpl.client, tpl.daddr),
         (0, ip4([198, 51, 100, 0]), rs)
     );
-    assert_eq!(tpl.timeout_s, 300);
+    assert_eq!(
+        tpl.timeout_s, 900,
+        "the template lives as long as its established connection (900 s), not only its 300 s"
+    );
 
     // The backup gets the template alone (say the connection was lost): a new connection of
     // any client of that /24 goes to the template's server, whatever rr would pick.
@@ -381,7 +384,7 @@ fn a_resync_walks_the_whole_table_in_steps() {
     m.start_resync();
     let mut steps = 0;
     while m.resyncing() {
-        m.resync_step(3, 100);
+        m.resync_step(&t, 3, 100);
         steps += 1;
     }
     assert!(steps > 10, "the walk is done in steps ({steps})");

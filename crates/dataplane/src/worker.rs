@@ -7,6 +7,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use crossbeam_queue::ArrayQueue;
 use dpdk::{Burst, Mbuf, Mempool, RxQueue, TxQueue, BURST_SIZE};
+use rvs_core::conn::persist::PersistTable;
 use rvs_core::sync::SyncConn;
 use rvs_core::{Director, DirectorConfig, Tables, Verdict};
 
@@ -31,6 +32,8 @@ pub struct Shared {
     pub host: Option<HostRings>,
     /// Connection sync between the workers and the sync daemon.
     pub sync: SyncQueues,
+    /// Persistence templates, one table for every worker.
+    pub templates: Arc<PersistTable>,
 }
 
 /// Records a worker hands to the sync daemon, or the daemon to a worker, per worker.
@@ -93,7 +96,15 @@ impl Shared {
             seen: (0..workers).map(|_| AtomicU64::new(0)).collect(),
             host: None,
             sync: SyncQueues::new(workers),
+            templates: Arc::new(PersistTable::new(1024, 0x5eed)),
         }
+    }
+
+    /// The same, with room for `capacity` persistence templates hashed with `seed` (random
+    /// in production, so clients cannot aim at one probe run).
+    pub fn with_templates(mut self, capacity: usize, seed: u64) -> Shared {
+        self.templates = Arc::new(PersistTable::new(capacity, seed));
+        self
     }
 
     /// The same, with the host path's rings.
@@ -133,6 +144,24 @@ fn dump<A: rvs_core::conn::Addr>(t: &rvs_core::conn::ConnTable<A>, now: u64, out
             virtual_: (c.vaddr.ip(), c.vport),
             real: (c.raddr.ip(), c.rport),
             template: c.is_template(),
+        });
+    }
+}
+
+fn dump_templates(t: &PersistTable, tables: &Tables, now: u64, out: &mut Vec<ConnEntry>) {
+    for v in t.live(now) {
+        let real = rvs_core::model::Protocol::from_number(v.key.proto)
+            .and_then(|p| tables.service(p, v.key.vaddr, v.key.vport))
+            .and_then(|s| s.real_by_id(v.real));
+        let Some(r) = real else { continue };
+        out.push(ConnEntry {
+            protocol: 0,
+            state: "NONE".to_string(),
+            expires_ms: v.expires.saturating_sub(now),
+            client: (v.key.client, 0),
+            virtual_: (v.key.vaddr, v.key.vport),
+            real: (r.addr, r.port),
+            template: true,
         });
     }
 }
@@ -212,7 +241,7 @@ impl Worker {
         }
         Worker {
             id: cfg.worker,
-            director: Director::new(cfg),
+            director: Director::new(cfg).with_templates(shared.templates.clone()),
             tx_bursts: ports.tx.iter().map(|_| Burst::new()).collect(),
             ports,
             position,
@@ -350,7 +379,7 @@ impl Worker {
         self.director.sync.lost += lost;
         // A resend goes at the pace the daemon takes it: only while the queue is half empty.
         if self.director.resyncing() && q.out[id].len() < SYNC_QUEUE / 2 {
-            self.director.resync_step(now, 1024);
+            self.director.resync_step(t, now, 1024);
         }
         for _ in 0..SYNC_INSTALL_PER_LOOP {
             let Some(r) = q.inbound[id].pop() else { break };
@@ -366,6 +395,15 @@ impl Worker {
                     Vec::with_capacity(self.director.conns_v4().len() + self.director.conns_v6().len());
                 dump(self.director.conns_v4(), now, &mut out);
                 dump(self.director.conns_v6(), now, &mut out);
+                if self.id == 0 {
+                    // Templates are shared: listed once.
+                    dump_templates(
+                        self.director.templates(),
+                        &self.shared.tables.load(),
+                        now,
+                        &mut out,
+                    );
+                }
                 let _ = reply.send(out);
             }
             Command::Resync => self.director.start_resync(),

@@ -11,10 +11,11 @@
 //!   or moved to the slot of its new time. Per packet that is one store.
 //! - **Full table**: a new flow is refused ([`Full`]); live entries are never evicted.
 
+pub mod persist;
 pub mod state;
 mod table;
 
 pub use table::{
     Addr, Conn, ConnTable, Full, KeyKind, Tuple, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT,
-    CONN_RS_VIA_GW, CONN_TEMPLATE, NIL,
+    CONN_RS_VIA_GW, CONN_TEMPLATE, NIL, TICK_MS,
 };

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 
 use super::family::{Family, IpInfo};
 use super::{Director, Verdict, L4};
+use crate::conn::persist::TemplateKey;
 use crate::conn::state::{sctp_next, tcp_next, Direction, SctpState, TcpState, Timeouts};
 use crate::conn::{
-    Addr, Conn, ConnTable, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW, CONN_TEMPLATE,
-    NIL,
+    Addr, Conn, ConnTable, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW, NIL,
 };
 use crate::drop::DropReason;
 use crate::frame::Frame;
@@ -134,43 +134,43 @@ impl Director {
     ) -> Result<u32, DropReason> {
         let reg = &t.reals;
         let evict = self.evict_half_open();
-        let table = A::table(self);
         let mut template = NIL;
+        let mut persist_s = 0;
         let real: &RealServer = match svc.persistence {
             Some(p) => {
-                let masked = ip.src.masked(p.prefix_len);
-                let existing = table
-                    .find_template(ip.proto, masked, ip.dst, l4.dport)
-                    .filter(|&i| svc.real_by_id(table.get(i).real).is_some());
-                match existing {
-                    Some(i) => {
-                        template = i;
-                        svc.real_by_id(table.get(i).real).expect("filtered above")
+                // The client's template, shared by every worker: one real server per client
+                // (per netmask) whichever worker its connections land on.
+                let key = TemplateKey {
+                    proto: ip.proto,
+                    client: ip.src.masked(p.prefix_len).ip(),
+                    vaddr: ip.dst.ip(),
+                    vport: l4.dport,
+                };
+                persist_s = p.timeout_s;
+                let bound = self
+                    .templates
+                    .lookup(&key, now)
+                    .and_then(|(slot, id)| svc.real_by_id(id).map(|r| (slot, r)));
+                match bound {
+                    Some((slot, r)) => {
+                        template = slot;
+                        r
                     }
                     None => {
                         let r = schedule(svc, reg, ip, l4, now)?;
-                        let mut tc = Conn::new(
-                            ip.proto,
-                            masked,
-                            0,
-                            ip.dst,
-                            l4.dport,
-                            A::from_ip(r.addr).ok_or(DropReason::NoRealServer)?,
-                            r.port,
-                            r.forward,
-                            r.id,
-                        );
-                        tc.flags = CONN_TEMPLATE;
-                        tc.persist_s = p.timeout_s;
-                        tc.expires = now + p.timeout_s as u64 * 1000;
-                        template = table.insert(tc).map_err(|_| DropReason::ConnTableFull)?;
-                        reg.get(r.id).persistent.fetch_add(1, Ordering::Relaxed);
-                        r
+                        let (slot, id) = self
+                            .templates
+                            .claim(&key, r.id, p.timeout_s, now, reg)
+                            .map_err(|_| DropReason::TemplateTableFull)?;
+                        template = slot;
+                        // Another worker may have bound the client an instant earlier.
+                        svc.real_by_id(id).unwrap_or(r)
                     }
                 }
             }
             None => schedule(svc, reg, ip, l4, now)?,
         };
+        let table = A::table(self);
         if real.forward == Forward::Nat && ip.ttl <= 1 {
             // NAT forwards like a router: check before a connection is made for a packet that
             // cannot be sent (a traceroute probe, say).
@@ -208,6 +208,7 @@ impl Director {
         c.rs_port = rs_port as u8;
         c.client_port = client_port as u8;
         c.template = template;
+        c.persist_s = persist_s;
         c.expires = now + state_timeout_ms(&t.timeouts, ip.proto, 0);
         let mut evicted = 0;
         let idx = match table.insert(c) {
@@ -220,11 +221,6 @@ impl Director {
             }
             Err(_) => return Err(DropReason::ConnTableFull),
         };
-        if template != NIL {
-            let tc = table.get_mut(template);
-            tc.controlled += 1;
-            tc.expires = tc.expires.max(now + tc.persist_s as u64 * 1000);
-        }
         let shared = reg.get(real.id);
         shared.inactive.fetch_add(1, Ordering::Relaxed);
         shared.conns.fetch_add(1, Ordering::Relaxed);
@@ -283,6 +279,9 @@ impl Director {
         let table = A::table(self);
         let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
         let c = *table.get(idx);
+        if c.template != NIL {
+            self.keep_template(&c, now);
+        }
         if self.sync_on {
             self.sync_check::<A>(idx, old, now);
         }
@@ -317,6 +316,9 @@ impl Director {
         let table = A::table(self);
         let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
         let c = *table.get(idx);
+        if c.template != NIL {
+            self.keep_template(&c, now);
+        }
         if self.sync_on {
             self.sync_check::<A>(idx, old, now);
         }
@@ -335,10 +337,25 @@ impl Director {
         )
     }
 
+    /// A packet of a connection under a template: the template lives at least as long as the
+    /// connection, and its persistence timeout from now (IPVS re-arms a template while it
+    /// controls connections).
+    #[cold]
+    fn keep_template<A: Addr>(&self, c: &Conn<A>, now: u64) {
+        self.templates
+            .keep_alive(c.template, c.expires.max(now + c.persist_s as u64 * 1000));
+    }
+
     /// Advances the connection timers to `now` (ms), expiring what is due and keeping the real
     /// servers' counts. Call once per poll loop.
     pub fn advance(&mut self, t: &Tables, now: u64) {
         let reg = &t.reals;
+        // Expired templates are freed a stretch at a time, by whichever worker gets there.
+        let tick = now / crate::conn::TICK_MS;
+        if tick != self.swept_tick {
+            self.swept_tick = tick;
+            self.templates.sweep(1024, now, reg);
+        }
         let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i, now));
         let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i, now));
         self.stats.conns_expired += (n4 + n6) as u64;
@@ -419,10 +436,6 @@ fn expire<A: Addr>(table: &mut ConnTable<A>, reg: &RealRegistry, idx: u32, now: 
         shared.active.fetch_sub(1, Ordering::Relaxed);
     }
     shared.update_overload();
-    if c.template != NIL {
-        let tc = table.get_mut(c.template);
-        tc.controlled = tc.controlled.saturating_sub(1);
-    }
     None
 }
 

@@ -122,6 +122,10 @@ pub struct Director {
     pub sync: SyncStats,
     /// A resend of the whole table in progress: (IPv6 table?, next slot).
     resync: Option<(bool, u32)>,
+    /// Persistence templates, shared by every worker of a data plane.
+    pub(crate) templates: std::sync::Arc<crate::conn::persist::PersistTable>,
+    /// The timer tick of the last sweep of expired templates.
+    swept_tick: u64,
 }
 
 /// What the first pass learns about a frame.
@@ -174,7 +178,27 @@ impl Director {
             sync_out: Vec::with_capacity(SYNC_OUT_MAX),
             sync: SyncStats::default(),
             resync: None,
+            templates: std::sync::Arc::new(crate::conn::persist::PersistTable::new(
+                (cfg.conn_capacity_v4 / 4).max(1024),
+                cfg.seed.rotate_left(31),
+            )),
+            swept_tick: 0,
         }
+    }
+
+    /// The same director sharing `templates` with the other workers (persistence holds across
+    /// workers only when they share one table).
+    pub fn with_templates(
+        mut self,
+        templates: std::sync::Arc<crate::conn::persist::PersistTable>,
+    ) -> Director {
+        self.templates = templates;
+        self
+    }
+
+    /// The persistence templates this director uses.
+    pub fn templates(&self) -> &crate::conn::persist::PersistTable {
+        &self.templates
     }
 
     /// This worker's traffic to and from real server `id`.

@@ -17,12 +17,13 @@ use std::sync::atomic::Ordering;
 
 use super::family::Family;
 use super::Director;
+use crate::conn::persist::{TemplateKey, TemplateView};
 use crate::conn::state::{SctpState, TcpState};
 use crate::conn::{
     Addr, Conn, ConnTable, KeyKind, Tuple, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW,
-    CONN_TEMPLATE, NIL,
+    NIL,
 };
-use crate::model::{Forward, Protocol, RealServer, Service};
+use crate::model::{Forward, Protocol};
 use crate::sync::{flags, SyncConn};
 use crate::tables::Tables;
 use crate::wire::proto;
@@ -181,17 +182,11 @@ impl Director {
             return;
         }
         table.get_mut(idx).synced_s = now_s;
-        let tpl = if c.template != NIL {
-            let tc = *table.get(c.template);
-            if stale(tc.synced_s, now_s, tc.persist_s) {
-                table.get_mut(c.template).synced_s = now_s;
-                Some(record(&tc, now))
-            } else {
-                None
-            }
-        } else {
-            None
-        };
+        // The template goes with it when due: bound to the connection's real server.
+        let tpl = (c.template != NIL)
+            .then(|| self.templates.due_for_sync(c.template, now_s, now))
+            .flatten()
+            .map(|v| template_record(&v, c.raddr.ip(), c.rport, c.forward, now));
         self.emit(record(&c, now));
         if let Some(t) = tpl {
             self.emit(t);
@@ -209,9 +204,20 @@ impl Director {
     }
 
     /// Emits the records of up to `max` slots of the walk started by
-    /// [`Director::start_resync`]: every syncable connection and every template.
-    pub fn resync_step(&mut self, now: u64, max: u32) {
+    /// [`Director::start_resync`]: every syncable connection, and (from worker 0, as they are
+    /// shared) every template at the start of the walk.
+    pub fn resync_step(&mut self, t: &Tables, now: u64, max: u32) {
         let Some((v6, from)) = self.resync else { return };
+        if (v6, from) == (false, 0) && self.worker() == 0 {
+            for v in self.templates.live(now) {
+                let real = Protocol::from_number(v.key.proto)
+                    .and_then(|p| t.service(p, v.key.vaddr, v.key.vport))
+                    .and_then(|s| s.real_by_id(v.real));
+                if let Some(r) = real {
+                    self.emit(template_record(&v, r.addr, r.port, r.forward, now));
+                }
+            }
+        }
         let cap = if v6 {
             self.conns6.capacity()
         } else {
@@ -272,21 +278,22 @@ impl Director {
             super::flow::state_timeout_ms(&t.timeouts, r.protocol, local_state(r))
         };
         let now_s = stamp(now);
-        let table = A::table(self);
         if r.is_template() {
-            return install_template(
-                t,
-                svc,
-                real,
-                table,
-                client,
-                vaddr,
-                raddr,
-                r,
-                now + timeout_ms,
-                now_s,
-            );
+            let key = TemplateKey {
+                proto: r.protocol,
+                client: r.client,
+                vaddr: r.vaddr,
+                vport: r.vport,
+            };
+            let persist = svc
+                .persistence
+                .map_or(r.timeout_s.min(MAX_SYNC_TIMEOUT_S), |p| p.timeout_s);
+            return self
+                .templates
+                .install(&key, real.id, persist, now + timeout_ms, now, &t.reals)
+                .map_err(|_| SyncRefusal::TableFull);
         }
+        let table = A::table(self);
         let state = local_state(r);
         let tuple = Tuple {
             src: client,
@@ -351,15 +358,21 @@ impl Director {
         c.expires = now + timeout_ms;
         c.synced_s = now_s;
         if let Some(p) = svc.persistence {
-            c.template = table
-                .find_template(r.protocol, client.masked(p.prefix_len), vaddr, r.vport)
-                .filter(|&i| table.get(i).real == real.id)
-                .unwrap_or(NIL);
+            let key = TemplateKey {
+                proto: r.protocol,
+                client: client.masked(p.prefix_len).ip(),
+                vaddr: r.vaddr,
+                vport: r.vport,
+            };
+            if let Some((slot, id)) = self.templates.lookup(&key, now) {
+                if id == real.id {
+                    c.template = slot;
+                    c.persist_s = p.timeout_s;
+                }
+            }
         }
+        let table = A::table(self);
         let idx = table.insert(c).map_err(|_| SyncRefusal::TableFull)?;
-        if c.template != NIL {
-            table.get_mut(c.template).controlled += 1;
-        }
         let shared = reg.get(real.id);
         shared.inactive.fetch_add(1, Ordering::Relaxed);
         shared.conns.fetch_add(1, Ordering::Relaxed);
@@ -399,49 +412,24 @@ fn set_activity<A: Addr>(c: &mut Conn<A>, reg: &crate::model::RealRegistry, acti
     reg.get(c.real).update_overload();
 }
 
-#[allow(clippy::too_many_arguments)]
-fn install_template<A: Addr>(
-    t: &Tables,
-    svc: &Service,
-    real: &RealServer,
-    table: &mut ConnTable<A>,
-    client: A,
-    vaddr: A,
-    raddr: A,
-    r: &SyncConn,
-    expires: u64,
-    now_s: u32,
-) -> Result<bool, SyncRefusal> {
-    if let Some(i) = table.find_template(r.protocol, client, vaddr, r.vport) {
-        let old = table.get(i).real;
-        if old != real.id {
-            t.reals.get(old).persistent.fetch_sub(1, Ordering::Relaxed);
-            t.reals.get(real.id).persistent.fetch_add(1, Ordering::Relaxed);
-            table.rebind(i, raddr, real.port, real.forward, real.id);
-        }
-        let e = table.get_mut(i);
-        e.expires = e.expires.max(expires);
-        e.synced_s = now_s;
-        return Ok(false);
+/// The record of a shared template, bound to real server `daddr:dport` reached by `forward`.
+fn template_record(v: &TemplateView, daddr: IpAddr, dport: u16, forward: Forward, now: u64) -> SyncConn {
+    let fwd = match forward {
+        Forward::Nat => flags::MASQ,
+        Forward::Dr => flags::DROUTE | flags::NOOUTPUT,
+        Forward::Tun => flags::TUNNEL | flags::NOOUTPUT,
+    };
+    SyncConn {
+        protocol: v.key.proto,
+        flags: fwd | flags::TEMPLATE,
+        state: 0,
+        client: v.key.client,
+        cport: 0,
+        vaddr: v.key.vaddr,
+        vport: v.key.vport,
+        daddr,
+        dport,
+        fwmark: 0,
+        timeout_s: v.expires.saturating_sub(now).div_ceil(1000).max(1) as u32,
     }
-    let mut c = Conn::new(
-        r.protocol,
-        client,
-        0,
-        vaddr,
-        r.vport,
-        raddr,
-        real.port,
-        real.forward,
-        real.id,
-    );
-    c.flags = CONN_TEMPLATE;
-    c.persist_s = svc
-        .persistence
-        .map_or(r.timeout_s.min(MAX_SYNC_TIMEOUT_S), |p| p.timeout_s);
-    c.expires = expires;
-    c.synced_s = now_s;
-    table.insert(c).map_err(|_| SyncRefusal::TableFull)?;
-    t.reals.get(real.id).persistent.fetch_add(1, Ordering::Relaxed);
-    Ok(true)
 }
