@@ -464,3 +464,79 @@ fn jumbo_frames_are_forwarded_whole_with_buffers_sized_from_the_mtu() {
     assert_eq!(&big[54..], &data[..], "the payload intact");
     assert!(traffic::checksums_valid(big));
 }
+
+/// IPVS's persistence across cores: two workers, two rx queues, 50 clients of one /24 (the
+/// service's -M) opening 10 connections each, spread over both queues. Flows are owned by
+/// client address and port, so each client's connections land on both workers; every one
+/// must reach the one real server the /24 is bound to.
+#[test]
+fn persistence_binds_a_netmask_to_one_server_across_workers_and_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let head = format!(
+        "{HEAD}\n[[service]]\nprotocol = \"tcp\"\naddress = \"10.0.0.104:443\"\nscheduler = \"rr\"\npersistence = 300\nnetmask = \"255.255.255.0\"\nreal = [\n    {{ address = \"192.168.1.2:443\", method = \"nat\" }},\n    {{ address = \"192.168.1.3:443\", method = \"nat\" }},\n    {{ address = \"192.168.1.4:443\", method = \"nat\" }},\n]\n"
+    );
+    let (mut q0, mut q1) = (Vec::new(), Vec::new());
+    for c in 1..=50u8 {
+        for p in 0..10u16 {
+            let f = with_macs(
+                tcp_v4(
+                    Ipv4Addr::new(198, 51, 100, c),
+                    Ipv4Addr::new(10, 0, 0, 104),
+                    30000 + p,
+                    443,
+                    TCP_SYN,
+                    b"",
+                ),
+                GATEWAY_MAC,
+                OUTSIDE_MAC,
+            );
+            if (c as u16 + p) % 2 == 0 {
+                q0.push(f);
+            } else {
+                q1.push(f);
+            }
+        }
+    }
+    traffic::write_pcap(&d.join("q0.pcap"), &q0).unwrap();
+    traffic::write_pcap(&d.join("q1.pcap"), &q1).unwrap();
+    traffic::write_pcap(&d.join("e0.pcap"), &[]).unwrap();
+    traffic::write_pcap(&d.join("e1.pcap"), &[]).unwrap();
+    let r = run_config(
+        d,
+        &head,
+        "0, 1",
+        &format!(
+            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
+            pcap(d, "q0.pcap"),
+            pcap(d, "q1.pcap"),
+            pcap(d, "o0.pcap"),
+            pcap(d, "o1.pcap")
+        ),
+        &format!(
+            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
+            pcap(d, "e0.pcap"),
+            pcap(d, "e1.pcap"),
+            pcap(d, "i0.pcap"),
+            pcap(d, "i1.pcap")
+        ),
+    );
+    let out = read(d, &["i0.pcap", "i1.pcap"]);
+    assert_eq!(out.len(), 500, "every SYN reached a server\n{}", r.stdout);
+    let servers: std::collections::BTreeSet<Ipv4Addr> = out
+        .iter()
+        .map(|f| Ipv4Addr::new(f[30], f[31], f[32], f[33]))
+        .collect();
+    assert_eq!(servers.len(), 1, "one real server for the /24: {servers:?}");
+    let redirected: u64 = r
+        .stdout
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("workers: ")
+                .and_then(|l| l.split("redirected ").nth(1))
+                .and_then(|x| x.split(' ').next())
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap();
+    assert!(redirected > 50, "the flows crossed between workers: {redirected}");
+}
