@@ -131,7 +131,8 @@ pub fn build_tables(
         let svc = Service::new(s.key, &s.scheduler, s.flags, s.persistence, reals)
             .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?
             .with_announce(s.announce)
-            .with_sloppy(s.sloppy);
+            .with_sloppy(s.sloppy)
+            .with_one_packet(s.one_packet);
         services.push(Arc::new(svc));
     }
     Ok(Tables::new(net, services, cfg.timeouts, reg))

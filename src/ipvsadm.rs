@@ -192,6 +192,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let mut flags = None;
     let mut announce = None;
     let mut sloppy = None;
+    let mut one_packet = None;
     let mut real = None;
     let mut method = None;
     let (mut weight, mut upper, mut lower) = (None, None, None);
@@ -269,6 +270,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                 i += 1;
             }
             "--sloppy" => sloppy = Some(true),
+            "-o" | "--ops" => one_packet = Some(true),
             "--no-sloppy" => sloppy = Some(false),
             "--announce" => {
                 announce = Some(next.ok_or("--announce needs always or follow-host")?.clone());
@@ -385,6 +387,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             netmask: netmask.clone(),
             announce: announce.clone(),
             sloppy,
+            one_packet,
             real: Vec::new(),
             ..RawService::default()
         })
@@ -637,6 +640,9 @@ pub fn fmt_list(table_size: usize, services: &[ServiceView], o: &ListOpts) -> St
             if let Some(m) = netmask_text(s) {
                 let _ = write!(line, " mask {m}");
             }
+            if s.one_packet {
+                line.push_str(" ops");
+            }
             let _ = writeln!(out, "{line}");
         }
         for r in &s.reals {
@@ -759,6 +765,9 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
         }
         if let Some(m) = netmask_text(s) {
             let _ = write!(line, " -M {m}");
+        }
+        if s.one_packet {
+            line.push_str(" -o");
         }
         if let Some(a) = &s.announce {
             let _ = write!(line, " --announce {a}");

@@ -373,7 +373,13 @@ impl ControlState {
             }
         }
         Service::new(cfg.key, &cfg.scheduler, cfg.flags, cfg.persistence, reals)
-            .map(|s| Arc::new(s.with_announce(cfg.announce).with_sloppy(cfg.sloppy)))
+            .map(|s| {
+                Arc::new(
+                    s.with_announce(cfg.announce)
+                        .with_sloppy(cfg.sloppy)
+                        .with_one_packet(cfg.one_packet),
+                )
+            })
             .map_err(|e| ("invalid", format!("service.scheduler: {e}")))
     }
 
@@ -532,6 +538,9 @@ impl ControlState {
                 // ipvsadm's -E knows nothing of rvs's own settings: what it leaves out stays.
                 if keep.sloppy.is_none() {
                     cfg.sloppy = old.sloppy;
+                }
+                if keep.one_packet.is_none() {
+                    cfg.one_packet = old.one_packet;
                 }
                 if keep.announce.is_none() {
                     cfg.announce = old.announce;

@@ -52,6 +52,7 @@ pub fn service_view(s: &Service, reg: &RealRegistry, stats: impl Fn(RealId) -> S
         netmask: s.persistence.map(|p| p.prefix_len),
         announce: (s.announce != Announce::Always).then(|| s.announce.name().into()),
         sloppy: s.sloppy,
+        one_packet: s.one_packet,
         stats: total,
         reals,
     }

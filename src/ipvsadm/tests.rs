@@ -152,6 +152,7 @@ fn sample() -> Vec<ServiceView> {
         ServiceView {
             announce: None,
             sloppy: false,
+            one_packet: false,
             protocol: "tcp".into(),
             address: "10.0.0.100".into(),
             port: 80,
@@ -190,6 +191,7 @@ fn sample() -> Vec<ServiceView> {
         ServiceView {
             announce: None,
             sloppy: false,
+            one_packet: false,
             protocol: "udp".into(),
             address: "2001:db8::1".into(),
             port: 53,
@@ -501,6 +503,7 @@ fn listings_sort_as_ipvsadm_sorts_including_its_int_wraparound() {
         netmask: None,
         announce: None,
         sloppy: false,
+        one_packet: false,
         stats: Default::default(),
         reals: reals
             .iter()
@@ -598,4 +601,39 @@ fn popt_spellings_parse_as_ipvsadm_takes_them() {
         let e = parse(&args(bad)).unwrap_err();
         assert!(e.contains(says), "{bad}: {e}");
     }
+}
+
+#[test]
+fn one_packet_services_show_and_save_as_ipvsadm_writes_them() {
+    match parse(&args("-A -u 10.0.0.1:53 -s rr -o")).unwrap() {
+        Cmd::AddService(s) => assert_eq!(s.one_packet, Some(true)),
+        other => panic!("{other:?}"),
+    }
+    let s = ServiceView {
+        protocol: "udp".into(),
+        address: "10.0.0.1".into(),
+        port: 53,
+        scheduler: "rr".into(),
+        flags: vec![],
+        persistence: None,
+        netmask: None,
+        announce: None,
+        sloppy: false,
+        one_packet: true,
+        stats: Default::default(),
+        reals: vec![],
+    };
+    assert_eq!(
+        fmt_save(std::slice::from_ref(&s), true),
+        "-A -u 10.0.0.1:53 -s rr -o\n"
+    );
+    let l = fmt_list(
+        4096,
+        &[s],
+        &ListOpts {
+            numeric: true,
+            ..Default::default()
+        },
+    );
+    assert!(l.lines().any(|x| x == "UDP  10.0.0.1:53 rr ops"), "{l}");
 }

@@ -186,6 +186,9 @@ pub struct RawService {
     /// IPVS's sloppy_tcp/sloppy_sctp for this service (mh, sh or dh only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sloppy: Option<bool>,
+    /// ipvsadm's `-o`: one-packet scheduling (UDP only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub one_packet: Option<bool>,
     /// The health check of every real server (each may override fields).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<RawCheck>,
@@ -267,6 +270,7 @@ pub struct ServiceConfig {
     pub persistence: Option<Persistence>,
     pub announce: Announce,
     pub sloppy: bool,
+    pub one_packet: bool,
     /// As written, for the real servers added later to lay theirs over.
     pub check: Option<RawCheck>,
     /// 0: no quorum.
@@ -550,6 +554,7 @@ impl ServiceConfig {
             netmask: self.persistence.map(|p| p.prefix_len.to_string()),
             announce: (self.announce != Announce::Always).then(|| self.announce.name().to_string()),
             sloppy: self.sloppy.then_some(true),
+            one_packet: self.one_packet.then_some(true),
             check: self.check.clone(),
             quorum: (self.quorum != 0).then_some(self.quorum as i64),
             hysteresis: (self.quorum != 0).then_some(self.hysteresis as i64),
@@ -1106,6 +1111,13 @@ impl RawConfig {
                     format!("needs mh, sh or dh: {scheduler} picks differently on each director, so a flow taken over mid-stream would go to another real server"),
                 );
             }
+            let one_packet = s.one_packet.unwrap_or(false);
+            if one_packet && protocol.is_some_and(|p| p != Protocol::Udp) {
+                e.add(
+                    f("one_packet"),
+                    "is for UDP services (ipvsadm -o): TCP and SCTP need their connections",
+                );
+            }
             if let Some(c) = &s.check {
                 let mut problems = Vec::new();
                 validate_check(c, &mut problems);
@@ -1180,6 +1192,7 @@ impl RawConfig {
                     persistence,
                     announce,
                     sloppy,
+                    one_packet,
                     check: s.check.clone(),
                     quorum,
                     hysteresis,

@@ -314,6 +314,9 @@ pub struct ServiceView {
     /// True for a sloppy service (an rvs extension); absent otherwise.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sloppy: bool,
+    /// ipvsadm's `-o` (one-packet scheduling).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_packet: bool,
     pub stats: Stats,
     pub reals: Vec<RealView>,
 }

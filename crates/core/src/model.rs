@@ -231,6 +231,9 @@ pub struct Service {
     /// takes over a flow mid-stream (an ECMP rehash) forwards it. Only for schedulers that
     /// every director computes alike (mh, sh, dh).
     pub sloppy: bool,
+    /// ipvsadm's `-o` (one-packet scheduling, UDP): every datagram is scheduled on its own and
+    /// no connection is kept (DNS, syslog).
+    pub one_packet: bool,
 }
 
 impl Service {
@@ -251,12 +254,19 @@ impl Service {
             reals,
             announce: Announce::Always,
             sloppy: false,
+            one_packet: false,
         })
     }
 
     /// The same service, answered as `announce` says.
     pub fn with_announce(mut self, announce: Announce) -> Service {
         self.announce = announce;
+        self
+    }
+
+    /// The same service, with one-packet scheduling or not.
+    pub fn with_one_packet(mut self, on: bool) -> Service {
+        self.one_packet = on;
         self
     }
 

@@ -46,6 +46,9 @@ pub struct Tables {
     by_key: FastMap<ServiceKey, usize>,
     /// Each VIP and when it is answered: `Always` if any of its services says so.
     vips: FastMap<IpAddr, Announce>,
+    /// NAT real servers of one-packet services, by (protocol, address, port): the service
+    /// their replies come from (None when two services share the server: ambiguous).
+    one_packet_nat: FastMap<(u8, IpAddr, u16), Option<(IpAddr, u16)>>,
 }
 
 impl Tables {
@@ -59,6 +62,7 @@ impl Tables {
     ) -> Tables {
         let mut by_key = FastMap::default();
         let mut vips = FastMap::default();
+        let mut one_packet_nat: FastMap<(u8, IpAddr, u16), Option<(IpAddr, u16)>> = FastMap::default();
         for (i, s) in services.iter().enumerate() {
             by_key.insert(s.key, i);
             let a = vips.entry(s.key.vip).or_insert(s.announce);
@@ -67,6 +71,18 @@ impl Tables {
             }
             for r in &s.reals {
                 reals.get(r.id).set_thresholds(r.upper, r.lower);
+                if s.one_packet && r.forward == crate::model::Forward::Nat {
+                    let k = (s.key.protocol.number(), r.addr, r.port);
+                    let v = (s.key.vip, s.key.port);
+                    one_packet_nat
+                        .entry(k)
+                        .and_modify(|e| {
+                            if *e != Some(v) {
+                                *e = None;
+                            }
+                        })
+                        .or_insert(Some(v));
+                }
             }
         }
         Tables {
@@ -76,6 +92,7 @@ impl Tables {
             reals,
             by_key,
             vips,
+            one_packet_nat,
         }
     }
 
@@ -97,6 +114,19 @@ impl Tables {
                     + s.scheduler.memory_bytes()
             })
             .sum()
+    }
+
+    /// The VIP and port a reply from `addr:port` (a NAT real server of a one-packet service)
+    /// goes out from, as no connection remembers it.
+    #[inline]
+    pub fn one_packet_reply(&self, protocol: u8, addr: IpAddr, port: u16) -> Option<(IpAddr, u16)> {
+        if self.one_packet_nat.is_empty() {
+            return None;
+        }
+        self.one_packet_nat
+            .get(&(protocol, addr, port))
+            .copied()
+            .flatten()
     }
 
     /// Is `a` a VIP of some service (answered on some port or not)?

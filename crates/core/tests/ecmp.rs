@@ -141,3 +141,71 @@ fn when_a_server_leaves_only_its_flows_move_on_every_director() {
         "{changed} of {n} flows of staying servers moved"
     );
 }
+
+/// ipvsadm's `-o` for UDP: every datagram scheduled on its own, nothing kept; a NAT server's
+/// replies leave from the VIP all the same.
+#[test]
+fn one_packet_scheduling_keeps_no_connection_and_translates_nat_replies() {
+    let mut p0 = PortNet::new(P0_MAC);
+    p0.v4.push(("10.0.0.1".parse().unwrap(), 24));
+    p0.gateway4 = Some(std::net::Ipv4Addr::from(GW4));
+    let mut p1 = PortNet::new(P1_MAC);
+    p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
+    let reals = ["192.168.1.2", "192.168.1.3"]
+        .iter()
+        .enumerate()
+        .map(|(i, a)| RealServer {
+            id: RealId(i as u32),
+            addr: a.parse().unwrap(),
+            port: 5353,
+            forward: Forward::Nat,
+            weight: 1,
+            upper: 0,
+            lower: 0,
+        })
+        .collect();
+    let key = ServiceKey {
+        protocol: Protocol::Udp,
+        vip: IpAddr::from(VIP),
+        port: 53,
+    };
+    let svc = Service::new(key, "rr", SchedFlags::default(), None, reals)
+        .unwrap()
+        .with_one_packet(true);
+    let t = Tables::new(
+        Network { ports: vec![p0, p1] },
+        vec![Arc::new(svc)],
+        Default::default(),
+        Arc::new(RealRegistry::new(8)),
+    );
+    let mut d = director();
+    let mut hops = Vec::new();
+    for _ in 0..4 {
+        let mut f = VecFrame::new(&udp4(IN0, client(5), VIP, 64, 40000, 53, b"q"));
+        match d.process(&t, 0, &mut f, 1) {
+            Verdict::Forward { next_hop, .. } => hops.push(next_hop),
+            v => panic!("{v:?}"),
+        }
+    }
+    assert_eq!(hops[0], hops[2]);
+    assert_ne!(
+        hops[0], hops[1],
+        "one flow, yet each datagram is scheduled: rr alternates"
+    );
+    assert_eq!(d.conns_v4().len(), 0, "no connection is kept");
+    assert_eq!(t.reals.get(RealId(0)).inactive(), 0);
+    assert_eq!(d.stats.conns_created, 4);
+    // The answer from 192.168.1.3:5353 to the client leaves from the VIP.
+    let rs = [192, 168, 1, 3];
+    let mut f = VecFrame::new(&udp4(from_rs(ip4(rs)), rs, client(5), 64, 5353, 40000, b"a"));
+    let v = d.process(&t, 1, &mut f, 2);
+    assert!(matches!(v, Verdict::Forward { port: 0, .. }), "{v:?}");
+    let out = f.data();
+    assert_eq!(&out[26..30], &VIP, "from the VIP");
+    assert_eq!(
+        u16::from_be_bytes([out[34], out[35]]),
+        53,
+        "from the service port"
+    );
+    verify(out);
+}

@@ -342,6 +342,9 @@ fn sloppy_needs_a_consistent_scheduler_and_routes_are_checked() {
         "interface = \"a/b\"\nlinger = \"90s\"\n[[service]]",
     );
     let e = Config::from_toml(&bad).unwrap_err().to_string();
+    let tcp_ops = ok.replace("sloppy = true", "one_packet = true");
+    let e2 = Config::from_toml(&tcp_ops).unwrap_err().to_string();
+    assert!(e2.contains("service[0].one_packet"), "{e2}");
     for f in ["service[0].sloppy", "routes.interface", "routes.linger"] {
         assert!(e.contains(f), "{f} in {e}");
     }

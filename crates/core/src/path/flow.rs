@@ -72,6 +72,10 @@ impl Director {
             return Verdict::Redirect { worker: owner };
         }
         if !inbound {
+            // A reply of a one-packet NAT service: no connection, the service says the VIP.
+            if let Some((vaddr, vport)) = t.one_packet_reply(ip.proto, ip.src.ip(), l4.sport) {
+                return self.one_packet_reply(t, f, l2, ip, vaddr, vport);
+            }
             return Verdict::Drop(DropReason::NotForUs);
         }
         // What would make a connection is checked first: a source no client can have, then
@@ -114,12 +118,118 @@ impl Director {
         if !initial {
             return Verdict::Drop(DropReason::NoConnNotInitial);
         }
+        if svc.one_packet && protocol == Protocol::Udp {
+            return self.one_packet(t, svc, port, f, l2, ip, l4, now);
+        }
         let idx = match self.create::<A>(t, svc, ip, l4, now) {
             Ok(idx) => idx,
             Err(r) => return Verdict::Drop(r),
         };
         self.stats.sloppy_created += mid_flow as u64;
         self.inbound(t, port, f, l2, ip, idx, l4, now)
+    }
+
+    /// One-packet scheduling: the datagram is scheduled and forwarded, and nothing is kept.
+    #[allow(clippy::too_many_arguments)]
+    fn one_packet<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        svc: &Service,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+        l4: L4,
+        now: u64,
+    ) -> Verdict {
+        let (real, _) = match self.pick(t, svc, ip, l4, now) {
+            Ok(x) => x,
+            Err(r) => return Verdict::Drop(r),
+        };
+        let Some(raddr) = A::from_ip(real.addr) else {
+            return Verdict::Drop(DropReason::NoRealServer);
+        };
+        if real.forward == Forward::Nat && ip.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let Some((rs_port, hop)) = t.net.route(real.addr) else {
+            return Verdict::Drop(DropReason::NoRoute);
+        };
+        let mut c = Conn::new(
+            ip.proto,
+            ip.src,
+            l4.sport,
+            ip.dst,
+            l4.dport,
+            raddr,
+            real.port,
+            real.forward,
+            real.id,
+        );
+        c.rs_port = rs_port as u8;
+        c.flags = if hop != real.addr { CONN_RS_VIA_GW } else { 0 };
+        t.reals.get(real.id).conns.fetch_add(1, Ordering::Relaxed);
+        self.stats.conns_created += 1;
+        self.forward_in(t, port, f, l2, ip, &c)
+    }
+
+    /// A reply from a NAT real server of a one-packet service: from the VIP, to the client.
+    fn one_packet_reply<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+        vaddr: IpAddr,
+        vport: u16,
+    ) -> Verdict {
+        let Some(v) = A::from_ip(vaddr) else {
+            return Verdict::Drop(DropReason::NotForUs);
+        };
+        if ip.ttl <= 1 {
+            return Verdict::Drop(DropReason::TtlExceeded);
+        }
+        let b = f.data_mut();
+        rewrite_src(b, l2, &ip, v, vport);
+        route(t, b, ip.dst.ip())
+    }
+
+    /// The real server for a new flow of `svc`, through the client's persistence template if
+    /// the service has one (shared by every worker); the template's slot or NIL.
+    fn pick<'s, A: Family>(
+        &mut self,
+        t: &Tables,
+        svc: &'s Service,
+        ip: IpInfo<A>,
+        l4: L4,
+        now: u64,
+    ) -> Result<(&'s RealServer, u32), DropReason> {
+        let reg = &t.reals;
+        let Some(p) = svc.persistence else {
+            return Ok((schedule(svc, reg, ip, l4, now)?, NIL));
+        };
+        // The client's template, shared by every worker: one real server per client (per
+        // netmask) whichever worker its connections land on.
+        let key = TemplateKey {
+            proto: ip.proto,
+            client: ip.src.masked(p.prefix_len).ip(),
+            vaddr: ip.dst.ip(),
+            vport: l4.dport,
+        };
+        if let Some((slot, r)) = self
+            .templates
+            .lookup(&key, now)
+            .and_then(|(slot, id)| svc.real_by_id(id).map(|r| (slot, r)))
+        {
+            return Ok((r, slot));
+        }
+        let r = schedule(svc, reg, ip, l4, now)?;
+        let (slot, id) = self
+            .templates
+            .claim(&key, r.id, p.timeout_s, now, reg)
+            .map_err(|_| DropReason::TemplateTableFull)?;
+        // Another worker may have bound the client an instant earlier.
+        Ok((svc.real_by_id(id).unwrap_or(r), slot))
     }
 
     /// Picks the real server (through the client's persistence template if the service has
@@ -134,42 +244,8 @@ impl Director {
     ) -> Result<u32, DropReason> {
         let reg = &t.reals;
         let evict = self.evict_half_open();
-        let mut template = NIL;
-        let mut persist_s = 0;
-        let real: &RealServer = match svc.persistence {
-            Some(p) => {
-                // The client's template, shared by every worker: one real server per client
-                // (per netmask) whichever worker its connections land on.
-                let key = TemplateKey {
-                    proto: ip.proto,
-                    client: ip.src.masked(p.prefix_len).ip(),
-                    vaddr: ip.dst.ip(),
-                    vport: l4.dport,
-                };
-                persist_s = p.timeout_s;
-                let bound = self
-                    .templates
-                    .lookup(&key, now)
-                    .and_then(|(slot, id)| svc.real_by_id(id).map(|r| (slot, r)));
-                match bound {
-                    Some((slot, r)) => {
-                        template = slot;
-                        r
-                    }
-                    None => {
-                        let r = schedule(svc, reg, ip, l4, now)?;
-                        let (slot, id) = self
-                            .templates
-                            .claim(&key, r.id, p.timeout_s, now, reg)
-                            .map_err(|_| DropReason::TemplateTableFull)?;
-                        template = slot;
-                        // Another worker may have bound the client an instant earlier.
-                        svc.real_by_id(id).unwrap_or(r)
-                    }
-                }
-            }
-            None => schedule(svc, reg, ip, l4, now)?,
-        };
+        let (real, template) = self.pick(t, svc, ip, l4, now)?;
+        let persist_s = svc.persistence.map_or(0, |p| p.timeout_s);
         let table = A::table(self);
         if real.forward == Forward::Nat && ip.ttl <= 1 {
             // NAT forwards like a router: check before a connection is made for a packet that
@@ -288,15 +364,29 @@ impl Director {
         if c.forward == Forward::Nat && ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
+        self.forward_in(t, port, f, l2, ip, &c)
+    }
+
+    /// A client's packet to its real server by the connection's method.
+    #[inline]
+    fn forward_in<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        port: u16,
+        f: &mut F,
+        l2: usize,
+        ip: IpInfo<A>,
+        c: &Conn<A>,
+    ) -> Verdict {
         // Counted once the packet is known to go on (a dropped one is not traffic).
         self.account(c.real, true, ip.end);
         match c.forward {
             Forward::Nat => {
                 let b = f.data_mut();
                 rewrite_dst(b, l2, &ip, c.raddr, c.rport);
-                to_real(t, b, &c)
+                to_real(t, b, c)
             }
-            Forward::Dr => to_real(t, f.data_mut(), &c),
+            Forward::Dr => to_real(t, f.data_mut(), c),
             Forward::Tun => self.tunnel::<A, F>(t, port, f, l2, ip, c.raddr),
         }
     }
