@@ -491,7 +491,7 @@ fn persistence_binds_a_netmask_to_one_server_across_workers_and_queues() {
                 GATEWAY_MAC,
                 OUTSIDE_MAC,
             );
-            if (c as u16 + p) % 2 == 0 {
+            if (c as u16 + p).is_multiple_of(2) {
                 q0.push(f);
             } else {
                 q1.push(f);
