@@ -144,3 +144,127 @@ real = [
     );
     assert!(report.contains("Route"), "{report}");
 }
+
+#[test]
+fn nat_over_ipv6_with_real_kernels() {
+    let mut lab = Lab::new("r6n");
+    let p = lab.p.clone();
+    let c = lab.ns("c");
+    let (out_if, _) = lab.veth("o", "oc", Some(&c));
+    sh(&format!(
+        "ip netns exec {c} ip -6 addr add 2001:db8:71::2/64 dev {p}oc nodad; \
+         ip netns exec {c} ip -6 route add default via 2001:db8:71::1"
+    ));
+    let (in_if, in_br) = lab.veth("i", "ib", None);
+    let mut bridged = vec![in_br];
+    let mut servers = Vec::new();
+    for k in 1..=3 {
+        let s = lab.ns(&format!("s{k}"));
+        let (br_end, _) = lab.veth(&format!("s{k}b"), &format!("s{k}"), Some(&s));
+        sh(&format!(
+            "ip netns exec {s} ip -6 addr add 2001:db8:72::1{k}/64 dev {p}s{k} nodad; \
+             ip netns exec {s} ip -6 route add default via 2001:db8:72::1"
+        ));
+        bridged.push(br_end);
+        servers.push(s);
+    }
+    let refs: Vec<&str> = bridged.iter().map(String::as_str).collect();
+    lab.bridge("br", &refs);
+    for (k, s) in servers.iter().enumerate() {
+        lab.http_server(
+            s,
+            &format!("2001:db8:72::1{}", k + 1),
+            &format!("server{}", k + 1),
+        );
+    }
+    let config = config_head(&lab.socket())
+        + &format!(
+            r#"
+[[port]]
+name = "outside"
+device = "net_af_packet_{p}o,iface={out_if}"
+addresses = ["2001:db8:71::1/64"]
+[[port]]
+name = "inside"
+device = "net_af_packet_{p}i,iface={in_if}"
+addresses = ["2001:db8:72::1/64"]
+[[service]]
+protocol = "tcp"
+address = "[2001:db8:70::100]:80"
+scheduler = "rr"
+real = [
+    {{ address = "[2001:db8:72::11]:8000", method = "nat" }},
+    {{ address = "[2001:db8:72::12]:8000", method = "nat" }},
+    {{ address = "[2001:db8:72::13]:8000", method = "nat" }},
+]
+"#
+        );
+    let rvsd = Rvsd::start(&lab, &config);
+    let by_server = hundred_requests(&c, "http://[2001:db8:70::100]/");
+    let report = rvsd.stop();
+    println!("NAT over IPv6: 100 requests, 0 failures, by server {by_server:?}\n{report}");
+    assert_eq!(by_server.len(), 3, "{by_server:?}");
+    for (s, n) in &by_server {
+        assert!((33..=34).contains(n), "rr spreads evenly: {s} got {n}");
+    }
+}
+
+#[test]
+fn dr_over_ipv6_with_real_kernels() {
+    let mut lab = Lab::new("r6d");
+    let p = lab.p.clone();
+    // One segment; the servers hold the VIP on lo (IPv6 answers neighbor solicitations only
+    // for the receiving interface's addresses, so no arp_ignore is needed).
+    let c = lab.ns("c");
+    let (c_br, _) = lab.veth("cb", "c", Some(&c));
+    sh(&format!(
+        "ip netns exec {c} ip -6 addr add 2001:db8:73::2/64 dev {p}c nodad; \
+         ip netns exec {c} ip -6 route add 2001:db8:70:1::100/128 via 2001:db8:73::1"
+    ));
+    let (dir_if, dir_br) = lab.veth("d", "db", None);
+    let mut bridged = vec![c_br, dir_br];
+    let mut servers = Vec::new();
+    for k in 1..=2 {
+        let s = lab.ns(&format!("s{k}"));
+        let (br_end, _) = lab.veth(&format!("s{k}b"), &format!("s{k}"), Some(&s));
+        sh(&format!(
+            "ip netns exec {s} ip -6 addr add 2001:db8:73::1{k}/64 dev {p}s{k} nodad; \
+             ip netns exec {s} ip -6 addr add 2001:db8:70:1::100/128 dev lo"
+        ));
+        bridged.push(br_end);
+        servers.push(s);
+    }
+    let refs: Vec<&str> = bridged.iter().map(String::as_str).collect();
+    lab.bridge("br", &refs);
+    for (k, s) in servers.iter().enumerate() {
+        lab.http_server(s, "::", &format!("server{}", k + 1));
+    }
+    let config = config_head(&lab.socket())
+        + &format!(
+            r#"
+[[port]]
+name = "lan"
+device = "net_af_packet_{p}d,iface={dir_if}"
+addresses = ["2001:db8:73::1/64"]
+[[service]]
+protocol = "tcp"
+address = "[2001:db8:70:1::100]:8000"
+scheduler = "wrr"
+real = [
+    {{ address = "2001:db8:73::11", method = "dr", weight = 3 }},
+    {{ address = "2001:db8:73::12", method = "dr", weight = 1 }},
+]
+"#
+        );
+    let rvsd = Rvsd::start(&lab, &config);
+    let by_server = hundred_requests(&c, "http://[2001:db8:70:1::100]:8000/");
+    let report = rvsd.stop();
+    println!("DR over IPv6: 100 requests, 0 failures, by server {by_server:?}\n{report}");
+    let s1 = by_server.get("server1").copied().unwrap_or(0);
+    let s2 = by_server.get("server2").copied().unwrap_or(0);
+    assert_eq!(s1 + s2, 100);
+    assert!(
+        (74..=76).contains(&s1) && (24..=26).contains(&s2),
+        "wrr 3:1: {by_server:?}"
+    );
+}

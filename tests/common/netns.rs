@@ -26,10 +26,12 @@ pub fn is_root() -> bool {
 }
 
 /// A threaded static-file HTTP server on argv[1]:argv[2], serving the current directory.
-const HTTP_SERVER: &str = "import http.server, socketserver, sys
+const HTTP_SERVER: &str = "import http.server, socket, socketserver, sys
 class S(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+    if ':' in sys.argv[1]:
+        address_family = socket.AF_INET6
 S((sys.argv[1], int(sys.argv[2])), http.server.SimpleHTTPRequestHandler).serve_forever()
 ";
 
@@ -161,8 +163,13 @@ impl Lab {
             .unwrap();
         let pid = child.id();
         self.children.push(child);
+        let host = if addr.contains(':') {
+            format!("[{addr}]")
+        } else {
+            addr.to_string()
+        };
         wait_until(Duration::from_secs(15), || {
-            curl(ns, &format!("http://{addr}:{port}/"))
+            curl(ns, &format!("http://{host}:{port}/"))
         })
         .unwrap_or_else(|| panic!("the HTTP server {name} in {ns} never answered"));
         pid
