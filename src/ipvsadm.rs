@@ -568,13 +568,17 @@ fn service_head(s: &ServiceView, numeric: bool) -> String {
     )
 }
 
-/// ipvsadm's number format: exact with --exact, otherwise K/M/G-scaled past 8 digits.
+/// ipvsadm's `print_largenum`: exact with --exact, else up to 8 digits as they are, then
+/// thousands below a billion (K), millions below 100 billion (M), billions below 100 trillion
+/// (G), then trillions (T).
 fn largenum(n: u64, exact: bool) -> String {
     if exact || n < 100_000_000 {
         format!("{n:>8}")
     } else if n < 1_000_000_000 {
+        format!("{:>7}K", n / 1_000)
+    } else if n < 100_000_000_000 {
         format!("{:>7}M", n / 1_000_000)
-    } else if n < 1_000_000_000_000 {
+    } else if n < 100_000_000_000_000 {
         format!("{:>7}G", n / 1_000_000_000)
     } else {
         format!("{:>7}T", n / 1_000_000_000_000)
@@ -596,6 +600,13 @@ fn counters(st: &Stats, rate: bool, exact: bool) -> String {
 /// `ipvsadm -L` in any of its forms.
 pub fn fmt_list(table_size: usize, services: &[ServiceView], o: &ListOpts) -> String {
     let mut out = format!("IP Virtual Server version 1.2.1 (size={table_size})\n");
+    out.push_str(&fmt_list_body(services, o));
+    out
+}
+
+/// The listing without the version line: what `ipvsadm -L -t VIP:port` prints.
+pub fn fmt_list_body(services: &[ServiceView], o: &ListOpts) -> String {
+    let mut out = String::new();
     let (svc_head, real_head) = if o.stats {
         (
             "Prot LocalAddress:Port               Conns   InPkts  OutPkts  InBytes OutBytes",
@@ -627,8 +638,6 @@ pub fn fmt_list(table_size: usize, services: &[ServiceView], o: &ListOpts) -> St
         let head = service_head(s, o.numeric);
         if o.stats || o.rate {
             let _ = writeln!(out, "{head:<33} {}", counters(&s.stats, o.rate, o.exact));
-        } else if o.thresholds || o.persistent_conn {
-            let _ = writeln!(out, "{head}");
         } else {
             let mut line = format!("{head} {}", s.scheduler);
             if !s.flags.is_empty() {

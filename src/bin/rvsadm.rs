@@ -258,11 +258,17 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                     print!("{}", ipvsadm::fmt_conns(&conns, opts.numeric));
                 }
             } else {
+                let one = service.is_some();
                 let (size, mut services) = client.services(service)?;
                 if !opts.nosort {
                     ipvsadm::sort_like_ipvsadm(&mut services);
                 }
-                print!("{}", ipvsadm::fmt_list(size, &services, &opts));
+                if one {
+                    // ipvsadm lists one service without the version line.
+                    print!("{}", ipvsadm::fmt_list_body(&services, &opts));
+                } else {
+                    print!("{}", ipvsadm::fmt_list(size, &services, &opts));
+                }
             }
         }
         changing => unreachable!("{changing:?} was sent above"),

@@ -318,7 +318,11 @@ fn golden_thresholds_and_persistent_conn() {
         lines[1],
         "Prot LocalAddress:Port            Uthreshold Lthreshold ActiveConn InActConn"
     );
-    assert_eq!(lines[3], "TCP  10.0.0.100:80");
+    // ipvsadm prints the service line of --thresholds as the plain listing's.
+    assert_eq!(
+        lines[3],
+        "TCP  10.0.0.100:80 wlc persistent 300 mask 255.255.255.0"
+    );
     assert_eq!(
         lines[4],
         "  -> 192.168.1.2:80               100        50         2          7         "
@@ -636,4 +640,14 @@ fn one_packet_services_show_and_save_as_ipvsadm_writes_them() {
         },
     );
     assert!(l.lines().any(|x| x == "UDP  10.0.0.1:53 rr ops"), "{l}");
+}
+
+#[test]
+fn large_counters_scale_as_ipvsadm_scales_them() {
+    assert_eq!(largenum(99_999_999, false), "99999999");
+    assert_eq!(largenum(123_456_789, false), " 123456K");
+    assert_eq!(largenum(12_345_678_901, false), "  12345M");
+    assert_eq!(largenum(123_456_789_012_345, false), "    123T");
+    assert_eq!(largenum(99_999_999_999_999, false), "  99999G");
+    assert_eq!(largenum(123_456_789, true), "123456789");
 }
