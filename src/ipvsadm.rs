@@ -378,6 +378,10 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     };
     let raw_service = || -> Result<RawService, String> {
         let id = need_svc()?;
+        if let Some(f) = &flags {
+            let scheduler = sched.as_deref().unwrap_or("wlc");
+            rvs_core::sched::SchedFlags::parse_for(f, scheduler).map_err(|e| e.to_string())?;
+        }
         Ok(RawService {
             protocol: Some(id.protocol),
             address: Some(id.address),

@@ -651,3 +651,15 @@ fn large_counters_scale_as_ipvsadm_scales_them() {
     assert_eq!(largenum(99_999_999_999_999, false), "  99999G");
     assert_eq!(largenum(123_456_789, true), "123456789");
 }
+
+#[test]
+fn scheduler_flags_fit_their_scheduler_and_list_by_its_names() {
+    let e = parse(&args("-A -t 10.0.0.1:80 -s rr -b sh-port")).unwrap_err();
+    assert_eq!(e, "incompatible scheduler flag `sh-port'");
+    assert!(parse(&args("-A -t 10.0.0.1:80 -s mh -b mh-port,mh-fallback")).is_ok());
+    assert!(parse(&args("-A -t 10.0.0.1:80 -s rr -b flag-1")).is_ok());
+    let f = rvs_core::sched::SchedFlags::parse("flag-1,flag-2").unwrap();
+    assert_eq!(f.names("rr"), ["flag-1", "flag-2"]);
+    assert_eq!(f.names("sh"), ["sh-fallback", "sh-port"]);
+    assert_eq!(f.names("mh"), ["mh-fallback", "mh-port"]);
+}

@@ -1050,7 +1050,7 @@ impl RawConfig {
                     rvs_core::sched::SchedError::Unknown(scheduler.clone()),
                 );
             }
-            let flags = match s.flags.as_deref().map(SchedFlags::parse) {
+            let flags = match s.flags.as_deref().map(|f| SchedFlags::parse_for(f, &scheduler)) {
                 None => SchedFlags::default(),
                 Some(Ok(fl)) => fl,
                 Some(Err(err)) => {

@@ -66,6 +66,8 @@ pub struct SchedFlags {
 pub enum SchedError {
     Unknown(String),
     BadFlag(String),
+    /// A flag of another scheduler's (`sh-port` with rr), refused as ipvsadm refuses it.
+    Incompatible(String),
     /// More servers than the scheduler's table can name.
     TooManyServers {
         scheduler: &'static str,
@@ -80,6 +82,7 @@ impl std::fmt::Display for SchedError {
             SchedError::TooManyServers { scheduler, max } => {
                 write!(f, "{scheduler} places at most {max} real servers of weight above 0")
             }
+            SchedError::Incompatible(n) => write!(f, "incompatible scheduler flag `{n}'"),
             SchedError::BadFlag(n) => write!(
                 f,
                 "unknown scheduler flag {n:?} (valid: sh-fallback, sh-port, mh-fallback, mh-port, flag-1, flag-2, flag-3)"
@@ -105,15 +108,36 @@ impl SchedFlags {
         Ok(f)
     }
 
-    /// As `ipvsadm -S` writes them for `sched`.
+    /// `-b`'s list for scheduler `sched`, as ipvsadm's `parse_sched_flags` takes it: the
+    /// sh- and mh- flags only with their own scheduler.
+    pub fn parse_for(s: &str, sched: &str) -> Result<SchedFlags, SchedError> {
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let own = match part {
+                "sh-fallback" | "sh-port" => Some("sh"),
+                "mh-fallback" | "mh-port" => Some("mh"),
+                _ => None,
+            };
+            if own.is_some_and(|o| o != sched) {
+                return Err(SchedError::Incompatible(part.to_string()));
+            }
+        }
+        SchedFlags::parse(s)
+    }
+
+    /// As `ipvsadm -L` and `-S` write them for `sched` (`print_sched_flags`): sh's and mh's
+    /// own names, flag-1 and flag-2 for the others.
     pub fn names(&self, sched: &str) -> Vec<String> {
-        let prefix = if sched == "mh" { "mh" } else { "sh" };
+        let (fallback, port) = match sched {
+            "sh" => ("sh-fallback", "sh-port"),
+            "mh" => ("mh-fallback", "mh-port"),
+            _ => ("flag-1", "flag-2"),
+        };
         let mut v = Vec::new();
         if self.fallback {
-            v.push(format!("{prefix}-fallback"));
+            v.push(fallback.to_string());
         }
         if self.port {
-            v.push(format!("{prefix}-port"));
+            v.push(port.to_string());
         }
         v
     }
