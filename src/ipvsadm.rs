@@ -158,8 +158,34 @@ fn join(host: &str, port: u16) -> String {
     }
 }
 
+/// A host name resolved to its first address (IPv4 first, as ipvsadm's gethostbyname); an
+/// address is returned as it is.
+fn resolve_host(h: &str) -> Result<String, String> {
+    if h.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(h.to_string());
+    }
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<std::net::SocketAddr> = (h, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("{h:?}: not an address, and it does not resolve: {e}"))?
+        .collect();
+    addrs
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or(addrs.first())
+        .map(|a| a.ip().to_string())
+        .ok_or_else(|| format!("{h:?} resolves to no address"))
+}
+
+/// The name of `addr` by a reverse lookup (getnameinfo, names only), for `-L` without `-n`.
+fn reverse_name(addr: &str) -> Option<String> {
+    let ip: std::net::IpAddr = addr.parse().ok()?;
+    dns_lookup::lookup_addr(&ip).ok()
+}
+
 fn service_id(proto: &str, addr: &str) -> Result<ServiceId, String> {
     let (h, p) = split_hostport(addr);
+    let h = resolve_host(&h)?;
     let p = p.ok_or_else(|| format!("{addr:?}: a virtual service needs a port (VIP:port)"))?;
     let port = resolve_port(&p, proto)?;
     Ok(ServiceId {
@@ -170,6 +196,7 @@ fn service_id(proto: &str, addr: &str) -> Result<ServiceId, String> {
 
 fn real_address(addr: &str, proto: &str) -> Result<String, String> {
     let (h, p) = split_hostport(addr);
+    let h = resolve_host(&h)?;
     Ok(match p {
         Some(p) => join(&h, resolve_port(&p, proto)?),
         None => h,
@@ -543,6 +570,11 @@ fn method_title(m: &str) -> &'static str {
 
 fn endpoint(addr: &str, port: u16, proto: &str, numeric: bool) -> String {
     let p = port_name(port, proto, numeric);
+    if !numeric {
+        if let Some(name) = reverse_name(addr) {
+            return format!("{name}:{p}");
+        }
+    }
     if addr.contains(':') {
         format!("[{addr}]:{p}")
     } else {

@@ -11,7 +11,6 @@
 //!   is a counted loss: the thread never waits on a worker and a worker never on it.
 //! - Our own messages do not come back: the master's socket has multicast loop off.
 
-use std::ffi::CString;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -86,15 +85,11 @@ impl std::fmt::Debug for SyncDaemons {
 }
 
 fn ifindex(name: &str) -> Result<u32, String> {
-    let c = CString::new(name).map_err(|_| format!("{name:?} is not an interface name"))?;
-    // SAFETY: `c` is a valid NUL-terminated string for the duration of the call.
-    let i = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if i == 0 {
-        return Err(format!(
-            "no interface {name:?} in rvsd's network namespace (the sync daemon runs on a port's twin, host_interface)"
-        ));
-    }
-    Ok(i)
+    rvs_twin::Netlink::new()
+        .and_then(|mut nl| nl.link_index(name))
+        .map_err(|e| {
+            format!("no interface {name:?} in rvsd's network namespace (the sync daemon runs on a port's twin, host_interface): {e}")
+        })
 }
 
 fn socket_for(cfg: &SyncDaemonConfig) -> io::Result<Socket> {
@@ -125,7 +120,7 @@ fn master_socket(cfg: &SyncDaemonConfig, index: u32) -> io::Result<Socket> {
     Ok(s)
 }
 
-fn backup_socket(cfg: &SyncDaemonConfig, index: u32) -> io::Result<Socket> {
+fn backup_socket(cfg: &SyncDaemonConfig, index: u32) -> io::Result<std::net::UdpSocket> {
     let s = socket_for(cfg)?;
     s.set_reuse_address(true)?;
     s.bind(&SockAddr::from(SocketAddr::new(cfg.group, cfg.port)))?;
@@ -134,7 +129,7 @@ fn backup_socket(cfg: &SyncDaemonConfig, index: u32) -> io::Result<Socket> {
         IpAddr::V6(g) => s.join_multicast_v6(&g, index)?,
     }
     s.set_read_timeout(Some(POLL))?;
-    Ok(s)
+    Ok(s.into())
 }
 
 impl SyncDaemons {
@@ -333,14 +328,14 @@ fn master(sock: Socket, cfg: &SyncDaemonConfig, shared: &Shared, c: &SyncCounter
 }
 
 fn backup(
-    sock: Socket,
+    sock: std::net::UdpSocket,
     cfg: &SyncDaemonConfig,
     shared: &Shared,
     workers: u16,
     c: &SyncCounters,
     stop: &AtomicBool,
 ) {
-    let mut buf = vec![std::mem::MaybeUninit::<u8>::uninit(); 65536];
+    let mut buf = vec![0u8; 65536];
     while !stop.load(Ordering::Relaxed) {
         let n = match sock.recv(&mut buf) {
             Ok(n) => n,
@@ -357,8 +352,7 @@ fn backup(
                 continue;
             }
         };
-        // SAFETY: recv initialised the first n bytes.
-        let data: &[u8] = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n) };
+        let data = &buf[..n];
         add(&c.bytes_received, n as u64);
         let msg = match decode(data, cfg.syncid) {
             Ok(m) => m,

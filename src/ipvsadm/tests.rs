@@ -663,3 +663,18 @@ fn scheduler_flags_fit_their_scheduler_and_list_by_its_names() {
     assert_eq!(f.names("sh"), ["sh-fallback", "sh-port"]);
     assert_eq!(f.names("mh"), ["mh-fallback", "mh-port"]);
 }
+
+#[test]
+fn host_names_resolve_on_input_and_addresses_to_names_without_n() {
+    match parse(&args("-A -t localhost:80 -s rr")).unwrap() {
+        Cmd::AddService(s) => assert_eq!(s.address.as_deref(), Some("127.0.0.1:80")),
+        other => panic!("{other:?}"),
+    }
+    match parse(&args("-a -t 10.0.0.1:80 -r localhost:8080 -m")).unwrap() {
+        Cmd::AddReal(_, r) => assert_eq!(r.address.as_deref(), Some("127.0.0.1:8080")),
+        other => panic!("{other:?}"),
+    }
+    assert!(parse(&args("-A -t no-such-host.invalid:80")).is_err());
+    assert_eq!(endpoint("127.0.0.1", 80, "tcp", false), "localhost:http");
+    assert_eq!(endpoint("127.0.0.1", 80, "tcp", true), "127.0.0.1:80");
+}
