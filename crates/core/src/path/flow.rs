@@ -146,28 +146,10 @@ impl Director {
             Ok(x) => x,
             Err(r) => return Verdict::Drop(r),
         };
-        let Some(raddr) = A::from_ip(real.addr) else {
-            return Verdict::Drop(DropReason::NoRealServer);
+        let c = match bound_conn(t, ip, l4, real) {
+            Ok(c) => c,
+            Err(r) => return Verdict::Drop(r),
         };
-        if real.forward == Forward::Nat && ip.ttl <= 1 {
-            return Verdict::Drop(DropReason::TtlExceeded);
-        }
-        let Some((rs_port, hop)) = t.net.route(real.addr) else {
-            return Verdict::Drop(DropReason::NoRoute);
-        };
-        let mut c = Conn::new(
-            ip.proto,
-            ip.src,
-            l4.sport,
-            ip.dst,
-            l4.dport,
-            raddr,
-            real.port,
-            real.forward,
-            real.id,
-        );
-        c.rs_port = rs_port as u8;
-        c.flags = if hop != real.addr { CONN_RS_VIA_GW } else { 0 };
         t.reals.get(real.id).conns.fetch_add(1, Ordering::Relaxed);
         self.stats.conns_created += 1;
         self.forward_in(t, port, f, l2, ip, &c)
@@ -247,42 +229,8 @@ impl Director {
         let (real, template) = self.pick(t, svc, ip, l4, now)?;
         let persist_s = svc.persistence.map_or(0, |p| p.timeout_s);
         let table = A::table(self);
-        if real.forward == Forward::Nat && ip.ttl <= 1 {
-            // NAT forwards like a router: check before a connection is made for a packet that
-            // cannot be sent (a traceroute probe, say).
-            return Err(DropReason::TtlExceeded);
-        }
-        let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
-        // Routes are resolved once, here, and kept in the connection.
-        let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(DropReason::NoRoute)?;
-        let mut route_flags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
-        let mut client_port = 0;
-        if real.forward == Forward::Nat {
-            let (p, hop) = t.net.route(ip.src.ip()).ok_or(DropReason::NoRoute)?;
-            client_port = p;
-            if hop != ip.src.ip() {
-                route_flags |= CONN_CLIENT_VIA_GW;
-            }
-        }
-        let mut c = Conn::new(
-            ip.proto,
-            ip.src,
-            l4.sport,
-            ip.dst,
-            l4.dport,
-            raddr,
-            real.port,
-            real.forward,
-            real.id,
-        );
-        let method = if real.forward == Forward::Nat {
-            0
-        } else {
-            CONN_NO_OUTPUT
-        };
-        c.flags = CONN_INACTIVE | route_flags | method;
-        c.rs_port = rs_port as u8;
-        c.client_port = client_port as u8;
+        let mut c = bound_conn(t, ip, l4, real)?;
+        c.flags |= CONN_INACTIVE;
         c.template = template;
         c.persist_s = persist_s;
         c.expires = now + state_timeout_ms(&t.timeouts, ip.proto, 0);
@@ -450,6 +398,48 @@ impl Director {
         let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i, now));
         self.stats.conns_expired += (n4 + n6) as u64;
     }
+}
+
+/// A connection of the packet's flow bound to `real`, with its routes resolved (once, here:
+/// IPVS caches the route in the destination the same way) and its method's flags; not yet in
+/// a table. A NAT packet that cannot be forwarded (TTL 1, a traceroute probe) makes none.
+fn bound_conn<A: Family>(
+    t: &Tables,
+    ip: IpInfo<A>,
+    l4: L4,
+    real: &RealServer,
+) -> Result<Conn<A>, DropReason> {
+    if real.forward == Forward::Nat && ip.ttl <= 1 {
+        return Err(DropReason::TtlExceeded);
+    }
+    let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
+    let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(DropReason::NoRoute)?;
+    let mut flags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
+    let mut client_port = 0;
+    if real.forward == Forward::Nat {
+        let (p, hop) = t.net.route(ip.src.ip()).ok_or(DropReason::NoRoute)?;
+        client_port = p;
+        if hop != ip.src.ip() {
+            flags |= CONN_CLIENT_VIA_GW;
+        }
+    } else {
+        flags |= CONN_NO_OUTPUT;
+    }
+    let mut c = Conn::new(
+        ip.proto,
+        ip.src,
+        l4.sport,
+        ip.dst,
+        l4.dport,
+        raddr,
+        real.port,
+        real.forward,
+        real.id,
+    );
+    c.flags = flags;
+    c.rs_port = rs_port as u8;
+    c.client_port = client_port as u8;
+    Ok(c)
 }
 
 /// Moves a connection between its real server's inactive and active counts (IPVS's
