@@ -91,6 +91,136 @@ fn expand(args: &[String]) -> Vec<String> {
     out
 }
 
+/// ipvsadm's option names (`optnames`), in the order of its option bits.
+const OPT_NAMES: [&str; 34] = [
+    "numeric",
+    "connection",
+    "service-address",
+    "scheduler",
+    "persistent",
+    "netmask",
+    "real-server",
+    "forwarding-method",
+    "weight",
+    "u-threshold",
+    "l-threshold",
+    "mcast-interface",
+    "timeout",
+    "daemon",
+    "stats",
+    "rate",
+    "thresholds",
+    "persistent-conn",
+    "nosort",
+    "syncid",
+    "exact",
+    "ops",
+    "pe",
+    "sched-flags",
+    "mcast-group",
+    "mcast-port",
+    "mcast-ttl",
+    "sync-maxlen",
+    "tun-info",
+    "tun-type",
+    "tun-port",
+    "tun-nocsum",
+    "tun-csum",
+    "tun-remcsum",
+];
+
+/// The option bit of an argument, as ipvsadm counts options (None for commands and rvs's own).
+fn option_bit(o: &str) -> Option<u32> {
+    Some(match o {
+        "-n" | "--numeric" => 0,
+        "-c" | "--connection" => 1,
+        "-t" | "--tcp-service" | "-u" | "--udp-service" | "--sctp-service" | "-f" | "--fwmark-service" => 2,
+        "-s" | "--scheduler" => 3,
+        "-p" | "--persistent" => 4,
+        "-M" | "--netmask" => 5,
+        "-r" | "--real-server" => 6,
+        "-g" | "--gatewaying" | "-i" | "--ipip" | "-m" | "--masquerading" => 7,
+        "-w" | "--weight" => 8,
+        "-x" | "--u-threshold" => 9,
+        "-y" | "--l-threshold" => 10,
+        "--mcast-interface" => 11,
+        "--timeout" => 12,
+        "--daemon" => 13,
+        "--stats" => 14,
+        "--rate" => 15,
+        "--thresholds" => 16,
+        "--persistent-conn" => 17,
+        "--nosort" => 18,
+        "--syncid" => 19,
+        "--exact" | "-X" => 20,
+        "-o" | "--ops" => 21,
+        "--pe" => 22,
+        "-b" | "--sched-flags" => 23,
+        "--mcast-group" => 24,
+        "--mcast-port" => 25,
+        "--mcast-ttl" => 26,
+        "--sync-maxlen" => 27,
+        "--tun-info" => 28,
+        "--tun-type" => 29,
+        "--tun-port" => 30,
+        "--tun-nocsum" => 31,
+        "--tun-csum" => 32,
+        "--tun-remcsum" => 33,
+        _ => return None,
+    })
+}
+
+/// ipvsadm's `commands_v_options` (1.31): for each command, each option is compulsory (+),
+/// illegal (x), one of a mutually exclusive set (1) or optional, with ipvsadm's messages.
+fn opt_check(cmd: char, given: u64) -> Result<(), String> {
+    let (name, row) = match cmd {
+        'A' => ("add-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx"),
+        'E' => ("edit-service", "xx+   xxxxxxxxxxxxxxx   xxxxxxxxxx"),
+        'D' => ("delete-service", "xx+xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        'C' => ("flush", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        'L' => ("list", " 11xxxxxxxxx11       xxxxxxx xxxxx"),
+        'a' => ("add-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     "),
+        'd' => ("delete-server", "xx+xxx+xxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        'e' => ("edit-server", "xx+xxx+    xxxxxxxxxxxxxxxxxx     "),
+        's' => ("set", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        '1' => ("start-daemon", "xxxxxxxxxxx xxxxxxx xxxx    xxxxxx"),
+        '0' => ("stop-daemon", "xxxxxxxxxxxxxxxxxxx xxxxxxxxxxxxxx"),
+        'R' => ("restore", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        'S' => ("save", " xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        'Z' => ("zero", "xx xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"),
+        _ => return Ok(()),
+    };
+    let mut first_one: Option<usize> = None;
+    for (j, rule) in row.bytes().enumerate() {
+        let set = given & (1 << j) != 0;
+        match (rule, set) {
+            (b'+', false) => {
+                return Err(format!(
+                    "You need to supply the '{}' option for the '{name}' command",
+                    OPT_NAMES[j]
+                ))
+            }
+            (b'x', true) => {
+                return Err(format!(
+                    "Illegal '{}' option with the '{name}' command",
+                    OPT_NAMES[j]
+                ))
+            }
+            (b'1', true) => match first_one {
+                None => first_one = Some(j),
+                Some(k) => {
+                    return Err(format!(
+                        "The option '{}' conflicts with the '{}' option in the '{name}' command",
+                        OPT_NAMES[j], OPT_NAMES[k]
+                    ))
+                }
+            },
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// A port by number or by /etc/services name (`http`), as ipvsadm accepts them.
 fn resolve_port(p: &str, proto: &str) -> Result<u16, String> {
     if let Ok(n) = p.parse::<u16>() {
@@ -238,9 +368,13 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             }
         }
     };
+    let mut given = 0u64;
     while i < a.len() {
         let o = a[i].as_str();
         let next = a.get(i + 1);
+        if let Some(bit) = option_bit(o) {
+            given |= 1 << bit;
+        }
         match o {
             "-A" | "--add-service" => set_cmd(&mut cmd, 'A')?,
             "-E" | "--edit-service" => set_cmd(&mut cmd, 'E')?,
@@ -396,6 +530,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             other => return Err(format!("unknown option {other:?} (rvsadm -h lists them)")),
         }
         i += 1;
+    }
+    if let Some(c) = cmd {
+        opt_check(c, given)?;
     }
     let need_svc = || -> Result<ServiceId, String> {
         let (p, a) = svc

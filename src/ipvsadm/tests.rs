@@ -114,13 +114,33 @@ fn commands_parse_like_ipvsadm() {
 fn bad_command_lines_say_why() {
     for (line, want) in [
         ("-A -a -t 1.2.3.4:80", "only one command"),
-        ("-A", "needs a service"),
+        (
+            "-A",
+            "You need to supply the 'service-address' option for the 'add-service' command",
+        ),
         ("-A -t 1.2.3.4", "needs a port"),
         (
             "-A -t 1.2.3.4:nosuchservice",
             "neither a port number nor a service name",
         ),
-        ("-a -t 1.2.3.4:80", "needs -r"),
+        (
+            "-a -t 1.2.3.4:80",
+            "You need to supply the 'real-server' option for the 'add-server' command",
+        ),
+        (
+            "-A -t 1.2.3.4:80 -r 10.0.0.1",
+            "Illegal 'real-server' option with the 'add-service' command",
+        ),
+        (
+            "-L -c -t 1.2.3.4:80",
+            "The option 'service-address' conflicts with the 'connection' option in the 'list' command",
+        ),
+        (
+            "-D -t 1.2.3.4:80 -s rr",
+            "Illegal 'scheduler' option with the 'delete-service' command",
+        ),
+        ("-C -n", "Illegal 'numeric' option with the 'flush' command"),
+        ("-Z -n", "Illegal 'numeric' option with the 'zero' command"),
         (
             "-a -t 1.2.3.4:80 -r 10.0.0.1 -w many",
             "-w: \"many\" is not a number",
