@@ -19,27 +19,85 @@ use rvs_api::proto::{Op, Reply, Request, Response, ServiceView};
 const USAGE: &str = "\
 rvsadm (ipvsadm-compatible) -- rvs administration over the control socket
 Usage:
-  rvsadm -A|E -t|u|--sctp-service VIP:port [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags]
-         [--announce always|follow-host]   (rvs: answer the VIP only while a twin holds it)
-         [--sloppy|--no-sloppy]            (rvs: take flows over mid-stream; mh, sh, dh only)
-  rvsadm -D -t|u|--sctp-service VIP:port
+  rvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [-o]
+         [--announce always|follow-host] [--sloppy|--no-sloppy]
+  rvsadm -D virtual-service
   rvsadm -C
-  rvsadm -R                       (restore rules from stdin, ipvsadm -S format)
+  rvsadm -R
   rvsadm -S [-n]
-  rvsadm -a|e -t|u|--sctp-service VIP:port -r RIP[:port] [-g|-i|-m] [-w weight] [-x upper] [-y lower]
-  rvsadm -d -t|u|--sctp-service VIP:port -r RIP[:port]
-  rvsadm -L|l [-t|u|--sctp-service VIP:port] [-n] [-c] [--stats] [--rate] [--thresholds]
-         [--persistent-conn] [--exact] [--timeout] [--health]
-  rvsadm -Z [-t|u|--sctp-service VIP:port]
+  rvsadm -a|e virtual-service -r server-address [options]
+  rvsadm -d virtual-service -r server-address
+  rvsadm -L|l [virtual-service] [options]
+  rvsadm -Z [virtual-service]
   rvsadm --set tcp tcpfin udp
-  rvsadm --start-daemon master|backup --mcast-interface IF [--syncid N] [--sync-maxlen N]
+  rvsadm --start-daemon {master|backup} --mcast-interface IF [--syncid N] [--sync-maxlen N]
          [--mcast-group A] [--mcast-port P] [--mcast-ttl T]
-  rvsadm --stop-daemon master|backup
-  rvsadm -L --daemon              (the sync daemons; -L --daemon --stats adds rvs's sync counters)
-  rvsadm --drain | --undrain      (rvs: withdraw this director's routes, connections go on; or not)
-  rvsadm -L --routes              (rvs: the VIPs announced to the routing daemon, and why not others)
-  rvsadm --socket PATH ...        (default $RVS_SOCKET, else /run/rvs/rvs.sock)
-  rvsadm -V | -h
+  rvsadm --stop-daemon {master|backup}
+  rvsadm --drain | --undrain
+  rvsadm -h | -v | -V
+
+Commands (long or short, as ipvsadm):
+  --add-service     -A        add a virtual service with options
+  --edit-service    -E        edit a virtual service with options
+  --delete-service  -D        delete a virtual service
+  --clear           -C        clear the whole table
+  --restore         -R        run the commands on standard input, one per line (adds; a bad
+                              line is reported with its number, the others still run)
+  --save            -S        write the table in -R's format to standard output
+  --add-server      -a        add a real server with options
+  --edit-server     -e        edit a real server with options
+  --delete-server   -d        delete a real server
+  --list            -L|-l     list the table
+  --zero            -Z        zero the counters of a service or all
+  --set tcp tcpfin udp        set the connection timeouts (0: keep)
+  --start-daemon              start the IPVS connection sync daemon (master or backup)
+  --stop-daemon               stop it
+  --drain, --undrain          (rvs) withdraw this director's routes while its connections go
+                              on ([routes]); announce them again
+  --help            -h        this help
+  --version         -v|-V     rvsadm's version
+
+Options:
+  --tcp-service  -t service-address   host[:port], [IPv6]:port; names are resolved
+  --udp-service  -u service-address
+  --sctp-service    service-address
+  --fwmark-service -f fwmark          (not supported yet: refused)
+  --ipv6         -6                   accepted (the address tells the family)
+  --scheduler    -s scheduler         rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos
+                                      (default wlc)
+  --persistent   -p [timeout]         persistent service (default 360 s)
+  --netmask      -M netmask           persistence granularity (a mask or a prefix length)
+  --ops          -o                   one-packet scheduling (UDP)
+  --sched-flags  -b flags             sh-fallback,sh-port | mh-fallback,mh-port | flag-1,flag-2
+  --pe engine                         (persistence engines are not supported: refused)
+  --real-server  -r server-address    host or host:port
+  --gatewaying   -g                   direct routing (default)
+  --ipip         -i                   IP-in-IP tunnel
+  --masquerading -m                   NAT
+  --tun-type ipip                     the only tunnel type (gue/gre refused)
+  --weight       -w weight            0..65535 (0: quiesced)
+  --u-threshold  -x uthreshold        overloaded at this many connections (0: none)
+  --l-threshold  -y lthreshold        available again below this many
+  --mcast-interface IF                the sync daemon's interface (a port's twin)
+  --syncid N --sync-maxlen N --mcast-group A --mcast-port P --mcast-ttl T
+  --connection   -c                   list the connections
+  --timeout                           list the timeouts
+  --daemon                            list the sync daemons (with --stats, their counters)
+  --stats                             list with statistics
+  --rate                              list with rates
+  --thresholds                        list with thresholds
+  --persistent-conn                   list with persistent connections
+  --nosort                            keep the daemon's order
+  --sort                              ipvsadm's order (default)
+  --exact        -X                   exact numbers
+  --numeric      -n                   numeric addresses and ports
+  --tun-info                          accepted (ipip has no tunnel options)
+  --announce always|follow-host       (rvs) answer the VIP always, or while a twin holds it
+  --sloppy, --no-sloppy               (rvs) take flows over mid-stream (mh, sh, dh only)
+  --health                            (rvs) list health checks and quorums
+  --routes                            (rvs) list the VIPs announced to the routing daemon
+  --socket PATH                       (rvs) the control socket (default $RVS_SOCKET, else
+                                      /run/rvs/rvs.sock)
 ";
 
 struct Client {
