@@ -1032,11 +1032,8 @@ impl RawConfig {
                     None
                 }
                 Some(a) => match a.parse::<SocketAddr>() {
-                    Ok(sa) if sa.port() != 0 => Some(sa),
-                    Ok(_) => {
-                        e.add(f("address"), format!("{a:?}: port 0 is not a service port"));
-                        None
-                    }
+                    // Port 0 is IPVS's every-port service (checked below: it must persist).
+                    Ok(sa) => Some(sa),
                     Err(_) => {
                         e.add(f("address"), format!("{a:?} is not an IPv4/IPv6 socket address"));
                         None
@@ -1088,6 +1085,12 @@ impl RawConfig {
                     })
                 }
             };
+            if vip.is_some_and(|v| v.port() == 0) && persistence.is_none() {
+                e.add(
+                    f("address"),
+                    "port 0 (every port of the VIP) needs persistence (ipvsadm -p), as in IPVS",
+                );
+            }
             let announce = match s.announce.as_deref() {
                 None => Announce::Always,
                 Some(a) => match Announce::parse(a) {

@@ -100,6 +100,14 @@ impl Tables {
     pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
         self.by_key
             .get(&ServiceKey { protocol, vip, port })
+            .or_else(|| {
+                // A port-0 service takes every port of its VIP that no service of its own has.
+                self.by_key.get(&ServiceKey {
+                    protocol,
+                    vip,
+                    port: 0,
+                })
+            })
             .map(|&i| &*self.services[i])
     }
 

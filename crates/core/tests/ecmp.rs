@@ -209,3 +209,86 @@ fn one_packet_scheduling_keeps_no_connection_and_translates_nat_replies() {
     );
     verify(out);
 }
+
+/// ipvsadm's `-A -t VIP:0 -p`: every port of the VIP, one template for all of them, the real
+/// server's port 0 meaning the port the client asked for; a port with a service of its own
+/// keeps it.
+#[test]
+fn a_port_zero_service_takes_every_port_with_one_template() {
+    let mut p0 = PortNet::new(P0_MAC);
+    p0.v4.push(("10.0.0.1".parse().unwrap(), 24));
+    p0.gateway4 = Some(std::net::Ipv4Addr::from(GW4));
+    let mut p1 = PortNet::new(P1_MAC);
+    p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
+    let real = |id: u32, a: &str, port: u16| RealServer {
+        id: RealId(id),
+        addr: a.parse().unwrap(),
+        port,
+        forward: Forward::Nat,
+        weight: 1,
+        upper: 0,
+        lower: 0,
+    };
+    let key = |port| ServiceKey {
+        protocol: Protocol::Tcp,
+        vip: IpAddr::from(VIP),
+        port,
+    };
+    let persistence = Some(rvs_core::model::Persistence {
+        timeout_s: 360,
+        prefix_len: 32,
+    });
+    let every = Service::new(
+        key(0),
+        "rr",
+        SchedFlags::default(),
+        persistence,
+        vec![
+            real(0, "192.168.1.2", 0),
+            real(1, "192.168.1.3", 0),
+            real(2, "192.168.1.4", 0),
+        ],
+    )
+    .unwrap();
+    let own = Service::new(
+        key(22),
+        "rr",
+        SchedFlags::default(),
+        None,
+        vec![real(3, "192.168.1.9", 22)],
+    )
+    .unwrap();
+    let t = Tables::new(
+        Network { ports: vec![p0, p1] },
+        vec![Arc::new(every), Arc::new(own)],
+        Default::default(),
+        Arc::new(RealRegistry::new(8)),
+    );
+    let mut d = director();
+    let mut servers = std::collections::BTreeSet::new();
+    for (i, port) in [80u16, 443, 8080, 25].into_iter().enumerate() {
+        let mut f = VecFrame::new(&tcp4(IN0, client(9), VIP, 64, 40000 + i as u16, port, SYN, b""));
+        let v = d.process(&t, 0, &mut f, 1);
+        let Verdict::Forward { next_hop, .. } = v else {
+            panic!("{v:?}")
+        };
+        servers.insert(next_hop);
+        let out = f.data();
+        assert_eq!(
+            u16::from_be_bytes([out[36], out[37]]),
+            port,
+            "to the port the client asked for"
+        );
+    }
+    assert_eq!(servers.len(), 1, "one template for every port: {servers:?}");
+    assert_eq!(d.templates().len(1), 1);
+    let mut f = VecFrame::new(&tcp4(IN0, client(9), VIP, 64, 41000, 22, SYN, b""));
+    assert_eq!(
+        d.process(&t, 0, &mut f, 1),
+        Verdict::Forward {
+            port: 1,
+            next_hop: "192.168.1.9".parse().unwrap()
+        },
+        "port 22 has a service of its own"
+    );
+}

@@ -349,3 +349,18 @@ fn sloppy_needs_a_consistent_scheduler_and_routes_are_checked() {
         assert!(e.contains(f), "{f} in {e}");
     }
 }
+
+#[test]
+fn a_port_zero_service_needs_persistence() {
+    let base = "[dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevice = \"net_null0\"\naddresses = [\"10.0.0.1/24\"]\n";
+    let ok = format!("{base}[[service]]\naddress = \"10.0.1.1:0\"\npersistence = 360\nreal = [{{ address = \"10.0.0.2\", method = \"dr\" }}]\n");
+    let c = Config::from_toml(&ok).unwrap();
+    assert_eq!((c.services[0].key.port, c.services[0].reals[0].port), (0, 0));
+    let e = Config::from_toml(&ok.replace("persistence = 360\n", ""))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("port 0 (every port of the VIP) needs persistence"),
+        "{e}"
+    );
+}

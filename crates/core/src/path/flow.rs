@@ -192,11 +192,13 @@ impl Director {
         };
         // The client's template, shared by every worker: one real server per client (per
         // netmask) whichever worker its connections land on.
+        // The service's port, not the packet's: a port-0 service has one template for every
+        // port of its VIP, so a client's connections to any of them reach one real server.
         let key = TemplateKey {
             proto: ip.proto,
             client: ip.src.masked(p.prefix_len).ip(),
             vaddr: ip.dst.ip(),
-            vport: l4.dport,
+            vport: svc.key.port,
         };
         if let Some((slot, r)) = self
             .templates
@@ -425,6 +427,8 @@ fn bound_conn<A: Family>(
     } else {
         flags |= CONN_NO_OUTPUT;
     }
+    // A real server of port 0 (of a port-0 service) takes the port the client asked for.
+    let rport = if real.port == 0 { l4.dport } else { real.port };
     let mut c = Conn::new(
         ip.proto,
         ip.src,
@@ -432,7 +436,7 @@ fn bound_conn<A: Family>(
         ip.dst,
         l4.dport,
         raddr,
-        real.port,
+        rport,
         real.forward,
         real.id,
     );

@@ -270,7 +270,7 @@ impl Director {
         let real = svc
             .reals
             .iter()
-            .find(|x| x.addr == r.daddr && x.port == r.dport)
+            .find(|x| x.addr == r.daddr && (x.port == r.dport || x.port == 0))
             .ok_or(SyncRefusal::UnknownRealServer)?;
         let timeout_ms = if r.timeout_s > 0 {
             r.timeout_s.min(MAX_SYNC_TIMEOUT_S) as u64 * 1000
@@ -315,7 +315,7 @@ impl Director {
                 }
                 old.conns.fetch_sub(1, Ordering::Relaxed);
                 old.update_overload();
-                table.rebind(idx, raddr, real.port, real.forward, real.id);
+                table.rebind(idx, raddr, r.dport, real.forward, real.id);
                 let new = reg.get(real.id);
                 new.inactive.fetch_add(1, Ordering::Relaxed);
                 new.conns.fetch_add(1, Ordering::Relaxed);
@@ -347,7 +347,7 @@ impl Director {
             vaddr,
             r.vport,
             raddr,
-            real.port,
+            r.dport,
             real.forward,
             real.id,
         );
@@ -362,7 +362,7 @@ impl Director {
                 proto: r.protocol,
                 client: client.masked(p.prefix_len).ip(),
                 vaddr: r.vaddr,
-                vport: r.vport,
+                vport: svc.key.port,
             };
             if let Some((slot, id)) = self.templates.lookup(&key, now) {
                 if id == real.id {
