@@ -49,6 +49,9 @@ pub struct Tables {
     /// NAT real servers of one-packet services, by (protocol, address, port): the service
     /// their replies come from (None when two services share the server: ambiguous).
     one_packet_nat: FastMap<(u8, IpAddr, u16), Option<(IpAddr, u16)>>,
+    /// Every address of the director's own (VIPs, port addresses, what the twins hold): no
+    /// client has one, so a new flow from one is spoofed or looped (one lookup, not three).
+    own: FastMap<IpAddr, ()>,
 }
 
 impl Tables {
@@ -85,6 +88,12 @@ impl Tables {
                 }
             }
         }
+        let mut own: FastMap<IpAddr, ()> = vips.keys().map(|&a| (a, ())).collect();
+        for p in &net.ports {
+            own.extend(p.v4.iter().map(|&(a, _)| (IpAddr::V4(a), ())));
+            own.extend(p.v6.iter().map(|&(a, _)| (IpAddr::V6(a), ())));
+            own.extend(p.host.iter().map(|&a| (a, ())));
+        }
         Tables {
             net,
             services,
@@ -93,6 +102,7 @@ impl Tables {
             by_key,
             vips,
             one_packet_nat,
+            own,
         }
     }
 
@@ -135,6 +145,12 @@ impl Tables {
             .get(&(protocol, addr, port))
             .copied()
             .flatten()
+    }
+
+    /// Is `a` one of the director's own addresses: a VIP, a port's, or one a twin holds?
+    #[inline]
+    pub fn is_own(&self, a: IpAddr) -> bool {
+        self.own.contains_key(&a)
     }
 
     /// Is `a` a VIP of some service (answered on some port or not)?

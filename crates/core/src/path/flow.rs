@@ -81,7 +81,7 @@ impl Director {
         // What would make a connection is checked first: a source no client can have, then
         // the transport checksum (both only here, off the established path).
         let src = ip.src.ip();
-        if ip.src.is_martian() || t.is_vip(src) || t.net.is_local(src) || t.net.host_holds(src) {
+        if ip.src.is_martian() || t.is_own(src) {
             return Verdict::Drop(DropReason::MartianSource);
         }
         if !l4_intact(f.data(), l2, &ip) {
