@@ -131,19 +131,18 @@ fn dump<A: rvs_core::conn::Addr>(t: &rvs_core::conn::ConnTable<A>, now: u64, out
     use rvs_core::conn::state::{SctpState, TcpState};
     for (_, c) in t.iter() {
         let state = match c.proto {
-            _ if c.is_template() => "NONE".to_string(),
             6 => TcpState::from_u8(c.state).name().to_string(),
             132 => SctpState::from_u8(c.state).name().to_string(),
             _ => "UDP".to_string(),
         };
         out.push(ConnEntry {
-            protocol: if c.is_template() { 0 } else { c.proto },
+            protocol: c.proto,
             state,
             expires_ms: c.expires.saturating_sub(now),
             client: (c.client.ip(), c.cport),
             virtual_: (c.vaddr.ip(), c.vport),
             real: (c.raddr.ip(), c.rport),
-            template: c.is_template(),
+            template: false,
         });
     }
 }

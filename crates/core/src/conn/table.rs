@@ -83,12 +83,9 @@ pub enum KeyKind {
     In = 1,
     /// rip:rport -> client:cport (NAT replies)
     Out = 2,
-    /// masked client -> vip:vport (persistence)
-    Template = 3,
 }
 
 pub const NIL: u32 = u32::MAX;
-pub const CONN_TEMPLATE: u8 = 0x01;
 /// Counted as inactive in the real server's counters (IPVS's IP_VS_CONN_F_INACTIVE).
 pub const CONN_INACTIVE: u8 = 0x02;
 /// DR/TUN: no reply traffic through the director, so the input-only TCP table applies.
@@ -100,7 +97,7 @@ pub const CONN_CLIENT_VIA_GW: u8 = 0x10;
 /// A slab slot holding no entry (never used, or released).
 const CONN_FREE: u8 = 0x80;
 
-/// One connection (or persistence template).
+/// One connection (persistence templates are shared by the workers: `conn::persist`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct Conn<A> {
@@ -113,11 +110,9 @@ pub struct Conn<A> {
     /// Absolute expiry time, milliseconds.
     pub expires: u64,
     pub real: RealId,
-    /// The template controlling this connection, or NIL.
+    /// The slot of the shared template controlling this connection, or NIL.
     pub template: u32,
-    /// For templates: live connections it controls.
-    pub controlled: u32,
-    /// For templates: the persistence timeout, seconds.
+    /// Under a template: its persistence timeout, seconds (the connection keeps it alive).
     pub persist_s: u32,
     wheel_next: u32,
     pub cport: u16,
@@ -156,7 +151,6 @@ impl<A: Addr> Conn<A> {
             expires: 0,
             real,
             template: NIL,
-            controlled: 0,
             persist_s: 0,
             wheel_next: NIL,
             cport,
@@ -171,13 +165,9 @@ impl<A: Addr> Conn<A> {
         }
     }
 
-    pub fn is_template(&self) -> bool {
-        self.flags & CONN_TEMPLATE != 0
-    }
-
     fn key(&self, kind: KeyKind) -> Tuple<A> {
         match kind {
-            KeyKind::In | KeyKind::Template => Tuple {
+            KeyKind::In => Tuple {
                 src: self.client,
                 dst: self.vaddr,
                 sport: self.cport,
@@ -251,8 +241,7 @@ fn slot_of(tag: u32, kind: KeyKind, idx: u32) -> u64 {
 fn slot_parts(s: u64) -> (u32, KeyKind, u32) {
     let kind = match (s >> 30) & 3 {
         1 => KeyKind::In,
-        2 => KeyKind::Out,
-        _ => KeyKind::Template,
+        _ => KeyKind::Out,
     };
     ((s >> 32) as u32, kind, (s & 0x3fff_ffff) as u32)
 }
@@ -358,18 +347,6 @@ impl<A: Addr> ConnTable<A> {
         }
     }
 
-    /// The persistence template for a (masked) client, if one lives.
-    pub fn find_template(&self, proto: u8, client: A, vaddr: A, vport: u16) -> Option<u32> {
-        let t = Tuple {
-            src: client,
-            dst: vaddr,
-            sport: 0,
-            dport: vport,
-            proto,
-        };
-        self.find(&t, self.hash(&t, KeyKind::Template), KeyKind::Template)
-    }
-
     #[inline]
     pub fn get(&self, idx: u32) -> &Conn<A> {
         &self.entries[idx as usize]
@@ -383,9 +360,7 @@ impl<A: Addr> ConnTable<A> {
     /// Binds a connection to another real server (a sync record that says so), keeping its
     /// keys right: a NAT entry's reply key names the real server.
     pub fn rebind(&mut self, idx: u32, raddr: A, rport: u16, forward: Forward, real: RealId) {
-        let was_nat = self.entries[idx as usize].forward == Forward::Nat;
-        let template = self.entries[idx as usize].is_template();
-        if was_nat && !template {
+        if self.entries[idx as usize].forward == Forward::Nat {
             self.unindex(idx, KeyKind::Out);
         }
         let c = &mut self.entries[idx as usize];
@@ -393,7 +368,7 @@ impl<A: Addr> ConnTable<A> {
         c.rport = rport;
         c.forward = forward;
         c.real = real;
-        if forward == Forward::Nat && !template {
+        if forward == Forward::Nat {
             self.index(idx, KeyKind::Out);
         }
     }
@@ -402,13 +377,9 @@ impl<A: Addr> ConnTable<A> {
     pub fn insert(&mut self, conn: Conn<A>) -> Result<u32, Full> {
         let idx = self.free.pop().ok_or(Full)?;
         self.entries[idx as usize] = conn;
-        if conn.is_template() {
-            self.index(idx, KeyKind::Template);
-        } else {
-            self.index(idx, KeyKind::In);
-            if conn.forward == Forward::Nat {
-                self.index(idx, KeyKind::Out);
-            }
+        self.index(idx, KeyKind::In);
+        if conn.forward == Forward::Nat {
+            self.index(idx, KeyKind::Out);
         }
         self.link(idx);
         Ok(idx)
@@ -472,13 +443,9 @@ impl<A: Addr> ConnTable<A> {
     /// Removes an entry now (its keys and its slab slot; the wheel drops it lazily).
     fn release(&mut self, idx: u32) {
         let c = self.entries[idx as usize];
-        if c.is_template() {
-            self.unindex(idx, KeyKind::Template);
-        } else {
-            self.unindex(idx, KeyKind::In);
-            if c.forward == Forward::Nat {
-                self.unindex(idx, KeyKind::Out);
-            }
+        self.unindex(idx, KeyKind::In);
+        if c.forward == Forward::Nat {
+            self.unindex(idx, KeyKind::Out);
         }
         self.entries[idx as usize].flags |= CONN_FREE;
         self.free.push(idx);

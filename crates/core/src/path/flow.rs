@@ -243,7 +243,7 @@ impl Director {
             // so new clients still get in while established flows are never touched.
             Err(_) if evict && ip.proto == proto::TCP => {
                 evicted = 1;
-                insert_evicting(table, reg, c, now)?
+                insert_evicting(table, reg, c)?
             }
             Err(_) => return Err(DropReason::ConnTableFull),
         };
@@ -396,8 +396,8 @@ impl Director {
             self.swept_tick = tick;
             self.templates.sweep(1024, now, reg);
         }
-        let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i, now));
-        let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i, now));
+        let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i));
+        let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i));
         self.stats.conns_expired += (n4 + n6) as u64;
     }
 }
@@ -481,10 +481,9 @@ fn insert_evicting<A: Addr>(
     table: &mut ConnTable<A>,
     reg: &RealRegistry,
     c: Conn<A>,
-    now: u64,
 ) -> Result<u32, DropReason> {
     if !table.evict_one(half_open, |tb, i| {
-        expire(tb, reg, i, now);
+        expire(tb, reg, i);
     }) {
         return Err(DropReason::ConnTableFull);
     }
@@ -494,26 +493,18 @@ fn insert_evicting<A: Addr>(
 /// A TCP connection not yet established (IPVS drop_entry's victims): what a SYN flood fills the
 /// table with, and what a legitimate client loses least by (it retransmits its SYN).
 fn half_open<A: Addr>(c: &Conn<A>) -> bool {
-    !c.is_template()
-        && c.proto == proto::TCP
+    c.proto == proto::TCP
         && matches!(
             TcpState::from_u8(c.state),
             TcpState::None | TcpState::SynSent | TcpState::SynRecv | TcpState::SynAck
         )
 }
 
-/// The expiry of one entry: None removes it; Some(t) keeps a template that still controls
-/// connections (IPVS re-arms such templates).
-fn expire<A: Addr>(table: &mut ConnTable<A>, reg: &RealRegistry, idx: u32, now: u64) -> Option<u64> {
+/// The expiry of one connection: its real server's counts settled; None removes it (the
+/// table would keep an entry given a new time; connections are never kept).
+fn expire<A: Addr>(table: &mut ConnTable<A>, reg: &RealRegistry, idx: u32) -> Option<u64> {
     let c = *table.get(idx);
     let shared = reg.get(c.real);
-    if c.is_template() {
-        if c.controlled > 0 {
-            return Some(now + c.persist_s as u64 * 1000);
-        }
-        shared.persistent.fetch_sub(1, Ordering::Relaxed);
-        return None;
-    }
     if c.flags & CONN_INACTIVE != 0 {
         shared.inactive.fetch_sub(1, Ordering::Relaxed);
     } else {

@@ -94,18 +94,13 @@ fn record<A: Addr>(c: &Conn<A>, now: u64) -> SyncConn {
     if c.flags & CONN_NO_OUTPUT != 0 || c.forward != Forward::Nat {
         f |= flags::NOOUTPUT;
     }
-    let state = if c.is_template() {
-        f |= flags::TEMPLATE;
-        0
-    } else {
-        if c.flags & CONN_INACTIVE != 0 {
-            f |= flags::INACTIVE;
-        }
-        match c.proto {
-            proto::TCP => c.state as u16,
-            proto::SCTP => SctpState::from_u8(c.state).ipvs(),
-            _ => 0,
-        }
+    if c.flags & CONN_INACTIVE != 0 {
+        f |= flags::INACTIVE;
+    }
+    let state = match c.proto {
+        proto::TCP => c.state as u16,
+        proto::SCTP => SctpState::from_u8(c.state).ipvs(),
+        _ => 0,
     };
     SyncConn {
         protocol: c.proto,
@@ -386,7 +381,7 @@ impl Director {
 /// The record of slot `i` for a resend, if it holds a template or a syncable connection.
 fn walk_one<A: Addr>(t: &mut ConnTable<A>, i: u32, now: u64, now_s: u32) -> Option<SyncConn> {
     let c = *t.live(i)?;
-    if !c.is_template() && !syncable(c.proto, c.state) {
+    if !syncable(c.proto, c.state) {
         return None;
     }
     t.get_mut(i).synced_s = now_s;
