@@ -107,6 +107,21 @@ impl Daemon {
             .unwrap()
     }
 
+    /// `rvsadm -R` with `text` on its standard input; its output.
+    fn restore(&self, text: &str) -> Output {
+        let p = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+            .arg("--socket")
+            .arg(&self.sock)
+            .arg("-R")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        p.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
+        p.wait_with_output().unwrap()
+    }
+
     /// rvsadm that must succeed; its stdout.
     fn ok(&self, args: &str) -> String {
         let o = self.adm(args);
@@ -262,15 +277,7 @@ fn rvsadm_listings_and_save_restore_round_trip() {
     let saved = d.ok("-S -n");
     d.ok("-C");
     assert_eq!(d.ok("-S -n"), "");
-    let mut r = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .arg("--socket")
-        .arg(&d.sock)
-        .arg("-R")
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    r.stdin.take().unwrap().write_all(saved.as_bytes()).unwrap();
-    assert!(r.wait().unwrap().success());
+    assert!(d.restore(&saved).status.success());
     assert_eq!(d.ok("-S -n"), saved, "restore gives back exactly what was saved");
     assert_eq!(d.ok("-Ln"), GOLDEN_LN);
 
@@ -702,21 +709,7 @@ fn counters_survive_a_restore_of_the_same_rules_and_a_delete_and_re_add() {
     // -S | -C; -R with the same rules (-R adds, as ipvsadm's does).
     let rules = d.ok("-S -n");
     d.ok("-C");
-    let restore = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .arg("--socket")
-        .arg(&d.sock)
-        .arg("-R")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    restore
-        .stdin
-        .as_ref()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    assert!(restore.wait_with_output().unwrap().status.success());
+    assert!(d.restore(&rules).status.success());
     let after = d.ok("-Ln");
     for r in ["192.168.1.2:8080", "192.168.1.3:8080", "192.168.1.4:8080"] {
         assert!(line(&after, r).contains(ten), "after -R: {after}");
@@ -755,17 +748,7 @@ fn save_and_restore_five_thousand_real_servers() {
         }
     }
     let restore = |d: &Daemon, text: &str| {
-        let p = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-            .arg("--socket")
-            .arg(&d.sock)
-            .arg("-R")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        p.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
-        let o = p.wait_with_output().unwrap();
+        let o = d.restore(text);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
     restore(&d, &rules);
@@ -801,19 +784,7 @@ fn save_and_restore_five_thousand_real_servers() {
 #[test]
 fn restore_runs_each_line_reports_bad_ones_and_adds_to_the_table() {
     let d = Daemon::start("r", 0, &[], "");
-    let restore = |text: &str| {
-        let p = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-            .arg("--socket")
-            .arg(&d.sock)
-            .arg("-R")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        p.stdin.as_ref().unwrap().write_all(text.as_bytes()).unwrap();
-        p.wait_with_output().unwrap()
-    };
+    let restore = |text: &str| d.restore(text);
     d.ok("-A -t 10.0.9.1:80 -s rr");
     let o = restore("");
     assert!(o.status.success());
