@@ -11,10 +11,18 @@ use std::time::Duration;
 
 use common::netns::{config_head, curl, sh, wait_until, Lab, Rvsd};
 
-/// 100 requests through the VIP; returns how many each server answered.
-fn hundred_requests(client_ns: &str, url: &str) -> std::collections::BTreeMap<String, u32> {
-    // The first request may race rvsd's start: wait until the VIP answers at all.
-    wait_until(Duration::from_secs(20), || curl(client_ns, url)).expect("the VIP never answered");
+/// 100 requests through the VIP; returns how many each server answered. If the VIP never
+/// answers, rvsd is stopped and its report (counters, drops by reason) goes in the failure.
+fn hundred_requests(
+    client_ns: &str,
+    url: &str,
+    rvsd: &mut Option<Rvsd>,
+) -> std::collections::BTreeMap<String, u32> {
+    // The first request may race rvsd's start (EAL, ports, twins) on a loaded machine.
+    if wait_until(Duration::from_secs(45), || curl(client_ns, url)).is_none() {
+        let report = rvsd.take().map(Rvsd::stop).unwrap_or_default();
+        panic!("the VIP never answered at {url}; rvsd's report:\n{report}");
+    }
     let mut by_server = std::collections::BTreeMap::new();
     let mut failures = 0;
     for _ in 0..100 {
@@ -126,9 +134,9 @@ real = [
             sock(plan.vip, 80),
             reals.join("\n")
         );
-    let rvsd = Rvsd::start(&lab, &config);
-    let by_server = hundred_requests(&c, &format!("http://{}/", sock(plan.vip, 80)));
-    let report = rvsd.stop();
+    let mut rvsd = Some(Rvsd::start(&lab, &config));
+    let by_server = hundred_requests(&c, &format!("http://{}/", sock(plan.vip, 80)), &mut rvsd);
+    let report = rvsd.take().map(Rvsd::stop).unwrap_or_default();
     println!(
         "NAT ({}): 100 requests, 0 failures, by server {by_server:?}\n{report}",
         plan.vip
@@ -200,9 +208,9 @@ real = [
 "#,
             sock(vip, 8000)
         );
-    let rvsd = Rvsd::start(&lab, &config);
-    let by_server = hundred_requests(&c, &format!("http://{}/", sock(vip, 8000)));
-    let report = rvsd.stop();
+    let mut rvsd = Some(Rvsd::start(&lab, &config));
+    let by_server = hundred_requests(&c, &format!("http://{}/", sock(vip, 8000)), &mut rvsd);
+    let report = rvsd.take().map(Rvsd::stop).unwrap_or_default();
     println!("DR ({vip}): 100 requests, 0 failures, by server {by_server:?}\n{report}");
     // wrr 3:1 over 101 connections (with the readiness probe).
     let s1 = by_server.get("server1").copied().unwrap_or(0);
