@@ -113,6 +113,30 @@ fn run_config(dir: &Path, head: &str, workers: &str, outside: &str, inside: &str
     Run { stdout }
 }
 
+/// Two workers, two rx queues on each port: q0.pcap and q1.pcap in from outside, e0 and e1
+/// (empty) from inside; out o0/o1 and i0/i1.
+fn run_two_queues(d: &Path, head: &str) -> Run {
+    for e in ["e0.pcap", "e1.pcap"] {
+        traffic::write_pcap(&d.join(e), &[]).unwrap();
+    }
+    let side = |a: &str, b: &str, c: &str, e: &str| {
+        format!(
+            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
+            pcap(d, a),
+            pcap(d, b),
+            pcap(d, c),
+            pcap(d, e)
+        )
+    };
+    run_config(
+        d,
+        head,
+        "0, 1",
+        &side("q0.pcap", "q1.pcap", "o0.pcap", "o1.pcap"),
+        &side("e0.pcap", "e1.pcap", "i0.pcap", "i1.pcap"),
+    )
+}
+
 fn pcap(dir: &Path, name: &str) -> String {
     dir.join(name).to_str().unwrap().to_string()
 }
@@ -235,26 +259,7 @@ fn nat_with_two_workers_steers_flows_to_their_owner() {
         .collect();
     traffic::write_pcap(&d.join("q0.pcap"), &fa).unwrap();
     traffic::write_pcap(&d.join("q1.pcap"), &fb).unwrap();
-    traffic::write_pcap(&d.join("e0.pcap"), &[]).unwrap();
-    traffic::write_pcap(&d.join("e1.pcap"), &[]).unwrap();
-    let r = run(
-        d,
-        "0, 1",
-        &format!(
-            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
-            pcap(d, "q0.pcap"),
-            pcap(d, "q1.pcap"),
-            pcap(d, "o0.pcap"),
-            pcap(d, "o1.pcap")
-        ),
-        &format!(
-            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
-            pcap(d, "e0.pcap"),
-            pcap(d, "e1.pcap"),
-            pcap(d, "i0.pcap"),
-            pcap(d, "i1.pcap")
-        ),
-    );
+    let r = run_two_queues(d, HEAD);
     // rr across two workers interleaves servers differently from one worker, so check each
     // output packet against the connection its flow got (read from the request's SYN).
     let outputs_i = read(d, &["i0.pcap", "i1.pcap"]);
@@ -500,27 +505,7 @@ fn persistence_binds_a_netmask_to_one_server_across_workers_and_queues() {
     }
     traffic::write_pcap(&d.join("q0.pcap"), &q0).unwrap();
     traffic::write_pcap(&d.join("q1.pcap"), &q1).unwrap();
-    traffic::write_pcap(&d.join("e0.pcap"), &[]).unwrap();
-    traffic::write_pcap(&d.join("e1.pcap"), &[]).unwrap();
-    let r = run_config(
-        d,
-        &head,
-        "0, 1",
-        &format!(
-            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
-            pcap(d, "q0.pcap"),
-            pcap(d, "q1.pcap"),
-            pcap(d, "o0.pcap"),
-            pcap(d, "o1.pcap")
-        ),
-        &format!(
-            "rx_pcap={},rx_pcap={},tx_pcap={},tx_pcap={}",
-            pcap(d, "e0.pcap"),
-            pcap(d, "e1.pcap"),
-            pcap(d, "i0.pcap"),
-            pcap(d, "i1.pcap")
-        ),
-    );
+    let r = run_two_queues(d, &head);
     let out = read(d, &["i0.pcap", "i1.pcap"]);
     assert_eq!(out.len(), 500, "every SYN reached a server\n{}", r.stdout);
     let servers: std::collections::BTreeSet<Ipv4Addr> = out
