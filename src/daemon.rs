@@ -135,7 +135,8 @@ pub fn build_tables(
             .with_one_packet(s.one_packet);
         services.push(Arc::new(svc));
     }
-    Ok(Tables::new(net, services, cfg.timeouts, reg))
+    Ok(Tables::new(net, services, cfg.timeouts, reg)
+        .with_marks(cfg.marks.iter().flat_map(|m| m.rules()).collect()))
 }
 
 fn looks_like_pci(device: &str) -> bool {
@@ -333,7 +334,8 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             cfg.conn_capacity,
             port_stats,
         )
-        .with_max_services(cfg.max_services);
+        .with_max_services(cfg.max_services)
+        .with_marks(cfg.marks.clone());
         Arc::new(Mutex::new(state))
     };
     let host = if twins.is_empty() {

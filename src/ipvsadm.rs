@@ -26,6 +26,8 @@ pub struct ListOpts {
     pub routes: bool,
     /// `--nosort`: the daemon's order, not ipvsadm's.
     pub nosort: bool,
+    /// `--marks` (rvs): the classifier's rules.
+    pub marks: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +40,8 @@ pub enum Cmd {
     Save {
         numeric: bool,
         nosort: bool,
+        /// `--marks` (rvs): the classifier's rules first, as `--add-mark` lines.
+        marks: bool,
     },
     AddReal(ServiceId, RawReal),
     EditReal(ServiceId, RawReal),
@@ -54,6 +58,9 @@ pub enum Cmd {
     StopDaemon(String),
     /// `--drain` / `--undrain` (rvs).
     Drain(bool),
+    /// `--add-mark` / `--delete-mark` (rvs): a classifier rule.
+    AddMark(rvs_api::mark::RawMark),
+    DeleteMark(rvs_api::mark::RawMark),
     Help,
     Version,
 }
@@ -318,10 +325,33 @@ fn service_id(proto: &str, addr: &str) -> Result<ServiceId, String> {
     let h = resolve_host(&h)?;
     let p = p.ok_or_else(|| format!("{addr:?}: a virtual service needs a port (VIP:port)"))?;
     let port = resolve_port(&p, proto)?;
-    Ok(ServiceId {
-        protocol: proto.to_string(),
-        address: join(&h, port),
-    })
+    Ok(ServiceId::addr(proto, &join(&h, port)))
+}
+
+/// ipvsadm's `parse_fwmark`: a number in 1..=4294967295.
+fn parse_fwmark(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(m) if m > 0 => Ok(m),
+        _ => Err("illegal fwmark specified".into()),
+    }
+}
+
+/// The protocol whose /etc/services names a real server's port is read with (a mark's
+/// service: tcp's).
+fn port_proto(id: &ServiceId) -> &str {
+    if id.protocol.is_empty() {
+        "tcp"
+    } else {
+        &id.protocol
+    }
+}
+
+/// A rule's destination: an address (or a host name), with an optional prefix length.
+fn resolve_prefix(s: &str) -> Result<String, String> {
+    match s.split_once('/') {
+        Some((h, len)) => Ok(format!("{}/{len}", resolve_host(h)?)),
+        None => resolve_host(s),
+    }
 }
 
 fn real_address(addr: &str, proto: &str) -> Result<String, String> {
@@ -356,6 +386,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let mut opts = ListOpts::default();
     let mut set = None;
     let mut daemon = rvs_api::ha::RawSyncDaemon::default();
+    let mut fwmark_v6 = false;
+    let mut rule = rvs_api::mark::RawMark::default();
+    let mut rule_opts = false;
     let mut i = 0;
     let set_cmd = |cmd: &mut Option<char>, c: char| -> Result<(), String> {
         match cmd {
@@ -373,6 +406,13 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         let o = a[i].as_str();
         let next = a.get(i + 1);
         if let Some(bit) = option_bit(o) {
+            // ipvsadm's set_option: each option once.
+            if given & (1 << bit) != 0 {
+                return Err(format!(
+                    "multiple '{}' options specified",
+                    OPT_NAMES[bit as usize]
+                ));
+            }
             given |= 1 << bit;
         }
         match o {
@@ -410,7 +450,10 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                 i += 1;
             }
             "-f" | "--fwmark-service" => {
-                return Err("firewall-mark services (-f) are not supported by rvs yet".into())
+                let m = next.ok_or(format!("{o} needs a mark"))?;
+                parse_fwmark(m)?;
+                svc = Some(("fwmark".into(), m.clone()));
+                i += 1;
             }
             "-s" | "--scheduler" => {
                 sched = Some(next.ok_or("-s needs a scheduler name")?.clone());
@@ -467,8 +510,12 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--thresholds" => opts.thresholds = true,
             "--persistent-conn" => opts.persistent_conn = true,
             "--exact" | "-X" => opts.exact = true,
-            // IPv6 is told by the address itself; -6 is for fwmark services, accepted.
-            "-6" | "--ipv6" => {}
+            // An address tells its own family; -6 makes a mark's service IPv6, and, as in
+            // ipvsadm, it comes after -f.
+            "-6" | "--ipv6" => match &svc {
+                Some((p, _)) if p == "fwmark" => fwmark_v6 = true,
+                _ => return Err("-6 used before -f".into()),
+            },
             "--tun-type" => {
                 let t = next.ok_or("--tun-type needs ipip, gue or gre")?;
                 if t != "ipip" {
@@ -490,6 +537,23 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             "--daemon" => opts.daemon = true,
             "--routes" => opts.routes = true,
             "--nosort" => opts.nosort = true,
+            "--marks" => opts.marks = true,
+            "--add-mark" | "--delete-mark" => {
+                set_cmd(&mut cmd, if o == "--add-mark" { 'k' } else { 'K' })?;
+                let m = next.ok_or(format!("{o} needs a mark"))?;
+                rule.mark = Some(parse_fwmark(m)? as i64);
+                i += 1;
+            }
+            "--proto" | "--dest" | "--dports" => {
+                let v = next.ok_or(format!("{o} needs a value"))?.clone();
+                match o {
+                    "--proto" => rule.protocol = Some(v),
+                    "--dest" => rule.destination = Some(resolve_prefix(&v)?),
+                    _ => rule.ports = Some(v),
+                }
+                rule_opts = true;
+                i += 1;
+            }
             "--sort" => opts.nosort = false,
             "--drain" => set_cmd(&mut cmd, 'w')?,
             "--undrain" => set_cmd(&mut cmd, 'W')?,
@@ -534,11 +598,23 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     if let Some(c) = cmd {
         opt_check(c, given)?;
     }
-    let need_svc = || -> Result<ServiceId, String> {
-        let (p, a) = svc
-            .clone()
-            .ok_or("this command needs a service: -t|-u|--sctp-service VIP:port")?;
+    if rule_opts && !matches!(cmd, Some('k' | 'K')) {
+        return Err("--proto, --dest and --dports go with --add-mark or --delete-mark".into());
+    }
+    if matches!(cmd, Some('k' | 'K')) && given != 0 {
+        return Err("--add-mark and --delete-mark take only --proto, --dest and --dports".into());
+    }
+    let to_id = |(p, a): (String, String)| -> Result<ServiceId, String> {
+        if p == "fwmark" {
+            return Ok(ServiceId::fwmark(parse_fwmark(&a)?, fwmark_v6));
+        }
         service_id(&p, &a)
+    };
+    let need_svc = || -> Result<ServiceId, String> {
+        let s = svc
+            .clone()
+            .ok_or("this command needs a service: -t|-u|--sctp-service VIP:port or -f MARK")?;
+        to_id(s)
     };
     let raw_service = || -> Result<RawService, String> {
         let id = need_svc()?;
@@ -546,9 +622,12 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             let scheduler = sched.as_deref().unwrap_or("wlc");
             rvs_core::sched::SchedFlags::parse_for(f, scheduler).map_err(|e| e.to_string())?;
         }
+        let nonempty = |s: String| (!s.is_empty()).then_some(s);
         Ok(RawService {
-            protocol: Some(id.protocol),
-            address: Some(id.address),
+            protocol: nonempty(id.protocol),
+            address: nonempty(id.address),
+            fwmark: id.fwmark.map(i64::from),
+            ipv6: id.ipv6.then_some(true),
             scheduler: Some(sched.clone().unwrap_or_else(|| "wlc".into())),
             flags: flags.clone(),
             persistence: persist.map(|p| p.unwrap_or(360)),
@@ -566,7 +645,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         let id = need_svc()?;
         let r = real.clone().ok_or("this command needs -r RIP[:port]")?;
         Ok(RawReal {
-            address: Some(real_address(&r, &id.protocol)?),
+            address: Some(real_address(&r, port_proto(&id))?),
             method: Some(method.unwrap_or("dr").to_string()),
             weight: Some(weight.unwrap_or(1)),
             upper,
@@ -590,20 +669,23 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
         Some('S') => Cmd::Save {
             numeric: opts.numeric,
             nosort: opts.nosort,
+            marks: opts.marks,
         },
+        Some('k') => Cmd::AddMark(rule),
+        Some('K') => Cmd::DeleteMark(rule),
         Some('a') => Cmd::AddReal(need_svc()?, raw_real()?),
         Some('e') => Cmd::EditReal(need_svc()?, raw_real()?),
         Some('d') => {
             let id = need_svc()?;
             let r = real.clone().ok_or("-d needs -r RIP[:port]")?;
-            let addr = real_address(&r, &id.protocol)?;
+            let addr = real_address(&r, port_proto(&id))?;
             Cmd::DeleteReal(id, addr)
         }
         Some('L') => Cmd::List {
-            service: svc.clone().map(|(p, a)| service_id(&p, &a)).transpose()?,
+            service: svc.clone().map(to_id).transpose()?,
             opts,
         },
-        Some('Z') => Cmd::Zero(svc.clone().map(|(p, a)| service_id(&p, &a)).transpose()?),
+        Some('Z') => Cmd::Zero(svc.clone().map(to_id).transpose()?),
         Some('s') => {
             let (t, f, u) = set.expect("parsed with --set");
             Cmd::SetTimeouts(t, f, u)
@@ -669,13 +751,18 @@ fn proto_number(p: &str) -> i32 {
 pub fn sort_like_ipvsadm(services: &mut [ServiceView]) {
     services.sort_by(|s1, s2| {
         let ((af1, a1), (af2, a2)) = (addr_words(&s1.address), addr_words(&s2.address));
-        let r = [af1 - af2, proto_number(&s1.protocol) - proto_number(&s2.protocol)]
-            .into_iter()
-            .find(|&r| r != 0)
-            .unwrap_or_else(|| match cmp_words(&a1, &a2) {
-                0 => s1.port as i32 - s2.port as i32,
-                r => r,
-            });
+        let mark = |s: &ServiceView| s.fwmark.unwrap_or(0);
+        let r = [
+            c_diff(mark(s1), mark(s2)),
+            af1 - af2,
+            proto_number(&s1.protocol) - proto_number(&s2.protocol),
+        ]
+        .into_iter()
+        .find(|&r| r != 0)
+        .unwrap_or_else(|| match cmp_words(&a1, &a2) {
+            0 => s1.port as i32 - s2.port as i32,
+            r => r,
+        });
         r.cmp(&0)
     });
     for s in services {
@@ -693,6 +780,7 @@ fn proto_title(p: &str) -> &'static str {
     match p {
         "tcp" => "TCP",
         "udp" => "UDP",
+        "fwmark" => "FWM",
         _ => "SCTP",
     }
 }
@@ -733,12 +821,40 @@ fn netmask_text(s: &ServiceView) -> Option<String> {
     })
 }
 
+/// The protocol real servers' port names are looked up under (a mark's service: tcp's).
+fn svc_proto(s: &ServiceView) -> &str {
+    if s.fwmark.is_some() {
+        "tcp"
+    } else {
+        &s.protocol
+    }
+}
+
+/// ipvsadm's `svc_name` in listings: `TCP  10.0.0.1:80`, `FWM  1`, `FWM  1 IPv6`.
 fn service_head(s: &ServiceView, numeric: bool) -> String {
+    if let Some(m) = s.fwmark {
+        let v6 = if s.address.contains(':') { " IPv6" } else { "" };
+        return format!("FWM  {m}{v6}");
+    }
     format!(
         "{:<4} {}",
         proto_title(&s.protocol),
         endpoint(&s.address, s.port, &s.protocol, numeric)
     )
+}
+
+/// ipvsadm's `svc_name` in `-S`: `-t 10.0.0.1:80`, `-f 1`, `-f 1 -6`.
+fn service_rule(s: &ServiceView, numeric: bool) -> String {
+    if let Some(m) = s.fwmark {
+        let v6 = if s.address.contains(':') { " -6" } else { "" };
+        return format!("-f {m}{v6}");
+    }
+    let flag = match s.protocol.as_str() {
+        "tcp" => "-t",
+        "udp" => "-u",
+        _ => "--sctp-service",
+    };
+    format!("{flag} {}", endpoint(&s.address, s.port, &s.protocol, numeric))
 }
 
 /// ipvsadm's `print_largenum`: exact with --exact, else up to 8 digits as they are, then
@@ -828,7 +944,7 @@ pub fn fmt_list_body(services: &[ServiceView], o: &ListOpts) -> String {
             let _ = writeln!(out, "{line}");
         }
         for r in &s.reals {
-            let ep = endpoint(&r.address, r.port, &s.protocol, o.numeric);
+            let ep = endpoint(&r.address, r.port, svc_proto(s), o.numeric);
             let _ = if o.stats || o.rate {
                 writeln!(out, "  -> {ep:<28} {}", counters(&r.stats, o.rate, o.exact))
             } else if o.thresholds {
@@ -928,17 +1044,28 @@ pub fn fmt_health(services: &[rvs_api::proto::HealthServiceView]) -> String {
     out
 }
 
+/// `rvsadm -L --marks`: the classifier's rules in order (the first a new flow matches wins).
+pub fn fmt_marks(marks: &[rvs_api::mark::MarkConfig]) -> String {
+    let mut out = String::from("Mark       Prot Destination                              Ports\n");
+    for m in marks {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<4} {:<40} {}",
+            m.mark,
+            m.protocol.map_or("all", |p| p.name()),
+            format!("{}/{}", m.dst, m.prefix_len),
+            m.ports_text().unwrap_or_else(|| "all".into())
+        );
+    }
+    out
+}
+
 /// `ipvsadm -S`: commands that rebuild the table.
 pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
     let mut out = String::new();
     for s in services {
-        let flag = match s.protocol.as_str() {
-            "tcp" => "-t",
-            "udp" => "-u",
-            _ => "--sctp-service",
-        };
-        let vs = endpoint(&s.address, s.port, &s.protocol, numeric);
-        let mut line = format!("-A {flag} {vs} -s {}", s.scheduler);
+        let vs = service_rule(s, numeric);
+        let mut line = format!("-A {vs} -s {}", s.scheduler);
         if !s.flags.is_empty() {
             let _ = write!(line, " -b {}", s.flags.join(","));
         }
@@ -965,8 +1092,8 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
                 _ => "-g",
             };
             let mut line = format!(
-                "-a {flag} {vs} -r {} {m} -w {}",
-                endpoint(&r.address, r.port, &s.protocol, numeric),
+                "-a {vs} -r {} {m} -w {}",
+                endpoint(&r.address, r.port, svc_proto(s), numeric),
                 r.weight
             );
             if r.upper != 0 {

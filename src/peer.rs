@@ -65,6 +65,9 @@ pub struct PeerTable {
     /// tcp, tcpfin, udp.
     pub timeouts: (u32, u32, u32),
     pub services: Vec<RawService>,
+    /// The classifier's rules (`-f` services need them).
+    #[serde(default)]
+    pub marks: Vec<rvs_api::mark::RawMark>,
 }
 
 #[derive(Debug, Default)]

@@ -24,7 +24,7 @@ Usage:
   rvsadm -D virtual-service
   rvsadm -C
   rvsadm -R
-  rvsadm -S [-n]
+  rvsadm -S [-n] [--marks]
   rvsadm -a|e virtual-service -r server-address [options]
   rvsadm -d virtual-service -r server-address
   rvsadm -L|l [virtual-service] [options]
@@ -34,6 +34,7 @@ Usage:
          [--mcast-group A] [--mcast-port P] [--mcast-ttl T]
   rvsadm --stop-daemon {master|backup}
   rvsadm --drain | --undrain
+  rvsadm --add-mark|--delete-mark MARK [--proto tcp|udp|sctp] --dest ADDR[/LEN] [--dports LIST]
   rvsadm -h | -v | -V
 
 Commands (long or short, as ipvsadm):
@@ -52,6 +53,11 @@ Commands (long or short, as ipvsadm):
   --set tcp tcpfin udp        set the connection timeouts (0: keep)
   --start-daemon              start the IPVS connection sync daemon (master or backup)
   --stop-daemon               stop it
+  --add-mark MARK             (rvs) append a classifier rule: new flows to --dest (an address,
+                              answered for ARP/ND, or a prefix routed here), of --proto (default
+                              all) and --dports (80,443,8000-8080; default all) get MARK, for
+                              -f MARK services; the first matching rule wins
+  --delete-mark MARK          (rvs) remove the rule given with the same options
   --drain, --undrain          (rvs) withdraw this director's routes while its connections go
                               on ([routes]); announce them again
   --help            -h        this help
@@ -61,8 +67,9 @@ Options:
   --tcp-service  -t service-address   host[:port], [IPv6]:port; names are resolved
   --udp-service  -u service-address
   --sctp-service    service-address
-  --fwmark-service -f fwmark          (not supported yet: refused)
-  --ipv6         -6                   accepted (the address tells the family)
+  --fwmark-service -f fwmark          a firewall-mark service (marks come from --add-mark rules)
+  --ipv6         -6                   after -f: the mark's IPv6 service (an address tells its
+                                      own family)
   --scheduler    -s scheduler         rr wrr lc wlc lblc lblcr dh sh sed nq fo ovf mh twos
                                       (default wlc)
   --persistent   -p [timeout]         persistent service (default 360 s)
@@ -96,6 +103,8 @@ Options:
   --sloppy, --no-sloppy               (rvs) take flows over mid-stream (mh, sh, dh only)
   --health                            (rvs) list health checks and quorums
   --routes                            (rvs) list the VIPs announced to the routing daemon
+  --marks                             (rvs) with -L: list the mark rules; with -S: write them
+                                      first, as --add-mark lines
   --socket PATH                       (rvs) the control socket (default $RVS_SOCKET, else
                                       /run/rvs/rvs.sock)
 ";
@@ -151,6 +160,19 @@ impl Client {
     }
 }
 
+impl Client {
+    /// The classifier's rules, in order.
+    fn marks(&mut self) -> Result<Vec<rvs_api::mark::MarkConfig>, String> {
+        match self.call(Op::Marks {})? {
+            Some(Reply::Marks { marks }) => marks
+                .iter()
+                .map(|m| rvs_api::mark::validate_mark(m, "mark").map_err(|e| e.join("; ")))
+                .collect(),
+            other => Err(format!("unexpected answer {other:?}")),
+        }
+    }
+}
+
 /// The op a changing command sends; the command itself back for listings, help, version and
 /// restore (boxed: it is large, and this is not a hot path).
 fn change_op(cmd: Cmd) -> Result<Op, Box<Cmd>> {
@@ -174,6 +196,8 @@ fn change_op(cmd: Cmd) -> Result<Op, Box<Cmd>> {
         Cmd::StartDaemon(daemon) => Op::StartDaemon { daemon },
         Cmd::StopDaemon(state) => Op::StopDaemon { state },
         Cmd::Drain(drain) => Op::Drain { drain },
+        Cmd::AddMark(mark) => Op::AddMark { mark },
+        Cmd::DeleteMark(mark) => Op::DeleteMark { mark },
         other => return Err(Box::new(other)),
     })
 }
@@ -255,8 +279,18 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
     match cmd {
         Cmd::Help => print!("{USAGE}"),
         Cmd::Version => println!("{}", rvs::version_line("rvsadm")),
-        Cmd::Save { numeric, nosort } => {
-            let (_, mut services) = c()?.services(None)?;
+        Cmd::Save {
+            numeric,
+            nosort,
+            marks,
+        } => {
+            let mut client = c()?;
+            if marks {
+                for m in client.marks()? {
+                    println!("{m}");
+                }
+            }
+            let (_, mut services) = client.services(None)?;
             if !nosort {
                 ipvsadm::sort_like_ipvsadm(&mut services);
             }
@@ -292,6 +326,8 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                         }
                     }
                 }
+            } else if opts.marks {
+                print!("{}", ipvsadm::fmt_marks(&client.marks()?));
             } else if opts.daemon {
                 if let Some(Reply::Daemons { daemons, counters }) = client.call(Op::Daemons {})? {
                     for d in &daemons {

@@ -337,6 +337,7 @@ pub(crate) fn read_only(op: &Op) -> bool {
             | Op::Status {}
             | Op::Health {}
             | Op::Daemons {}
+            | Op::Marks {}
             | Op::Routes {}
     )
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use rvs_api::config::{
     merged_check, validate_real, validate_service, PortConfig, RawService, RealConfig, ServiceConfig,
 };
+use rvs_api::mark::{validate_mark, validate_marks, MarkConfig, MAX_MARKS};
 use rvs_api::proto::{
     ConnView, HealthRealView, HealthServiceView, HostPathView, Op, PortView, Reply, ServiceId,
 };
@@ -88,6 +89,8 @@ pub struct ControlState {
     announced: std::collections::BTreeSet<IpAddr>,
     /// Inside a batch: changes wait for one publication at its end.
     deferred: Option<bool>,
+    /// The classifier's rules for `-f` services, in order.
+    marks: Vec<MarkConfig>,
 }
 
 /// A director's id in table stamps: random, so two directors never share one.
@@ -99,6 +102,18 @@ fn random_origin() -> u64 {
 }
 
 fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
+    if let Some(mark) = id.fwmark {
+        if !id.protocol.is_empty() || !id.address.is_empty() {
+            return Err((
+                "invalid",
+                "service: a mark's (fwmark) or an address's (protocol, address), not both".into(),
+            ));
+        }
+        if mark == 0 {
+            return Err(("invalid", "service.fwmark: 0 is outside 1..=4294967295".into()));
+        }
+        return Ok(ServiceKey::Fwmark { mark, v6: id.ipv6 });
+    }
     let protocol = match id.protocol.as_str() {
         "tcp" => Protocol::Tcp,
         "udp" => Protocol::Udp,
@@ -119,7 +134,7 @@ fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
             ),
         )
     })?;
-    Ok(ServiceKey {
+    Ok(ServiceKey::Addr {
         protocol,
         vip: a.ip(),
         port: a.port(),
@@ -127,7 +142,7 @@ fn parse_id(id: &ServiceId) -> Result<ServiceKey, OpError> {
 }
 
 fn describe(k: &ServiceKey) -> String {
-    format!("{} {}", k.protocol.name(), SocketAddr::new(k.vip, k.port))
+    k.to_string()
 }
 
 impl ControlState {
@@ -191,6 +206,7 @@ impl ControlState {
             drained: false,
             announced: Default::default(),
             deferred: None,
+            marks: Vec::new(),
         }
         .with_known_ids()
         .with_health()
@@ -214,6 +230,13 @@ impl ControlState {
     /// The sync counters by name.
     pub fn sync_counters(&self) -> Vec<(String, u64)> {
         self.sync.counter_list()
+    }
+
+    /// With the classifier's rules of the config file (already in the tables rvsd started
+    /// with).
+    pub fn with_marks(mut self, marks: Vec<MarkConfig>) -> ControlState {
+        self.marks = marks;
+        self
     }
 
     /// With a bound on the number of services (`[dataplane] max_services`).
@@ -401,7 +424,8 @@ impl ControlState {
             }
         }
         let services = self.entries.iter().map(|e| e.built.clone()).collect();
-        let tables = Tables::new(self.net.clone(), services, self.timeouts, self.reg.clone());
+        let tables = Tables::new(self.net.clone(), services, self.timeouts, self.reg.clone())
+            .with_marks(self.marks.iter().flat_map(|m| m.rules()).collect());
         let start = Instant::now();
         let g = self.shared.publish(tables);
         while !self.shared.all_seen(g) && start.elapsed() < Duration::from_millis(100) {
@@ -501,6 +525,30 @@ impl ControlState {
                         .map(|(a, why)| (a.to_string(), why.to_string()))
                         .collect(),
                 }));
+            }
+            Op::Marks {} => {
+                return Ok(Some(Reply::Marks {
+                    marks: self.marks.iter().map(|m| m.to_raw()).collect(),
+                }))
+            }
+            Op::AddMark { mark } => {
+                let m = validate_mark(&mark, "mark").map_err(|e| ("invalid", e.join("\n")))?;
+                if self.marks.contains(&m) {
+                    return Err(("exists", format!("the rule {m} is there already")));
+                }
+                if self.marks.len() >= MAX_MARKS {
+                    return Err(("invalid", format!("no more than {MAX_MARKS} mark rules")));
+                }
+                self.marks.push(m);
+            }
+            Op::DeleteMark { mark } => {
+                let m = validate_mark(&mark, "mark").map_err(|e| ("invalid", e.join("\n")))?;
+                let i = self
+                    .marks
+                    .iter()
+                    .position(|x| *x == m)
+                    .ok_or_else(|| ("not_found", format!("no rule {m}")))?;
+                self.marks.remove(i);
             }
             Op::Daemons {} => {
                 let mut counters = self.sync.counter_list();
@@ -744,6 +792,7 @@ impl ControlState {
             stamp: self.stamp,
             timeouts: self.timeouts.shown(),
             services: self.entries.iter().map(|e| e.cfg.to_raw()).collect(),
+            marks: self.marks.iter().map(|m| m.to_raw()).collect(),
         }
     }
 
@@ -759,12 +808,18 @@ impl ControlState {
                 return Err(format!("timeouts.{name}: {v}"));
             }
         }
+        let mut problems = Vec::new();
+        let marks = validate_marks(&t.marks, &mut problems);
+        if !problems.is_empty() {
+            return Err(problems.join("; "));
+        }
         let n = t.services.len();
         self.apply(Op::Restore {
             services: t.services,
             more: false,
         })
         .map_err(|(_, m)| m)?;
+        self.marks = marks;
         self.timeouts.set(tcp, tcpfin, udp);
         self.publish();
         if self.stamp.time_ms > 0 && self.stamp.origin == self.origin {
@@ -785,7 +840,10 @@ impl ControlState {
         let mut live: std::collections::BTreeMap<IpAddr, bool> = Default::default();
         for e in &self.entries {
             let up = e.built.reals.iter().any(|r| r.weight > 0);
-            *live.entry(e.cfg.key.vip).or_insert(false) |= up;
+            // A mark's service has no VIP of its own: its rules' addresses are routed as
+            // configured (a prefix announced by the operator's routing daemon).
+            let Some(vip) = e.cfg.key.vip() else { continue };
+            *live.entry(vip).or_insert(false) |= up;
         }
         let mut wanted = std::collections::BTreeSet::new();
         let mut withdrawn = Vec::new();
@@ -1121,8 +1179,15 @@ impl ControlState {
                     })
                     .collect();
                 HealthServiceView {
-                    protocol: key.protocol.name().into(),
-                    service: SocketAddr::new(key.vip, key.port).to_string(),
+                    protocol: match key {
+                        ServiceKey::Addr { protocol, .. } => protocol.name().into(),
+                        ServiceKey::Fwmark { .. } => "fwmark".into(),
+                    },
+                    service: match key {
+                        ServiceKey::Addr { vip, port, .. } => SocketAddr::new(vip, port).to_string(),
+                        ServiceKey::Fwmark { mark, v6: false } => mark.to_string(),
+                        ServiceKey::Fwmark { mark, v6: true } => format!("{mark} IPv6"),
+                    },
                     quorum: e.cfg.quorum,
                     hysteresis: e.cfg.hysteresis,
                     live_weight: e
@@ -1189,7 +1254,7 @@ impl ControlState {
 
     /// Per service and real server: connections, traffic, weights, health, quorum.
     fn service_metrics(&self, out: &mut String) {
-        let label = |k: &ServiceKey| format!("{}/{}", k.protocol.name(), SocketAddr::new(k.vip, k.port));
+        let label = |k: &ServiceKey| k.label();
         let reals: Vec<(String, String, &RealServer, Totals)> = self
             .entries
             .iter()

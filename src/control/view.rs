@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use rvs_api::proto::{RealView, ServiceView, Stats};
-use rvs_core::model::{Announce, RealId, RealRegistry, Service};
+use rvs_core::model::{Announce, RealId, RealRegistry, Service, ServiceKey};
 
 /// `stats` gives each real server's counters (and rates, where known); the service's are the
 /// sums of its servers'.
@@ -42,10 +42,15 @@ pub fn service_view(s: &Service, reg: &RealRegistry, stats: impl Fn(RealId) -> S
         total.in_bps += x.in_bps;
         total.out_bps += x.out_bps;
     }
+    let (protocol, fwmark) = match s.key {
+        ServiceKey::Addr { protocol, .. } => (protocol.name().into(), None),
+        ServiceKey::Fwmark { mark, .. } => (String::new(), Some(mark)),
+    };
     ServiceView {
-        protocol: s.key.protocol.name().into(),
-        address: s.key.vip.to_string(),
-        port: s.key.port,
+        protocol,
+        address: s.key.family_addr().ip().to_string(),
+        port: s.key.port(),
+        fwmark,
         scheduler: s.scheduler.name().into(),
         flags: s.flags.names(s.scheduler.name()),
         persistence: s.persistence.map(|p| p.timeout_s),

@@ -6,10 +6,7 @@ fn args(s: &str) -> Vec<String> {
 }
 
 fn id(p: &str, a: &str) -> ServiceId {
-    ServiceId {
-        protocol: p.into(),
-        address: a.into(),
-    }
+    ServiceId::addr(p, a)
 }
 
 #[test]
@@ -86,7 +83,8 @@ fn commands_parse_like_ipvsadm() {
         parse(&args("-Sn")).unwrap(),
         Cmd::Save {
             numeric: true,
-            nosort: false
+            nosort: false,
+            marks: false,
         }
     );
     assert_eq!(
@@ -145,7 +143,14 @@ fn bad_command_lines_say_why() {
             "-a -t 1.2.3.4:80 -r 10.0.0.1 -w many",
             "-w: \"many\" is not a number",
         ),
-        ("-A -f 1", "firewall-mark services"),
+        (
+            "-A -f 1 -t 1.2.3.4:80",
+            "multiple 'service-address' options specified",
+        ),
+        (
+            "-a -t 1.2.3.4:80 -r 10.0.0.1 -g -m",
+            "multiple 'forwarding-method' options specified",
+        ),
         ("--bogus", "unknown option \"--bogus\""),
         ("--set 1 2", "--set needs a value"),
         ("-t 1.2.3.4:80", "no command given"),
@@ -170,6 +175,7 @@ fn sample() -> Vec<ServiceView> {
     };
     vec![
         ServiceView {
+            fwmark: None,
             announce: None,
             sloppy: false,
             one_packet: false,
@@ -209,6 +215,7 @@ fn sample() -> Vec<ServiceView> {
             ],
         },
         ServiceView {
+            fwmark: None,
             announce: None,
             sloppy: false,
             one_packet: false,
@@ -518,6 +525,7 @@ fn sync_daemon_commands_parse_like_ipvsadm() {
 #[test]
 fn listings_sort_as_ipvsadm_sorts_including_its_int_wraparound() {
     let svc = |p: &str, a: &str, port: u16, reals: &[(&str, u16)]| ServiceView {
+        fwmark: None,
         protocol: p.into(),
         address: a.into(),
         port,
@@ -634,6 +642,7 @@ fn one_packet_services_show_and_save_as_ipvsadm_writes_them() {
         other => panic!("{other:?}"),
     }
     let s = ServiceView {
+        fwmark: None,
         protocol: "udp".into(),
         address: "10.0.0.1".into(),
         port: 53,
@@ -697,4 +706,182 @@ fn host_names_resolve_on_input_and_addresses_to_names_without_n() {
     assert!(parse(&args("-A -t no-such-host.invalid:80")).is_err());
     assert_eq!(endpoint("127.0.0.1", 80, "tcp", false), "localhost:http");
     assert_eq!(endpoint("127.0.0.1", 80, "tcp", true), "127.0.0.1:80");
+}
+
+/// Two mark services (IPv4 persistent with a mask, IPv6) beside an address service.
+fn with_marks() -> Vec<ServiceView> {
+    let mut v = sample();
+    let mut m1 = v[0].clone();
+    m1.fwmark = Some(1);
+    m1.protocol = String::new();
+    m1.address = "0.0.0.0".into();
+    m1.port = 0;
+    m1.scheduler = "rr".into();
+    m1.reals.truncate(1);
+    m1.reals[0].port = 0;
+    let mut m2 = v[1].clone();
+    m2.fwmark = Some(2);
+    m2.protocol = String::new();
+    m2.address = "::".into();
+    m2.port = 0;
+    m2.scheduler = "wlc".into();
+    m2.flags.clear();
+    m2.reals[0].port = 0;
+    v.insert(0, m2);
+    v.insert(0, m1);
+    v
+}
+
+#[test]
+fn golden_fwmark_listings() {
+    let mut v = with_marks();
+    sort_like_ipvsadm(&mut v);
+    let want = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn
+TCP  10.0.0.100:80 wlc persistent 300 mask 255.255.255.0
+  -> 192.168.1.2:80               Masq    3      2          7         
+  -> 192.168.1.3:8080             Masq    0      0          0         
+UDP  [2001:db8::1]:53 sh (sh-fallback,sh-port)
+  -> [2001:db8::5]:53             Route   1      0          1         
+FWM  1 rr persistent 300 mask 255.255.255.0
+  -> 192.168.1.2:0                Masq    3      2          7         
+FWM  2 IPv6 wlc
+  -> [2001:db8::5]:0              Route   1      0          1         
+";
+    let o = ListOpts {
+        numeric: true,
+        ..ListOpts::default()
+    };
+    assert_eq!(fmt_list(4096, &v, &o), want);
+    let stats = fmt_list(
+        4096,
+        &v,
+        &ListOpts {
+            numeric: true,
+            stats: true,
+            ..ListOpts::default()
+        },
+    );
+    assert!(
+        stats.contains("\nFWM  1                                  12      340      300     123G    45000\n"),
+        "{stats}"
+    );
+    assert!(
+        stats.contains("\nFWM  2 IPv6                              0        0        0        0        0\n"),
+        "{stats}"
+    );
+    let one = fmt_list_body(&v[2..3], &o);
+    assert!(
+        one.starts_with("Prot LocalAddress:Port Scheduler Flags\n"),
+        "{one}"
+    );
+    assert!(one.contains("FWM  1 rr persistent 300"), "{one}");
+}
+
+#[test]
+fn golden_fwmark_save_and_the_round_trip() {
+    let mut v = with_marks();
+    sort_like_ipvsadm(&mut v);
+    let saved = fmt_save(&v, true);
+    let want = "\
+-A -t 10.0.0.100:80 -s wlc -p 300 -M 255.255.255.0
+-a -t 10.0.0.100:80 -r 192.168.1.2:80 -m -w 3 -x 100 -y 50
+-a -t 10.0.0.100:80 -r 192.168.1.3:8080 -m -w 0
+-A -u [2001:db8::1]:53 -s sh -b sh-fallback,sh-port
+-a -u [2001:db8::1]:53 -r [2001:db8::5]:53 -g -w 1
+-A -f 1 -s rr -p 300 -M 255.255.255.0
+-a -f 1 -r 192.168.1.2:0 -m -w 3 -x 100 -y 50
+-A -f 2 -6 -s wlc
+-a -f 2 -6 -r [2001:db8::5]:0 -g -w 1
+";
+    assert_eq!(saved, want);
+    let parsed: Vec<Cmd> = saved.lines().map(|l| parse(&args(l)).unwrap()).collect();
+    match &parsed[5] {
+        Cmd::AddService(s) => {
+            assert_eq!((s.fwmark, s.ipv6, s.protocol.as_deref()), (Some(1), None, None));
+            assert_eq!(
+                (s.persistence, s.netmask.as_deref()),
+                (Some(300), Some("255.255.255.0"))
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match &parsed[8] {
+        Cmd::AddReal(id, r) => {
+            assert_eq!(*id, ServiceId::fwmark(2, true));
+            assert_eq!(r.address.as_deref(), Some("[2001:db8::5]:0"));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn fwmark_command_lines_as_ipvsadm_takes_them() {
+    assert_eq!(
+        parse(&args("-D -f 7")).unwrap(),
+        Cmd::DeleteService(ServiceId::fwmark(7, false))
+    );
+    assert_eq!(
+        parse(&args("-Ln -f 7 -6")).unwrap(),
+        Cmd::List {
+            service: Some(ServiceId::fwmark(7, true)),
+            opts: ListOpts {
+                numeric: true,
+                ..ListOpts::default()
+            }
+        }
+    );
+    assert_eq!(parse(&args("-A -6 -f 1")).unwrap_err(), "-6 used before -f");
+    assert_eq!(
+        parse(&args("-A -t 10.0.0.1:80 -6")).unwrap_err(),
+        "-6 used before -f"
+    );
+    for bad in ["-A -f 0", "-A -f x", "-A -f 4294967296", "-A -f -1"] {
+        assert_eq!(
+            parse(&args(bad)).unwrap_err(),
+            "illegal fwmark specified",
+            "{bad}"
+        );
+    }
+    assert!(parse(&args("-A -f")).is_err());
+}
+
+#[test]
+fn mark_rules_parse_list_and_save_as_lines_that_parse_back() {
+    let cmd = parse(&args(
+        "--add-mark 1 --proto tcp --dest 10.0.0.100 --dports 80,443",
+    ))
+    .unwrap();
+    let Cmd::AddMark(raw) = cmd else { panic!("{cmd:?}") };
+    let m = rvs_api::mark::validate_mark(&raw, "mark").unwrap();
+    assert_eq!(
+        m.to_string(),
+        "--add-mark 1 --proto tcp --dest 10.0.0.100/32 --dports 80,443"
+    );
+    assert_eq!(parse(&args(&m.to_string())).unwrap(), Cmd::AddMark(m.to_raw()));
+    let all = rvs_api::mark::validate_mark(
+        &match parse(&args("--delete-mark 9 --dest 2001:db8::/64")).unwrap() {
+            Cmd::DeleteMark(r) => r,
+            other => panic!("{other:?}"),
+        },
+        "mark",
+    )
+    .unwrap();
+    assert_eq!(
+        fmt_marks(&[m, all]),
+        "\
+Mark       Prot Destination                              Ports
+1          tcp  10.0.0.100/32                            80,443
+9          all  2001:db8::/64                            all
+"
+    );
+    assert!(parse(&args("-A -t 10.0.0.1:80 --dports 80")).is_err());
+    assert!(parse(&args("--add-mark 1 --dest 10.0.0.1 -n")).is_err());
+    assert!(parse(&args("--add-mark x --dest 10.0.0.1")).is_err());
+    match parse(&args("-S --marks")).unwrap() {
+        Cmd::Save { marks, .. } => assert!(marks),
+        other => panic!("{other:?}"),
+    }
 }

@@ -77,6 +77,9 @@ pub struct RawConfig {
     pub peer: Option<crate::ha::RawPeer>,
     /// VIPs published for a routing daemon (scale-out behind ECMP).
     pub routes: Option<crate::ha::RawRoutes>,
+    /// The classifier's rules for `-f` (firewall-mark) services, first match wins.
+    #[serde(default)]
+    pub mark: Vec<crate::mark::RawMark>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -173,6 +176,12 @@ pub struct RawService {
     pub protocol: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub address: Option<String>,
+    /// ipvsadm's `-f MARK`: a firewall-mark service (instead of protocol and address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<i64>,
+    /// With `fwmark`: the IPv6 service of the mark (ipvsadm's `-6`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheduler: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -344,6 +353,7 @@ pub struct Config {
     pub sync_daemons: Vec<crate::ha::SyncDaemonConfig>,
     pub peer: Option<crate::ha::PeerConfig>,
     pub routes: Option<crate::ha::RoutesConfig>,
+    pub marks: Vec<crate::mark::MarkConfig>,
 }
 
 pub const DEFAULT_SOCKET: &str = "/run/rvs/rvs.sock";
@@ -545,9 +555,20 @@ impl ServiceConfig {
             check: r.raw_check.clone(),
         };
         let flags = self.flags.names(&self.scheduler);
+        let (protocol, address, fwmark, ipv6) = match self.key {
+            ServiceKey::Addr { protocol, vip, port } => (
+                Some(protocol.name().to_string()),
+                Some(SocketAddr::new(vip, port).to_string()),
+                None,
+                None,
+            ),
+            ServiceKey::Fwmark { mark, v6 } => (None, None, Some(mark as i64), v6.then_some(true)),
+        };
         RawService {
-            protocol: Some(self.key.protocol.name().to_string()),
-            address: Some(SocketAddr::new(self.key.vip, self.key.port).to_string()),
+            protocol,
+            address,
+            fwmark,
+            ipv6,
             scheduler: Some(self.scheduler.clone()),
             flags: (!flags.is_empty()).then(|| flags.join(",")),
             persistence: self.persistence.map(|p| p.timeout_s as i64),
@@ -573,7 +594,7 @@ pub fn validate_real(
     raw: &RawReal,
     ports: &[PortConfig],
 ) -> Result<RealConfig, ConfigError> {
-    let vip = SocketAddr::new(service.key.vip, service.key.port);
+    let vip = service.key.family_addr();
     let svc = RawService {
         address: Some(vip.to_string()),
         check: service.check.clone(),
@@ -798,6 +819,7 @@ impl RawConfig {
         }
         let peer = self.peer.as_ref().and_then(|p| p.validate(&mut e.0));
         let routes = self.routes.as_ref().and_then(|r| r.validate(&mut e.0));
+        let marks = crate::mark::validate_marks(&self.mark, &mut e.0);
 
         if e.0.is_empty() {
             Ok(Config {
@@ -826,6 +848,7 @@ impl RawConfig {
                 sync_daemons,
                 peer,
                 routes,
+                marks,
             })
         } else {
             Err(ConfigError(e.0))
@@ -1014,7 +1037,32 @@ impl RawConfig {
         let mut out = Vec::new();
         for (i, s) in self.service.iter().enumerate() {
             let f = |x: &str| format!("service[{i}].{x}");
+            let fwmark = match s.fwmark {
+                None => {
+                    if s.ipv6.is_some() {
+                        e.add(
+                            f("ipv6"),
+                            "goes with fwmark (ipvsadm -f MARK -6); an address says its own family",
+                        );
+                    }
+                    None
+                }
+                Some(m) if in_range(m, 1, u32::MAX as i64) => {
+                    if s.protocol.is_some() || s.address.is_some() {
+                        e.add(f("fwmark"), "a service is a mark's (-f) or an address's (-t/-u/--sctp-service), not both: drop protocol and address");
+                    }
+                    Some(ServiceKey::Fwmark {
+                        mark: m as u32,
+                        v6: s.ipv6.unwrap_or(false),
+                    })
+                }
+                Some(m) => {
+                    e.add(f("fwmark"), format!("{m} is outside 1..=4294967295"));
+                    None
+                }
+            };
             let protocol = match s.protocol.as_deref() {
+                _ if s.fwmark.is_some() => None,
                 None | Some("tcp") => Some(Protocol::Tcp),
                 Some("udp") => Some(Protocol::Udp),
                 Some("sctp") => Some(Protocol::Sctp),
@@ -1024,6 +1072,8 @@ impl RawConfig {
                 }
             };
             let vip = match s.address.as_deref() {
+                // A mark's service: real servers are checked against its family, port 0.
+                _ if s.fwmark.is_some() => fwmark.map(|k| k.family_addr()),
                 None => {
                     e.add(
                         f("address"),
@@ -1085,7 +1135,7 @@ impl RawConfig {
                     })
                 }
             };
-            if vip.is_some_and(|v| v.port() == 0) && persistence.is_none() {
+            if fwmark.is_none() && vip.is_some_and(|v| v.port() == 0) && persistence.is_none() {
                 e.add(
                     f("address"),
                     "port 0 (every port of the VIP) needs persistence (ipvsadm -p), as in IPVS",
@@ -1173,20 +1223,19 @@ impl RawConfig {
                     }
                 }
             });
-            if let (Some(protocol), Some(vip)) = (protocol, vip) {
-                let key = ServiceKey {
+            let key = match (fwmark, protocol, vip) {
+                (Some(k), _, _) => Some(k),
+                (None, Some(protocol), Some(vip)) => Some(ServiceKey::Addr {
                     protocol,
                     vip: vip.ip(),
                     port: vip.port(),
-                };
+                }),
+                _ => None,
+            };
+            if let Some(key) = key {
                 if !keys.insert(key) {
-                    e.add(
-                        f("address"),
-                        format!(
-                            "{} {vip} is defined twice",
-                            s.protocol.as_deref().unwrap_or("tcp")
-                        ),
-                    );
+                    let field = if fwmark.is_some() { "fwmark" } else { "address" };
+                    e.add(f(field), format!("{key} is defined twice"));
                 }
                 out.push(ServiceConfig {
                     key,

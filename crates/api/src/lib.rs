@@ -7,6 +7,7 @@ pub mod check;
 pub mod config;
 pub mod fuzzing;
 pub mod ha;
+pub mod mark;
 pub mod proto;
 
 pub use config::{Config, ConfigError};

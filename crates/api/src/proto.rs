@@ -11,12 +11,48 @@ use crate::config::{RawReal, RawService};
 /// The longest request line accepted (bytes, newline excluded).
 pub const MAX_LINE: usize = 64 * 1024;
 
-/// Identifies a virtual service: `{"protocol": "tcp", "address": "10.0.0.100:80"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Identifies a virtual service: `{"protocol": "tcp", "address": "10.0.0.100:80"}`, or a
+/// firewall-mark service: `{"fwmark": 1}` (`{"fwmark": 1, "ipv6": true}` for `-f 1 -6`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceId {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub protocol: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub address: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipv6: bool,
+}
+
+impl ServiceId {
+    /// An address service: `tcp`, `10.0.0.100:80`.
+    pub fn addr(protocol: &str, address: &str) -> ServiceId {
+        ServiceId {
+            protocol: protocol.into(),
+            address: address.into(),
+            ..ServiceId::default()
+        }
+    }
+
+    /// A firewall-mark service of a family.
+    pub fn fwmark(mark: u32, ipv6: bool) -> ServiceId {
+        ServiceId {
+            fwmark: Some(mark),
+            ipv6,
+            ..ServiceId::default()
+        }
+    }
+
+    pub fn of(key: &rvs_core::model::ServiceKey) -> ServiceId {
+        match *key {
+            rvs_core::model::ServiceKey::Addr { protocol, vip, port } => {
+                ServiceId::addr(protocol.name(), &std::net::SocketAddr::new(vip, port).to_string())
+            }
+            rvs_core::model::ServiceKey::Fwmark { mark, v6 } => ServiceId::fwmark(mark, v6),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +136,16 @@ pub enum Op {
     },
     /// `-L --routes` (rvs): the VIPs published for the routing daemon, and why others are not.
     Routes {},
+    /// `--add-mark` (rvs): a classifier rule for `-f` services, appended (first match wins).
+    AddMark {
+        mark: crate::mark::RawMark,
+    },
+    /// `--delete-mark` (rvs): the rule equal to this one.
+    DeleteMark {
+        mark: crate::mark::RawMark,
+    },
+    /// `-L --marks` (rvs): the classifier's rules in order.
+    Marks {},
     /// Changing ops applied one after the other as separate commands (a failing one changes
     /// nothing and the rest go on), published to the workers once at the end: how `rvsadm -R`
     /// runs a rule file line by line at the speed of one change.
@@ -297,10 +343,14 @@ pub struct RealView {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceView {
+    /// tcp, udp, sctp; empty for a firewall-mark service.
     pub protocol: String,
-    /// The VIP's address (no port).
+    /// The VIP's address (no port); for a mark's service, the family's unspecified address.
     pub address: String,
     pub port: u16,
+    /// The mark of a firewall-mark service (`-f`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fwmark: Option<u32>,
     pub scheduler: String,
     /// `-b` flags as ipvsadm spells them.
     pub flags: Vec<String>,
@@ -356,6 +406,9 @@ pub enum Reply {
         announced: Vec<String>,
         /// VIPs not announced, each with why.
         withdrawn: Vec<(String, String)>,
+    },
+    Marks {
+        marks: Vec<crate::mark::RawMark>,
     },
     Daemons {
         daemons: Vec<crate::ha::SyncDaemonConfig>,

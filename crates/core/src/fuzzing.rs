@@ -19,7 +19,7 @@ const P1: [u8; 6] = [2, 0, 0, 0, 0, 0xb0];
 const GW: [u8; 6] = [2, 0, 0, 0, 0, 1];
 
 fn service(p: Protocol, vip: &str, port: u16, reals: &[(u32, &str, u16, Forward)]) -> Arc<Service> {
-    let key = ServiceKey {
+    let key = ServiceKey::Addr {
         protocol: p,
         vip: vip.parse().expect("literal"),
         port,

@@ -182,11 +182,125 @@ pub struct Persistence {
     pub prefix_len: u8,
 }
 
+/// What identifies a virtual service, as IPVS keys them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct ServiceKey {
-    pub protocol: Protocol,
-    pub vip: IpAddr,
-    pub port: u16,
+pub enum ServiceKey {
+    /// `-t|-u|--sctp-service VIP:port`; port 0 takes every port of the VIP.
+    Addr {
+        protocol: Protocol,
+        vip: IpAddr,
+        port: u16,
+    },
+    /// `-f MARK` (with `-6` for IPv6): the packets the classifier's rules mark, whatever their
+    /// protocol, destination address and port.
+    Fwmark { mark: u32, v6: bool },
+}
+
+impl ServiceKey {
+    /// The virtual address of an address service (none for a mark's).
+    pub fn vip(&self) -> Option<IpAddr> {
+        match *self {
+            ServiceKey::Addr { vip, .. } => Some(vip),
+            ServiceKey::Fwmark { .. } => None,
+        }
+    }
+
+    /// The virtual port: 0 for a mark's service (its real servers' port 0 is the packet's).
+    pub fn port(&self) -> u16 {
+        match *self {
+            ServiceKey::Addr { port, .. } => port,
+            ServiceKey::Fwmark { .. } => 0,
+        }
+    }
+
+    pub fn is_v6(&self) -> bool {
+        match *self {
+            ServiceKey::Addr { vip, .. } => vip.is_ipv6(),
+            ServiceKey::Fwmark { v6, .. } => v6,
+        }
+    }
+
+    /// The unspecified address of the service's family with its port: what real servers are
+    /// checked against (family, default port).
+    pub fn family_addr(&self) -> std::net::SocketAddr {
+        match *self {
+            ServiceKey::Addr { vip, port, .. } => std::net::SocketAddr::new(vip, port),
+            ServiceKey::Fwmark { v6, .. } => std::net::SocketAddr::new(unspecified(v6), 0),
+        }
+    }
+
+    /// The template address of a mark's persistence, as IPVS makes it: the mark as an
+    /// address of the family (with protocol 0 and port 0, one template for every protocol
+    /// and port the mark covers).
+    pub fn mark_addr(mark: u32, v6: bool) -> IpAddr {
+        if v6 {
+            IpAddr::V6(std::net::Ipv6Addr::from(mark as u128))
+        } else {
+            IpAddr::V4(std::net::Ipv4Addr::from(mark))
+        }
+    }
+}
+
+fn unspecified(v6: bool) -> IpAddr {
+    if v6 {
+        IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED)
+    } else {
+        IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+    }
+}
+
+impl ServiceKey {
+    /// The service in a metric label: `tcp/10.0.0.1:80`, `fwmark/1`, `fwmark6/1`.
+    pub fn label(&self) -> String {
+        match *self {
+            ServiceKey::Addr { protocol, vip, port } => {
+                format!("{}/{}", protocol.name(), std::net::SocketAddr::new(vip, port))
+            }
+            ServiceKey::Fwmark { mark, v6: false } => format!("fwmark/{mark}"),
+            ServiceKey::Fwmark { mark, v6: true } => format!("fwmark6/{mark}"),
+        }
+    }
+}
+
+impl std::fmt::Display for ServiceKey {
+    /// `tcp 10.0.0.1:80`, `fwmark 1`, `fwmark 1 (IPv6)`: how errors name a service.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match *self {
+            ServiceKey::Addr { protocol, vip, port } => {
+                write!(f, "{} {}", protocol.name(), std::net::SocketAddr::new(vip, port))
+            }
+            ServiceKey::Fwmark { mark, v6: false } => write!(f, "fwmark {mark}"),
+            ServiceKey::Fwmark { mark, v6: true } => write!(f, "fwmark {mark} (IPv6)"),
+        }
+    }
+}
+
+/// A classifier rule (rvs's stand-in for iptables' MARK target): new flows whose protocol,
+/// destination address and destination port match get `mark`, and a `-f mark` service of the
+/// destination's family takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct MarkRule {
+    pub mark: u32,
+    /// None: TCP, UDP and SCTP.
+    pub protocol: Option<Protocol>,
+    pub dst: IpAddr,
+    pub prefix_len: u8,
+    /// Inclusive destination-port range (0..=65535 for every port).
+    pub ports: (u16, u16),
+}
+
+impl MarkRule {
+    #[inline]
+    pub fn matches(&self, protocol: Protocol, dst: IpAddr, port: u16) -> bool {
+        self.protocol.is_none_or(|p| p == protocol)
+            && (self.ports.0..=self.ports.1).contains(&port)
+            && crate::net::in_prefix(dst, self.dst, self.prefix_len)
+    }
+
+    /// Does the rule name one address (a /32 or /128), which the director then answers for?
+    pub fn is_host(&self) -> bool {
+        self.prefix_len == if self.dst.is_ipv6() { 128 } else { 32 }
+    }
 }
 
 /// When a service's VIP is answered: ARP/ND and echo for it, and new connections to it.

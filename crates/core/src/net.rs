@@ -40,6 +40,15 @@ pub struct Network {
     pub ports: Vec<PortNet>,
 }
 
+/// Is `a` in `net/len` (false across families)?
+pub fn in_prefix(a: IpAddr, net: IpAddr, len: u8) -> bool {
+    match (a, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => in_prefix4(a, n, len),
+        (IpAddr::V6(a), IpAddr::V6(n)) => in_prefix6(a, n, len),
+        _ => false,
+    }
+}
+
 fn in_prefix4(a: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
     let mask = if len == 0 {
         0

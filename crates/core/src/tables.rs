@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::conn::state::Timeouts;
-use crate::model::{Announce, Protocol, RealRegistry, Service, ServiceKey};
+use crate::model::{Announce, MarkRule, Protocol, RealRegistry, Service, ServiceKey};
 use crate::net::Network;
 
 /// FNV-1a: service lookups happen once per new flow, on small keys, where SipHash's
@@ -52,6 +52,9 @@ pub struct Tables {
     /// Every address of the director's own (VIPs, port addresses, what the twins hold): no
     /// client has one, so a new flow from one is spoofed or looped (one lookup, not three).
     own: FastMap<IpAddr, ()>,
+    /// The classifier's rules, first match wins, and the `-f` services by (mark, IPv6?).
+    marks: Vec<MarkRule>,
+    by_mark: FastMap<(u32, bool), usize>,
 }
 
 impl Tables {
@@ -66,17 +69,27 @@ impl Tables {
         let mut by_key = FastMap::default();
         let mut vips = FastMap::default();
         let mut one_packet_nat: FastMap<(u8, IpAddr, u16), Option<(IpAddr, u16)>> = FastMap::default();
+        let mut by_mark = FastMap::default();
         for (i, s) in services.iter().enumerate() {
+            for r in &s.reals {
+                reals.get(r.id).set_thresholds(r.upper, r.lower);
+            }
+            let (protocol, vip, port) = match s.key {
+                ServiceKey::Addr { protocol, vip, port } => (protocol, vip, port),
+                ServiceKey::Fwmark { mark, v6 } => {
+                    by_mark.insert((mark, v6), i);
+                    continue;
+                }
+            };
             by_key.insert(s.key, i);
-            let a = vips.entry(s.key.vip).or_insert(s.announce);
+            let a = vips.entry(vip).or_insert(s.announce);
             if s.announce == Announce::Always {
                 *a = Announce::Always;
             }
             for r in &s.reals {
-                reals.get(r.id).set_thresholds(r.upper, r.lower);
                 if s.one_packet && r.forward == crate::model::Forward::Nat {
-                    let k = (s.key.protocol.number(), r.addr, r.port);
-                    let v = (s.key.vip, s.key.port);
+                    let k = (protocol.number(), r.addr, r.port);
+                    let v = (vip, port);
                     one_packet_nat
                         .entry(k)
                         .and_modify(|e| {
@@ -103,16 +116,99 @@ impl Tables {
             vips,
             one_packet_nat,
             own,
+            marks: Vec::new(),
+            by_mark,
         }
+    }
+
+    /// The same tables with the classifier's `rules` (first match wins). Each rule naming one
+    /// address whose mark has a service makes that address a VIP, answered as the service
+    /// says; wider prefixes are for the routers to send here.
+    pub fn with_marks(mut self, rules: Vec<MarkRule>) -> Tables {
+        for r in &rules {
+            let Some(&i) = self.by_mark.get(&(r.mark, r.dst.is_ipv6())) else {
+                continue;
+            };
+            if r.is_host() {
+                let announce = self.services[i].announce;
+                let a = self.vips.entry(r.dst).or_insert(announce);
+                if announce == Announce::Always {
+                    *a = Announce::Always;
+                }
+                self.own.insert(r.dst, ());
+            }
+        }
+        self.marks = rules;
+        self
+    }
+
+    /// The classifier's rules.
+    pub fn marks(&self) -> &[MarkRule] {
+        &self.marks
+    }
+
+    /// The `-f` service of the first rule matching a new flow, if that mark has one.
+    #[inline]
+    pub fn marked_service(&self, protocol: Protocol, dst: IpAddr, port: u16) -> Option<&Service> {
+        if self.marks.is_empty() {
+            return None;
+        }
+        let r = self.marks.iter().find(|r| r.matches(protocol, dst, port))?;
+        self.by_mark
+            .get(&(r.mark, dst.is_ipv6()))
+            .map(|&i| &*self.services[i])
+    }
+
+    /// The `-f MARK` service of a family.
+    pub fn fwmark_service(&self, mark: u32, v6: bool) -> Option<&Service> {
+        self.by_mark.get(&(mark, v6)).map(|&i| &*self.services[i])
+    }
+
+    /// The service a new flow belongs to, in IPVS's order: the mark's service, then the
+    /// protocol, address and port's, then the address's port-0 service.
+    #[inline]
+    pub fn lookup(&self, protocol: Protocol, dst: IpAddr, port: u16) -> Option<&Service> {
+        self.marked_service(protocol, dst, port)
+            .or_else(|| self.service(protocol, dst, port))
+    }
+
+    /// Is a new flow to `dst` on `port` one the director takes: a VIP answered there, or a
+    /// marked destination (one of a wider prefix routed here: always; a VIP of a follow-host
+    /// mark service: while the port's twin holds it)?
+    #[inline]
+    pub fn takes(&self, port: u16, dst: IpAddr, s: Option<&Service>) -> bool {
+        if self.vips.contains_key(&dst) {
+            return self.is_vip_on(port, dst);
+        }
+        match s {
+            Some(s) if matches!(s.key, ServiceKey::Fwmark { .. }) => match s.announce {
+                Announce::Always => true,
+                Announce::FollowHost => self.net.port(port).is_some_and(|p| p.host.contains(&dst)),
+            },
+            _ => false,
+        }
+    }
+
+    /// The service a persistence template belongs to: a mark's (protocol 0, the mark as the
+    /// address) or an address's.
+    pub fn template_service(&self, proto: u8, vaddr: IpAddr, vport: u16) -> Option<&Service> {
+        if proto == 0 {
+            let mark = match vaddr {
+                IpAddr::V4(a) => u32::from(a),
+                IpAddr::V6(a) => u32::try_from(u128::from(a)).ok()?,
+            };
+            return self.fwmark_service(mark, vaddr.is_ipv6());
+        }
+        self.service(Protocol::from_number(proto)?, vaddr, vport)
     }
 
     #[inline]
     pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
         self.by_key
-            .get(&ServiceKey { protocol, vip, port })
+            .get(&ServiceKey::Addr { protocol, vip, port })
             .or_else(|| {
                 // A port-0 service takes every port of its VIP that no service of its own has.
-                self.by_key.get(&ServiceKey {
+                self.by_key.get(&ServiceKey::Addr {
                     protocol,
                     vip,
                     port: 0,

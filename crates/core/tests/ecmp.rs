@@ -37,7 +37,7 @@ fn tables_of(addrs: &[&str], first_id: u32, sloppy: bool) -> Tables {
             lower: 0,
         })
         .collect();
-    let key = ServiceKey {
+    let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
         vip: IpAddr::from(VIP),
         port: 80,
@@ -164,7 +164,7 @@ fn one_packet_scheduling_keeps_no_connection_and_translates_nat_replies() {
             lower: 0,
         })
         .collect();
-    let key = ServiceKey {
+    let key = ServiceKey::Addr {
         protocol: Protocol::Udp,
         vip: IpAddr::from(VIP),
         port: 53,
@@ -229,7 +229,7 @@ fn a_port_zero_service_takes_every_port_with_one_template() {
         upper: 0,
         lower: 0,
     };
-    let key = |port| ServiceKey {
+    let key = |port| ServiceKey::Addr {
         protocol: Protocol::Tcp,
         vip: IpAddr::from(VIP),
         port,

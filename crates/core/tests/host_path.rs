@@ -35,7 +35,7 @@ fn twin_tables(extra: &[IpAddr]) -> Tables {
     net.ports[0].host = vec![ip4(DIR0), ip6("2001:db8:ff::1"), ip6(LINK_LOCAL)];
     net.ports[0].host.extend_from_slice(extra);
     let mut services = base.services.clone();
-    let key = ServiceKey {
+    let key = ServiceKey::Addr {
         protocol: Protocol::Tcp,
         vip: ip4(FOLLOWED),
         port: 80,

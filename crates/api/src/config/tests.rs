@@ -355,7 +355,7 @@ fn a_port_zero_service_needs_persistence() {
     let base = "[dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevice = \"net_null0\"\naddresses = [\"10.0.0.1/24\"]\n";
     let ok = format!("{base}[[service]]\naddress = \"10.0.1.1:0\"\npersistence = 360\nreal = [{{ address = \"10.0.0.2\", method = \"dr\" }}]\n");
     let c = Config::from_toml(&ok).unwrap();
-    assert_eq!((c.services[0].key.port, c.services[0].reals[0].port), (0, 0));
+    assert_eq!((c.services[0].key.port(), c.services[0].reals[0].port), (0, 0));
     let e = Config::from_toml(&ok.replace("persistence = 360\n", ""))
         .unwrap_err()
         .to_string();
@@ -363,4 +363,49 @@ fn a_port_zero_service_needs_persistence() {
         e.contains("port 0 (every port of the VIP) needs persistence"),
         "{e}"
     );
+}
+
+#[test]
+fn fwmark_services_and_their_rules_validate_and_round_trip() {
+    let base = "[dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevice = \"net_null0\"\naddresses = [\"10.0.0.1/24\", \"2001:db8::1/64\"]\n";
+    let ok = format!(
+        "{base}[[mark]]\nmark = 1\nprotocol = \"tcp\"\ndestination = \"10.0.1.1\"\nports = \"80,443\"\n\
+         [[mark]]\nmark = 1\ndestination = \"2001:db8:5::/48\"\n\
+         [[service]]\nfwmark = 1\npersistence = 360\nreal = [{{ address = \"10.0.0.2\", method = \"nat\" }}]\n\
+         [[service]]\nfwmark = 1\nipv6 = true\nreal = [{{ address = \"[2001:db8::2]:0\", method = \"dr\" }}]\n"
+    );
+    let c = Config::from_toml(&ok).unwrap();
+    assert_eq!(c.marks.len(), 2);
+    assert_eq!(c.marks[0].ports, vec![(80, 80), (443, 443)]);
+    assert_eq!(c.services[0].key, ServiceKey::Fwmark { mark: 1, v6: false });
+    assert_eq!(c.services[1].key, ServiceKey::Fwmark { mark: 1, v6: true });
+    assert_eq!(
+        (c.services[0].reals[0].port, c.services[0].reals[0].addr.is_ipv4()),
+        (0, true)
+    );
+    // What a peer is sent validates back to the same service.
+    let back = crate::config::validate_service(&c.services[1].to_raw(), &c.ports).unwrap();
+    assert_eq!(back.key, c.services[1].key);
+
+    let bad = format!(
+        "{base}[[mark]]\nmark = 0\ndestination = \"10.0.1.1/24\"\n\
+         [[mark]]\nmark = 2\ndestination = \"10.0.1.0/24\"\n[[mark]]\nmark = 2\ndestination = \"10.0.1.0/24\"\n\
+         [[service]]\nfwmark = 1\nprotocol = \"tcp\"\nreal = [{{ address = \"2001:db8::2\", method = \"dr\" }}]\n\
+         [[service]]\nfwmark = 7\n[[service]]\nfwmark = 7\n\
+         [[service]]\naddress = \"10.0.1.1:80\"\nipv6 = true\n\
+         [[service]]\nfwmark = -3\n"
+    );
+    let e = Config::from_toml(&bad).unwrap_err().to_string();
+    for want in [
+        "mark[0].mark: 0 is outside",
+        "mark[0].destination: \"10.0.1.1/24\" has bits set",
+        "mark[2]: repeats mark[1]",
+        "service[0].fwmark: a service is a mark's (-f) or an address's",
+        "service[0].real[0]",
+        "service[2].fwmark: fwmark 7 is defined twice",
+        "service[3].ipv6: goes with fwmark",
+        "service[4].fwmark: -3 is outside",
+    ] {
+        assert!(e.contains(want), "{want:?} in:\n{e}");
+    }
 }

@@ -31,7 +31,7 @@ pub fn tables() -> Tables {
         lower: 0,
     };
     let svc = |vip, reals| {
-        let key = ServiceKey {
+        let key = ServiceKey::Addr {
             protocol: Protocol::Tcp,
             vip: IpAddr::V4(vip),
             port: 80,

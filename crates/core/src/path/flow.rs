@@ -37,6 +37,28 @@ pub(super) fn state_timeout_ms(t: &Timeouts, protocol: u8, state: u8) -> u64 {
     s as u64 * 1000
 }
 
+/// The persistence template of a client (masked) of `svc`. The service's port, not the
+/// packet's: a port-0 service has one template for every port of its VIP, so a client's
+/// connections to any of them reach one real server. A mark's service has one for every
+/// protocol, address and port of the mark, keyed as IPVS keys it (protocol 0, the mark as the
+/// address, port 0): the classic HTTP+HTTPS sticky set-up.
+pub(super) fn template_key(svc: &Service, proto: u8, client: IpAddr, vaddr: IpAddr) -> TemplateKey {
+    match svc.key {
+        crate::model::ServiceKey::Addr { port, .. } => TemplateKey {
+            proto,
+            client,
+            vaddr,
+            vport: port,
+        },
+        crate::model::ServiceKey::Fwmark { mark, v6 } => TemplateKey {
+            proto: 0,
+            client,
+            vaddr: crate::model::ServiceKey::mark_addr(mark, v6),
+            vport: 0,
+        },
+    }
+}
+
 impl Director {
     /// A miss: kept out of line, so that what the established path inlines does not depend on
     /// how big connection creation grows (measured: +28 instructions per established packet
@@ -54,7 +76,9 @@ impl Director {
         now: u64,
     ) -> Verdict {
         let dst = ip.dst.ip();
-        let inbound = t.is_vip_on(port, dst);
+        let protocol = Protocol::from_number(ip.proto);
+        let marked = protocol.and_then(|p| t.marked_service(p, dst, l4.dport));
+        let inbound = t.takes(port, dst, marked);
         // The director's own traffic (ssh, BGP, replies to health probes) is never a NAT
         // reply: up to the kernel before any steering between workers.
         if !inbound && t.net.to_host(port, dst) {
@@ -87,10 +111,10 @@ impl Director {
         if !l4_intact(f.data(), l2, &ip) {
             return Verdict::Drop(DropReason::BadL4Checksum);
         }
-        let Some(protocol) = Protocol::from_number(ip.proto) else {
+        let Some(protocol) = protocol else {
             return Verdict::Drop(DropReason::UnsupportedProtocol);
         };
-        let Some(svc) = t.service(protocol, dst, l4.dport) else {
+        let Some(svc) = marked.or_else(|| t.service(protocol, dst, l4.dport)) else {
             // A VIP the kernel also holds takes what no service claims, as a Linux director
             // whose VIP is a local address does.
             return super::host_or_drop(t, port, dst, DropReason::NoService);
@@ -192,14 +216,7 @@ impl Director {
         };
         // The client's template, shared by every worker: one real server per client (per
         // netmask) whichever worker its connections land on.
-        // The service's port, not the packet's: a port-0 service has one template for every
-        // port of its VIP, so a client's connections to any of them reach one real server.
-        let key = TemplateKey {
-            proto: ip.proto,
-            client: ip.src.masked(p.prefix_len).ip(),
-            vaddr: ip.dst.ip(),
-            vport: svc.key.port,
-        };
+        let key = template_key(svc, ip.proto, ip.src.masked(p.prefix_len).ip(), ip.dst.ip());
         if let Some((slot, r)) = self
             .templates
             .lookup(&key, now)

@@ -205,8 +205,8 @@ impl Director {
         let Some((v6, from)) = self.resync else { return };
         if (v6, from) == (false, 0) && self.worker() == 0 {
             for v in self.templates.live(now) {
-                let real = Protocol::from_number(v.key.proto)
-                    .and_then(|p| t.service(p, v.key.vaddr, v.key.vport))
+                let real = t
+                    .template_service(v.key.proto, v.key.vaddr, v.key.vport)
                     .and_then(|s| s.real_by_id(v.real));
                 if let Some(r) = real {
                     self.emit(template_record(&v, r.addr, r.port, r.forward, now));
@@ -259,9 +259,14 @@ impl Director {
         else {
             return Err(SyncRefusal::UnknownService);
         };
-        let svc = Protocol::from_number(r.protocol)
-            .and_then(|p| t.service(p, r.vaddr, r.vport))
-            .ok_or(SyncRefusal::UnknownService)?;
+        // A template says its service as it is keyed (a mark's: protocol 0, the mark as the
+        // address); a connection is looked up as its first packet was (marks first).
+        let svc = if r.is_template() {
+            t.template_service(r.protocol, r.vaddr, r.vport)
+        } else {
+            Protocol::from_number(r.protocol).and_then(|p| t.lookup(p, r.vaddr, r.vport))
+        }
+        .ok_or(SyncRefusal::UnknownService)?;
         let real = svc
             .reals
             .iter()
@@ -353,12 +358,7 @@ impl Director {
         c.expires = now + timeout_ms;
         c.synced_s = now_s;
         if let Some(p) = svc.persistence {
-            let key = TemplateKey {
-                proto: r.protocol,
-                client: client.masked(p.prefix_len).ip(),
-                vaddr: r.vaddr,
-                vport: svc.key.port,
-            };
+            let key = super::flow::template_key(svc, r.protocol, client.masked(p.prefix_len).ip(), r.vaddr);
             if let Some((slot, id)) = self.templates.lookup(&key, now) {
                 if id == real.id {
                     c.template = slot;
@@ -424,7 +424,12 @@ fn template_record(v: &TemplateView, daddr: IpAddr, dport: u16, forward: Forward
         vport: v.key.vport,
         daddr,
         dport,
-        fwmark: 0,
+        // A mark's template carries its mark, as IPVS's do.
+        fwmark: match (v.key.proto, v.key.vaddr) {
+            (0, IpAddr::V4(a)) => u32::from(a),
+            (0, IpAddr::V6(a)) => u128::from(a) as u32,
+            _ => 0,
+        },
         timeout_s: v.expires.saturating_sub(now).div_ceil(1000).max(1) as u32,
     }
 }

@@ -70,7 +70,7 @@ fn svc(
     reals: Vec<RealServer>,
     persistence: Option<Persistence>,
 ) -> Arc<Service> {
-    let key = ServiceKey {
+    let key = ServiceKey::Addr {
         protocol: p,
         vip: vip.parse().unwrap(),
         port,
