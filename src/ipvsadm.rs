@@ -28,6 +28,8 @@ pub struct ListOpts {
     pub nosort: bool,
     /// `--marks` (rvs): the classifier's rules.
     pub marks: bool,
+    /// `--tun-info`: each real server's tunnel type.
+    pub tun_info: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -530,7 +532,7 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                     "{o}: only for gue/gre tunnels, which rvs does not support (ipip is)"
                 ))
             }
-            "--tun-info" => {}
+            "--tun-info" => opts.tun_info = true,
             "--pe" => return Err("--pe: persistence engines (sip) are not supported by rvs".into()),
             "--timeout" => opts.timeout = true,
             "--health" => opts.health = true,
@@ -916,6 +918,11 @@ pub fn fmt_list_body(services: &[ServiceView], o: &ListOpts) -> String {
             "Prot LocalAddress:Port            Weight    PersistConn ActiveConn InActConn",
             "  -> RemoteAddress:Port",
         )
+    } else if o.tun_info {
+        (
+            "Prot LocalAddress:Port Scheduler Flags",
+            "  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn",
+        )
     } else {
         (
             "Prot LocalAddress:Port Scheduler Flags",
@@ -958,6 +965,16 @@ pub fn fmt_list_body(services: &[ServiceView], o: &ListOpts) -> String {
                     out,
                     "  -> {ep:<28} {:<9} {:<11} {:<10} {:<10}",
                     r.weight, r.persistent, r.active, r.inactive
+                )
+            } else if o.tun_info {
+                writeln!(
+                    out,
+                    "  -> {ep:<28} {:<7} {:<13} {:<6} {:<10} {:<10}",
+                    method_title(&r.method),
+                    if r.method == "tun" { "ipip" } else { "n/a" },
+                    r.weight,
+                    r.active,
+                    r.inactive
                 )
             } else {
                 writeln!(
@@ -1096,6 +1113,10 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
                 endpoint(&r.address, r.port, svc_proto(s), numeric),
                 r.weight
             );
+            // ipvsadm 1.31 names the tunnel type of an IP-in-IP server.
+            if r.method == "tun" {
+                line.push_str(" --tun-type ipip");
+            }
             if r.upper != 0 {
                 let _ = write!(line, " -x {}", r.upper);
             }

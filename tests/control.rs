@@ -815,3 +815,85 @@ fn restore_runs_each_line_reports_bad_ones_and_adds_to_the_table() {
     );
     assert_eq!(d.ok("-L --timeout"), "Timeout (tcp tcpfin udp): 600 100 60\n");
 }
+
+#[test]
+fn save_restore_round_trip_with_marks_port_zero_ipv6_and_tunnels() {
+    let d = Daemon::start("m", 0, &[], "");
+    for cmd in [
+        "--add-mark 1 --proto tcp --dest 10.0.0.100 --dports 80,443",
+        "--add-mark 2 --dest 2001:db8:100::/64",
+        "-A -f 1 -s rr -p 600",
+        "-a -f 1 -r 192.168.1.2 -m",
+        "-a -f 1 -r 192.168.1.3 -m -w 2",
+        "-A -f 2 -6 -s wlc",
+        "-a -f 2 -6 -r 2001:db8:1::5 -g",
+        "-A -t 10.0.0.101:0 -s sh -p",
+        "-a -t 10.0.0.101:0 -r 192.168.1.4 -g",
+        "-A -t [2001:db8::100]:443 -s wrr",
+        "-a -t [2001:db8::100]:443 -r [2001:db8:1::6]:443 -m",
+        "-A -u 10.0.0.102:53 -s rr -o",
+        "-a -u 10.0.0.102:53 -r 192.168.1.4:53 -i --tun-type ipip",
+    ] {
+        d.ok(cmd);
+    }
+    let want = "\
+-A -t 10.0.0.101:0 -s sh -p 360
+-a -t 10.0.0.101:0 -r 192.168.1.4:0 -g -w 1
+-A -u 10.0.0.102:53 -s rr -o
+-a -u 10.0.0.102:53 -r 192.168.1.4:53 -i -w 1 --tun-type ipip
+-A -t [2001:db8::100]:443 -s wrr
+-a -t [2001:db8::100]:443 -r [2001:db8:1::6]:443 -m -w 1
+-A -f 1 -s rr -p 600
+-a -f 1 -r 192.168.1.2:0 -m -w 1
+-a -f 1 -r 192.168.1.3:0 -m -w 2
+-A -f 2 -6 -s wlc
+-a -f 2 -6 -r [2001:db8:1::5]:0 -g -w 1
+";
+    assert_eq!(d.ok("-S -n"), want);
+    let marks = "\
+--add-mark 1 --proto tcp --dest 10.0.0.100/32 --dports 80,443
+--add-mark 2 --dest 2001:db8:100::/64
+";
+    let saved = d.ok("-S -n --marks");
+    assert_eq!(saved, format!("{marks}{want}"));
+    assert_eq!(
+        d.ok("-L --marks"),
+        "Mark       Prot Destination                              Ports\n\
+         1          tcp  10.0.0.100/32                            80,443\n\
+         2          all  2001:db8:100::/64                        all\n"
+    );
+    assert!(d
+        .ok("-Ln")
+        .contains("\nFWM  1 rr persistent 600\n  -> 192.168.1.2:0"));
+    assert!(d.ok("-Ln").contains("\nFWM  2 IPv6 wlc\n"));
+    assert!(d
+        .ok("-Ln --tun-info")
+        .contains("  -> 192.168.1.4:53               Tunnel  ipip          1      0          0"));
+    assert_eq!(
+        d.ok("-Ln -f 2 -6").lines().count(),
+        4,
+        "one mark service, no version line"
+    );
+
+    // Everything away, then back from the save: the same table and rules.
+    d.ok("-C");
+    d.ok("--delete-mark 1 --proto tcp --dest 10.0.0.100 --dports 80,443");
+    d.ok("--delete-mark 2 --dest 2001:db8:100::/64");
+    assert_eq!(d.ok("-S -n --marks"), "");
+    let o = d.restore(&saved);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(d.ok("-S -n --marks"), saved);
+
+    // Bad mark commands are refused and change nothing.
+    for bad in [
+        "--add-mark 1 --proto tcp --dest 10.0.0.100 --dports 80,443",
+        "--delete-mark 3 --dest 10.0.0.0/8",
+        "--add-mark 4 --dest 10.0.0.1/8",
+        "-A -f 1 -s rr",
+        "-a -f 9 -r 192.168.1.2 -m",
+    ] {
+        let o = d.adm(bad);
+        assert!(!o.status.success(), "{bad} is refused");
+    }
+    assert_eq!(d.ok("-S -n --marks"), saved);
+}

@@ -98,7 +98,7 @@ Options:
   --sort                              ipvsadm's order (default)
   --exact        -X                   exact numbers
   --numeric      -n                   numeric addresses and ports
-  --tun-info                          accepted (ipip has no tunnel options)
+  --tun-info                          list with each real server's tunnel type
   --announce always|follow-host       (rvs) answer the VIP always, or while a twin holds it
   --sloppy, --no-sloppy               (rvs) take flows over mid-stream (mh, sh, dh only)
   --health                            (rvs) list health checks and quorums
