@@ -149,12 +149,14 @@ fn dump<A: rvs_core::conn::Addr>(t: &rvs_core::conn::ConnTable<A>, now: u64, out
 
 fn dump_templates(t: &PersistTable, tables: &Tables, now: u64, out: &mut Vec<ConnEntry>) {
     for v in t.live(now) {
-        let real = rvs_core::model::Protocol::from_number(v.key.proto)
-            .and_then(|p| tables.service(p, v.key.vaddr, v.key.vport))
+        let real = tables
+            .template_service(v.key.proto, v.key.vaddr, v.key.vport)
             .and_then(|s| s.real_by_id(v.real));
         let Some(r) = real else { continue };
+        // As IPVS lists them: an address service's template under its protocol, a mark's as
+        // IP (protocol 0) with the mark as its virtual address.
         out.push(ConnEntry {
-            protocol: 0,
+            protocol: v.key.proto,
             state: "NONE".to_string(),
             expires_ms: v.expires.saturating_sub(now),
             client: (v.key.client, 0),
