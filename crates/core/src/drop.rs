@@ -54,8 +54,16 @@ drop_reasons! {
     Ipv6PayloadLenBeyondFrame => "ipv6_payload_len_beyond_frame",
     Ipv6ExtTruncated => "ipv6_ext_truncated",
     Ipv6TooManyExtHeaders => "ipv6_too_many_ext_headers",
-    /// IP fragments are not reassembled (IPVS relies on the kernel's defragmentation).
+    /// A fragment of a protocol rvs does not follow across fragments (ICMP, SCTP, others);
+    /// TCP and UDP fragments are forwarded as their first fragment was.
     Fragment => "fragment",
+    /// A fragment that came before its first fragment, with the worker's hold full.
+    FragHoldFull => "frag_hold_full",
+    /// A held fragment whose first fragment did not come in time.
+    FragTimeout => "frag_timeout",
+    /// A first fragment with the worker's fragment table full: the rest of its datagram
+    /// could not follow it.
+    FragTableFull => "frag_table_full",
     TcpTruncated => "tcp_truncated",
     TcpBadDataOffset => "tcp_bad_data_offset",
     UdpTruncated => "udp_truncated",

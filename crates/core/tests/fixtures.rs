@@ -928,24 +928,39 @@ fn cases() -> Vec<Case> {
         None,
     );
     c(
-        "IPv4 fragment (more fragments)",
+        "IPv4 first fragment (more fragments) to a port without a service",
         0,
         100,
         broken(|f| {
             f[20] |= 0x20;
+            f[37] = 8; // destination port 8
             fix_ip_checksum(f)
         }),
-        drop(D::Fragment),
+        drop(D::NoService),
         None,
     );
     c(
-        "IPv4 non-first fragment",
+        "IPv4 non-first fragment before its first: held",
         0,
         100,
         broken(|f| {
             f[21] = 0x10;
+            f[18..20].copy_from_slice(&[0xbe, 0xef]); // another datagram than the case above
             fix_ip_checksum(f)
         }),
+        Verdict::Held,
+        None,
+    );
+    c(
+        "IPv4 ICMP fragment: not followed",
+        0,
+        100,
+        {
+            let mut f = echo4(IN0, CLIENT, VIP, 64, false);
+            f[20] |= 0x20;
+            fix_ip_checksum(&mut f);
+            f
+        },
         drop(D::Fragment),
         None,
     );
@@ -1028,21 +1043,24 @@ fn cases() -> Vec<Case> {
         None,
     );
     c(
-        "IPv6 fragment header",
+        "IPv6 first fragment to a port without a service",
         0,
         100,
         {
             let mut f = tcp6(IN0, CLIENT6, VIP6, 64, 1, 80, SYN, b"");
-            let tcp = f[54..].to_vec();
+            let mut tcp = f[54..].to_vec();
             f.truncate(54);
             f[20] = 44;
-            f.extend_from_slice(&[6, 0, 0, 0, 0, 0, 0, 1]);
+            // Offset 0, more fragments: a first fragment (of a SYN to a port without a
+            // service; an atomic fragment, without "more", would be a whole packet).
+            f.extend_from_slice(&[6, 0, 0, 1, 0, 0, 0, 1]);
+            tcp[2..4].copy_from_slice(&8u16.to_be_bytes());
             f.extend_from_slice(&tcp);
             let pl = (f.len() - 54) as u16;
             f[18..20].copy_from_slice(&pl.to_be_bytes());
             f
         },
-        drop(D::Fragment),
+        drop(D::NoService),
         None,
     );
     c(

@@ -20,16 +20,19 @@ pub enum DpDrop {
     HostPathLimited,
     /// For the host, but the ring to the host thread was full.
     HostRingFull,
+    /// No mbuf for a held fragment replayed after its first fragment came.
+    NoMbuf,
 }
 
 impl DpDrop {
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     pub const ALL: [DpDrop; DpDrop::COUNT] = [
         DpDrop::NeighborUnresolved,
         DpDrop::RedirectRingFull,
         DpDrop::TxFull,
         DpDrop::HostPathLimited,
         DpDrop::HostRingFull,
+        DpDrop::NoMbuf,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +42,7 @@ impl DpDrop {
             DpDrop::TxFull => "tx_full",
             DpDrop::HostPathLimited => "host_path_limited",
             DpDrop::HostRingFull => "host_ring_full",
+            DpDrop::NoMbuf => "no_mbuf",
         }
     }
 }

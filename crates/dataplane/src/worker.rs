@@ -438,7 +438,8 @@ impl Worker {
                 }
                 self.send_up(port, m, now);
             }
-            Verdict::Drop(_) => {} // counted by the core; the mbuf is freed here
+            // Counted by the core (a held fragment was copied there); the mbuf is freed here.
+            Verdict::Drop(_) | Verdict::Held => {}
         }
     }
 
@@ -491,9 +492,31 @@ impl Worker {
                 if port == u16::MAX {
                     continue;
                 }
-                let v = self.director.process(t, port, &mut m, now);
+                let v = self.director.process_steered(t, port, &mut m, now);
                 self.act(t, neigh, m, v, now);
             }
+        }
+        self.replay_fragments(t, neigh, now);
+    }
+
+    /// Fragments the core held for their first fragment, which has come: copied back into
+    /// mbufs and processed (in their order of arrival) as if they arrived now.
+    fn replay_fragments(&mut self, t: &Tables, neigh: &NeighborMap, now: u64) {
+        if !self.director.has_released() {
+            return;
+        }
+        for (port, frame) in self.director.take_released() {
+            let Some(mut m) = self.pool.alloc() else {
+                self.dp_drops[DpDrop::NoMbuf as usize] += 1;
+                continue;
+            };
+            let Ok(buf) = m.append(frame.len()) else {
+                self.dp_drops[DpDrop::NoMbuf as usize] += 1;
+                continue;
+            };
+            buf.copy_from_slice(&frame);
+            let v = self.director.process_steered(t, port, &mut m, now);
+            self.act(t, neigh, m, v, now);
         }
     }
 

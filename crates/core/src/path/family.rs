@@ -25,6 +25,10 @@ pub(crate) struct IpInfo<A> {
     /// Absolute end of the IP packet (Ethernet padding excluded).
     pub end: usize,
     pub fragment: bool,
+    /// Of a fragment: its datagram's identification, and whether it is the first (the one
+    /// with the transport header).
+    pub frag_id: u32,
+    pub frag_first: bool,
     /// TTL or hop limit as received.
     pub ttl: u8,
 }
@@ -90,6 +94,8 @@ impl Family for Ipv4Addr {
             l4: ip.header_len(),
             end: ip.total_len(),
             fragment: ip.is_fragment(),
+            frag_id: ip.ident() as u32,
+            frag_first: ip.frag_offset() == 0,
             ttl: ip.ttl(),
         })
     }
@@ -110,6 +116,8 @@ impl Family for Ipv4Addr {
             l4: ihl,
             end: b.len(),
             fragment: ip.is_fragment(),
+            frag_id: 0,
+            frag_first: ip.frag_offset() == 0,
             ttl: ip.ttl(),
         })
     }
@@ -271,6 +279,8 @@ impl Family for Ipv6Addr {
             l4: ul.offset,
             end: ip.total_len(),
             fragment: ul.fragment,
+            frag_id: ul.frag_id,
+            frag_first: ul.frag_first,
             ttl: ip.hop_limit(),
         })
     }
@@ -289,6 +299,8 @@ impl Family for Ipv6Addr {
             l4: ul.1,
             end: b.len(),
             fragment: ul.2,
+            frag_id: 0,
+            frag_first: true,
             ttl: ip.hop_limit(),
         })
     }

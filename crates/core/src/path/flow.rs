@@ -108,7 +108,8 @@ impl Director {
         if ip.src.is_martian() || t.is_own(src) {
             return Verdict::Drop(DropReason::MartianSource);
         }
-        if !l4_intact(f.data(), l2, &ip) {
+        // A first fragment's checksum covers bytes still on their way: it cannot be checked.
+        if !ip.fragment && !l4_intact(f.data(), l2, &ip) {
             return Verdict::Drop(DropReason::BadL4Checksum);
         }
         let Some(protocol) = protocol else {
@@ -409,10 +410,12 @@ impl Director {
         let reg = &t.reals;
         // Expired templates are freed a stretch at a time, by whichever worker gets there.
         let tick = now / crate::conn::TICK_MS;
-        if tick != self.swept_tick {
+        let new_tick = tick != self.swept_tick;
+        if new_tick {
             self.swept_tick = tick;
             self.templates.sweep(1024, now, reg);
         }
+        self.expire_fragments(now, new_tick);
         let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i));
         let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i));
         self.stats.conns_expired += (n4 + n6) as u64;

@@ -11,11 +11,13 @@
 
 mod family;
 mod flow;
+mod frag;
 mod icmp;
 mod local;
 mod sync;
 mod tun;
 
+pub use frag::{FragStats, FRAG_ENTRIES, FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS};
 pub use sync::{SyncRefusal, SyncStats, SYNC_OUT_MAX};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -51,6 +53,9 @@ pub enum Verdict {
     },
     /// An ARP reply or announcement: for the neighbor table.
     Neighbor,
+    /// A later IP fragment that came before its first: copied and held by the director
+    /// (released later through [`Director::take_released`]); the frame itself is freed.
+    Held,
     /// For the director's own stack: hand the frame, unchanged, to the kernel twin of `port`
     /// (where it came from). `learn`: an ARP or neighbor advertisement the neighbor table
     /// learns from too.
@@ -126,6 +131,11 @@ pub struct Director {
     pub(crate) templates: std::sync::Arc<crate::conn::persist::PersistTable>,
     /// The timer tick of the last sweep of expired templates.
     swept_tick: u64,
+    /// The datagrams whose fragments this worker follows, and the fragments it holds.
+    frags: frag::Frags,
+    frag_stats: FragStats,
+    /// The frame being processed was steered here by another worker.
+    steered: bool,
 }
 
 /// What the first pass learns about a frame.
@@ -143,6 +153,15 @@ enum Class {
         l2: usize,
         ip: IpInfo<Ipv6Addr>,
         l4: L4,
+    },
+    /// A TCP/UDP fragment after the first: no transport header.
+    Frag4 {
+        l2: usize,
+        ip: IpInfo<Ipv4Addr>,
+    },
+    Frag6 {
+        l2: usize,
+        ip: IpInfo<Ipv6Addr>,
     },
     /// An IP packet the data plane does not forward (a fragment, a protocol such as VRRP):
     /// for the host if it is addressed there, else dropped for `reason`.
@@ -183,6 +202,9 @@ impl Director {
                 cfg.seed.rotate_left(31),
             )),
             swept_tick: 0,
+            frags: frag::Frags::default(),
+            frag_stats: FragStats::default(),
+            steered: false,
         }
     }
 
@@ -282,6 +304,7 @@ impl Director {
             Verdict::Reply { .. } => self.stats.replies += 1,
             Verdict::Redirect { .. } => self.stats.redirects += 1,
             Verdict::Neighbor => self.stats.neighbor += 1,
+            Verdict::Held => {}
             Verdict::ToHost { .. } => self.stats.to_host += 1,
             Verdict::Drop(r) => self.drops.count(r),
         }
@@ -301,13 +324,17 @@ impl Director {
             Class::Drop(r) => Verdict::Drop(r),
             Class::Other { dst, reason } => host_or_drop(t, port, dst, reason),
             Class::Arp { l2 } => self.arp(t, port, f, l2),
+            Class::V4 { l2, ip, l4 } if ip.fragment => self.first_fragment(t, port, f, l2, ip, l4, h, now),
+            Class::V6 { l2, ip, l4 } if ip.fragment => self.first_fragment(t, port, f, l2, ip, l4, h, now),
             Class::V4 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
             Class::V6 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
+            Class::Frag4 { l2, ip } => self.later_fragment(t, port, f, l2, ip, now),
+            Class::Frag6 { l2, ip } => self.later_fragment(t, port, f, l2, ip, now),
         }
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn ip<A: Family, F: Frame>(
+    pub(super) fn ip<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
         port: u16,
@@ -402,7 +429,8 @@ fn classify(b: &[u8]) -> Class {
     match eth.ethertype() {
         ethertype::ARP => Class::Arp { l2 },
         ethertype::IPV4 => match ip_class::<Ipv4Addr>(&b[l2..]) {
-            Ok((ip, l4)) => Class::V4 { l2, ip, l4 },
+            Ok((ip, None)) => Class::Frag4 { l2, ip },
+            Ok((ip, Some(l4))) => Class::V4 { l2, ip, l4 },
             Err(IpClassError::Bad(r)) => Class::Drop(r),
             Err(IpClassError::NotForwarded(dst, reason)) => Class::Other {
                 dst: dst.ip(),
@@ -410,7 +438,8 @@ fn classify(b: &[u8]) -> Class {
             },
         },
         ethertype::IPV6 => match ip_class::<Ipv6Addr>(&b[l2..]) {
-            Ok((ip, l4)) => Class::V6 { l2, ip, l4 },
+            Ok((ip, None)) => Class::Frag6 { l2, ip },
+            Ok((ip, Some(l4))) => Class::V6 { l2, ip, l4 },
             Err(IpClassError::Bad(r)) => Class::Drop(r),
             Err(IpClassError::NotForwarded(dst, reason)) => Class::Other {
                 dst: dst.ip(),
@@ -436,13 +465,28 @@ impl<A> From<DropReason> for IpClassError<A> {
     }
 }
 
-fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, L4), IpClassError<A>> {
+/// The IP header and, but for a TCP/UDP fragment after the first, the transport header.
+fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, Option<L4>), IpClassError<A>> {
     let ip = A::parse(b)?;
-    if ip.fragment {
+    if ip.fragment && !matches!(ip.proto, proto::TCP | proto::UDP) {
         return Err(IpClassError::NotForwarded(ip.dst, DropReason::Fragment));
+    }
+    if ip.fragment && !ip.frag_first {
+        return Ok((ip, None));
     }
     let l4b = &b[ip.l4..ip.end];
     let l4 = match ip.proto {
+        // A first fragment holds the whole header but not the length its header gives.
+        proto::UDP if ip.fragment => {
+            if l4b.len() < crate::wire::udp::HEADER_LEN {
+                return Err(IpClassError::Bad(DropReason::UdpTruncated));
+            }
+            L4 {
+                sport: u16::from_be_bytes([l4b[0], l4b[1]]),
+                dport: u16::from_be_bytes([l4b[2], l4b[3]]),
+                ..L4::default()
+            }
+        }
         proto::TCP => {
             let s = TcpSegment::new_checked(l4b)?;
             L4 {
@@ -480,5 +524,5 @@ fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, L4), IpClassError<A>> {
             ))
         }
     };
-    Ok((ip, l4))
+    Ok((ip, Some(l4)))
 }

@@ -93,6 +93,11 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         be16(self.buf.as_ref(), field::FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET) != 0
     }
 
+    /// The fragment's offset in 8-byte units (0 for the first fragment).
+    pub fn frag_offset(&self) -> u16 {
+        be16(self.buf.as_ref(), field::FLAGS_FRAG) & FRAG_OFFSET
+    }
+
     pub fn ttl(&self) -> u8 {
         self.buf.as_ref()[field::TTL]
     }

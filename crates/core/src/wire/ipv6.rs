@@ -33,7 +33,11 @@ const MAX_EXT_HEADERS: usize = 8;
 pub struct UpperLayer {
     pub protocol: u8,
     pub offset: usize,
+    /// A fragment (an atomic fragment, offset 0 without more, is a whole packet and not one).
     pub fragment: bool,
+    /// The fragment header's identification, and whether this is the first fragment.
+    pub frag_id: u32,
+    pub frag_first: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -97,6 +101,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
         let mut next = self.next_header();
         let mut off = HEADER_LEN;
         let mut fragment = false;
+        let (mut frag_id, mut frag_first) = (0, true);
         for _ in 0..MAX_EXT_HEADERS {
             let len = match next {
                 nh::HOP_BY_HOP | nh::ROUTING | nh::DEST_OPTS => {
@@ -106,7 +111,13 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                     (b[off + 1] as usize + 1) * 8
                 }
                 nh::FRAGMENT => {
-                    fragment = true;
+                    if off + 8 > b.len() {
+                        return Err(DropReason::Ipv6ExtTruncated);
+                    }
+                    let offset_flags = u16::from_be_bytes([b[off + 2], b[off + 3]]);
+                    frag_first = offset_flags & 0xfff8 == 0;
+                    fragment = !frag_first || offset_flags & 1 != 0;
+                    frag_id = u32::from_be_bytes([b[off + 4], b[off + 5], b[off + 6], b[off + 7]]);
                     8
                 }
                 nh::AH => {
@@ -120,6 +131,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                         protocol: next,
                         offset: off,
                         fragment,
+                        frag_id,
+                        frag_first,
                     })
                 }
                 _ => {
@@ -127,6 +140,8 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
                         protocol: next,
                         offset: off,
                         fragment,
+                        frag_id,
+                        frag_first,
                     })
                 }
             };
@@ -191,8 +206,8 @@ mod tests {
 
     #[test]
     fn walks_extension_headers() {
-        // hop-by-hop (8 bytes) -> fragment (8 bytes) -> TCP
-        let ext = [44, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 0, 0, 0, 0, 0];
+        // hop-by-hop (8 bytes) -> fragment (8 bytes: offset 0, more, id 7) -> TCP
+        let ext = [44, 0, 0, 0, 0, 0, 0, 0, 6, 0, 0, 1, 0, 0, 0, 7];
         let b = packet(0, &ext, 20);
         let p = Ipv6Packet::new_checked(&b[..]).unwrap();
         assert_eq!(
@@ -200,9 +215,23 @@ mod tests {
             UpperLayer {
                 protocol: 6,
                 offset: 56,
-                fragment: true
+                fragment: true,
+                frag_id: 7,
+                frag_first: true,
             }
         );
+        // Offset 0 without more fragments is an atomic fragment: a whole packet.
+        let mut atomic = ext;
+        atomic[11] = 0;
+        let b = packet(0, &atomic, 20);
+        let ul = Ipv6Packet::new_checked(&b[..]).unwrap().upper_layer().unwrap();
+        assert!(!ul.fragment && ul.frag_first);
+        // A later fragment: offset 185 (1480 bytes).
+        let mut later = ext;
+        later[10..12].copy_from_slice(&((185u16 << 3) | 1).to_be_bytes());
+        let b = packet(0, &later, 20);
+        let ul = Ipv6Packet::new_checked(&b[..]).unwrap().upper_layer().unwrap();
+        assert!(ul.fragment && !ul.frag_first);
     }
 
     #[test]
