@@ -69,6 +69,8 @@ pub struct Report {
     pub hugepages_used_mb: u64,
     /// The host path's counters, when some port has a kernel twin.
     pub host_path: Option<rvs_api::proto::HostPathView>,
+    /// TCP/UDP fragments: first ones followed, later ones done alike, held, replayed.
+    pub fragments: [u64; 4],
 }
 
 /// Builds the core's tables from the config and the ports' MACs; real servers get ids in
@@ -547,6 +549,12 @@ fn make_report(
         latency: hdrhistogram::Histogram::new(3).expect("valid precision"),
         conns_created: directors.iter().map(|d| d.stats.conns_created).sum(),
         half_open_evicted: directors.iter().map(|d| d.stats.half_open_evicted).sum(),
+        fragments: [
+            directors.iter().map(|d| d.stats.frag_first).sum(),
+            directors.iter().map(|d| d.stats.frag_followed).sum(),
+            directors.iter().map(|d| d.stats.frag_held).sum(),
+            directors.iter().map(|d| d.stats.frag_released).sum(),
+        ],
         tables_bytes: tables.memory_bytes(),
         conn_table_bytes: directors
             .iter()
@@ -610,6 +618,13 @@ impl Report {
         } else {
             let list: Vec<String> = self.drops.iter().map(|(n, c)| format!("{n} {c}")).collect();
             let _ = writeln!(s, "drops: {}", list.join(", "));
+        }
+        if self.fragments.iter().any(|&n| n > 0) {
+            let [first, followed, held, released] = self.fragments;
+            let _ = writeln!(
+                s,
+                "fragments: first {first} followed {followed} held {held} released {released}"
+            );
         }
         if let Some(h) = &self.host_path {
             let _ = writeln!(

@@ -238,6 +238,51 @@ pub fn with_ttl(mut f: Vec<u8>, ttl: u8) -> Vec<u8> {
     f
 }
 
+/// Splits an Ethernet/IPv4 frame (20-byte header) into fragments of at most `chunk` payload
+/// bytes (a multiple of 8) with identification `id`, as a host at a small MTU sends it.
+pub fn fragment_v4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
+    assert!(
+        chunk.is_multiple_of(8) && chunk > 0,
+        "fragments hold multiples of 8 bytes"
+    );
+    let (head, payload) = frame.split_at(34);
+    let n = payload.len().div_ceil(chunk);
+    (0..n)
+        .map(|i| {
+            let part = &payload[i * chunk..((i + 1) * chunk).min(payload.len())];
+            let mut f = head.to_vec();
+            f[16..18].copy_from_slice(&((20 + part.len()) as u16).to_be_bytes());
+            f[18..20].copy_from_slice(&id.to_be_bytes());
+            let more = if i + 1 < n { 0x2000 } else { 0 };
+            f[20..22].copy_from_slice(&(more | (i * chunk / 8) as u16).to_be_bytes());
+            f[24..26].fill(0);
+            let c = internet_checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            f.extend_from_slice(part);
+            f
+        })
+        .collect()
+}
+
+/// The datagram that IPv4 fragments (in any order, all there) make, as one frame: what a
+/// receiving host reassembles.
+pub fn reassemble_v4(frags: &[Vec<u8>]) -> Vec<u8> {
+    let mut v: Vec<&Vec<u8>> = frags.iter().collect();
+    v.sort_by_key(|f| u16::from_be_bytes([f[20], f[21]]) & 0x1fff);
+    let mut out = v[0][..34].to_vec();
+    for f in &v {
+        let len = u16::from_be_bytes([f[16], f[17]]) as usize;
+        out.extend_from_slice(&f[34..14 + len]);
+    }
+    let total = (out.len() - 14) as u16;
+    out[16..18].copy_from_slice(&total.to_be_bytes());
+    out[20..22].fill(0);
+    out[24..26].fill(0);
+    let c = internet_checksum(&out[14..34]);
+    out[24..26].copy_from_slice(&c.to_be_bytes());
+    out
+}
+
 /// The frame with new Ethernet addresses.
 pub fn with_macs(mut f: Vec<u8>, src: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
     f[0..6].copy_from_slice(&dst);

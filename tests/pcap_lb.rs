@@ -525,3 +525,83 @@ fn persistence_binds_a_netmask_to_one_server_across_workers_and_queues() {
         .unwrap();
     assert!(redirected > 50, "the flows crossed between workers: {redirected}");
 }
+
+#[test]
+fn udp_fragments_in_order_out_of_order_first_last_and_past_the_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let c = Ipv4Addr::new(198, 51, 100, 7);
+    let vip = Ipv4Addr::new(10, 0, 0, 100);
+    let rs = Ipv4Addr::new(192, 168, 1, 2);
+    let body = |n: usize| -> Vec<u8> { (0..n).map(|i| (i * 13 + 5) as u8).collect() };
+    let request = |port: u16, n: usize| udp_v4(c, vip, port, 53, &body(n));
+    let mut input = Vec::new();
+    // In order (3 fragments).
+    input.extend(traffic::fragment_v4(&request(31000, 4000), 1480, 1));
+    // Out of order: middle, last, first.
+    let f = traffic::fragment_v4(&request(31001, 4000), 1480, 2);
+    input.extend([f[1].clone(), f[2].clone(), f[0].clone()]);
+    // The first last of five.
+    let f = traffic::fragment_v4(&request(31002, 7000), 1480, 3);
+    input.extend(f[1..].iter().cloned());
+    input.push(f[0].clone());
+    // 70 datagrams whose first fragment never comes: the hold (64) overflows, then times out.
+    for k in 0..70u16 {
+        let f = traffic::fragment_v4(&request(32000 + k, 3000), 1480, 100 + k);
+        input.push(f[1].clone());
+    }
+    // A real server's large answer back through NAT.
+    let answer = with_macs(
+        udp_v4(rs, c, 5353, 31000, &body(4000)),
+        server_mac(rs),
+        INSIDE_MAC,
+    );
+    traffic::write_pcap(&d.join("in.pcap"), &input).unwrap();
+    traffic::write_pcap(&d.join("in-i.pcap"), &traffic::fragment_v4(&answer, 1480, 9)).unwrap();
+    let r = run(
+        d,
+        "0",
+        &format!("rx_pcap={},tx_pcap={}", pcap(d, "in.pcap"), pcap(d, "out-o.pcap")),
+        &format!(
+            "rx_pcap={},tx_pcap={}",
+            pcap(d, "in-i.pcap"),
+            pcap(d, "out-i.pcap")
+        ),
+    );
+    let inside = read(d, &["out-i.pcap"]);
+    assert_eq!(
+        inside.len(),
+        3 + 3 + 5,
+        "every fragment of the three complete datagrams"
+    );
+    // Held fragments are replayed after the burst their first came in: group by datagram.
+    for (id, port, n) in [(1u16, 31000, 4000), (2, 31001, 4000), (3, 31002, 7000)] {
+        let frags: Vec<Vec<u8>> = inside
+            .iter()
+            .filter(|f| f[18..20] == id.to_be_bytes())
+            .cloned()
+            .collect();
+        let whole = traffic::reassemble_v4(&frags);
+        assert!(traffic::checksums_valid(&whole), "datagram from port {port}");
+        assert_eq!(&whole[30..34], &rs.octets());
+        assert_eq!(u16::from_be_bytes([whole[34], whole[35]]), port);
+        assert_eq!(u16::from_be_bytes([whole[36], whole[37]]), 5353);
+        assert_eq!(&whole[42..], &body(n)[..]);
+    }
+    let outside = read(d, &["out-o.pcap"]);
+    assert_eq!(outside.len(), 3, "the answer's three fragments");
+    let whole = traffic::reassemble_v4(&outside);
+    assert!(traffic::checksums_valid(&whole));
+    assert_eq!(&whole[26..30], &vip.octets());
+    assert_eq!(u16::from_be_bytes([whole[34], whole[35]]), 53);
+    assert_eq!(&whole[42..], &body(4000)[..]);
+    assert!(
+        r.stdout
+            .contains("fragments: first 4 followed 10 held 70 released 6"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("frag_hold_full 6"), "{}", r.stdout);
+    // Held when rvsd stopped (before their 500 ms were up): counted as timed out.
+    assert!(r.stdout.contains("frag_timeout 64"), "{}", r.stdout);
+}

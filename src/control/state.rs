@@ -1396,6 +1396,22 @@ impl ControlState {
                 f.sample(&[("worker", w), ("kind", kind)], n);
             }
         }
+        let mut f = family(
+            out,
+            "rvs_fragments_total",
+            "counter",
+            "TCP/UDP fragments: first fragments followed, later ones done as their first, later ones held for their first, held ones replayed.",
+        );
+        for (w, st, _) in &stats {
+            for (kind, n) in [
+                ("first", st.frag_first),
+                ("followed", st.frag_followed),
+                ("held", st.frag_held),
+                ("released", st.frag_released),
+            ] {
+                f.sample(&[("worker", w), ("kind", kind)], n);
+            }
+        }
         let per_worker: [(&'static str, &str, &str, WorkerFigure); 4] = [
             (
                 "rvs_connections_created_total",

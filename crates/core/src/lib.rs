@@ -28,7 +28,7 @@ pub mod wire;
 pub use drop::{DropCounters, DropReason};
 pub use frame::{Frame, VecFrame};
 pub use path::{
-    Director, DirectorConfig, FragStats, RealTraffic, SyncRefusal, SyncStats, Verdict, WorkerStats,
-    FRAG_ENTRIES, FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS,
+    Director, DirectorConfig, RealTraffic, SyncRefusal, SyncStats, Verdict, WorkerStats, FRAG_ENTRIES,
+    FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS,
 };
 pub use tables::Tables;

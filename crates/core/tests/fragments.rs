@@ -173,8 +173,8 @@ fn a_fragmented_request_reaches_its_nat_server_whole() {
         "the real server's port"
     );
     assert_eq!(&whole[42..], &body[..]);
-    let st = d.frag_stats();
-    assert_eq!((st.first, st.followed, st.held), (1, 2, 0));
+    let st = d.stats;
+    assert_eq!((st.frag_first, st.frag_followed, st.frag_held), (1, 2, 0));
     assert_eq!(d.real_traffic(rvs_core::model::RealId(2)).in_packets, 3);
 }
 
@@ -233,8 +233,8 @@ fn later_fragments_before_their_first_are_held_and_replayed_after_it() {
     let whole = reassemble4(&all);
     verify(&whole);
     assert_eq!(&whole[42..], &body[..]);
-    let st = d.frag_stats();
-    assert_eq!((st.held, st.released), (2, 2));
+    let st = d.stats;
+    assert_eq!((st.frag_held, st.frag_released), (2, 2));
 }
 
 #[test]

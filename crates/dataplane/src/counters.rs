@@ -63,7 +63,7 @@ impl Cell {
 /// One worker's published counters.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    stats: [Cell; 10],
+    stats: [Cell; 14],
     drops: Vec<Cell>,
     dp_drops: [Cell; DpDrop::COUNT],
     redirected_in: Cell,
@@ -105,6 +105,10 @@ impl WorkerCounters {
             s.to_host,
             s.half_open_evicted,
             s.sloppy_created,
+            s.frag_first,
+            s.frag_followed,
+            s.frag_held,
+            s.frag_released,
         ];
         for (c, v) in self.stats.iter().zip(v) {
             c.set(v);
@@ -163,6 +167,10 @@ impl WorkerCounters {
             to_host: g(7),
             half_open_evicted: g(8),
             sloppy_created: g(9),
+            frag_first: g(10),
+            frag_followed: g(11),
+            frag_held: g(12),
+            frag_released: g(13),
         }
     }
 

@@ -359,6 +359,7 @@ impl Worker {
         self.flush();
         let tables = self.shared.tables.load_full();
         self.pending.clear();
+        self.director.drop_held();
         self.publish(&tables);
         WorkerResult {
             director: self.director,

@@ -115,19 +115,6 @@ pub(crate) struct Frags {
     released: Vec<(u16, Vec<u8>)>,
 }
 
-/// Fragment counters of a worker.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct FragStats {
-    /// First fragments followed (their datagram remembered).
-    pub first: u64,
-    /// Later fragments forwarded (or steered, or sent up) as their first was.
-    pub followed: u64,
-    /// Later fragments that came before their first and were held.
-    pub held: u64,
-    /// Held fragments replayed once their first came.
-    pub released: u64,
-}
-
 impl Director {
     /// The first fragment of a TCP/UDP datagram: steered to its home, then handled as any
     /// packet, and what was done to it remembered for the rest.
@@ -169,8 +156,8 @@ impl Director {
                 expires: now + FRAG_TTL_MS,
             },
         );
-        self.frag_stats.first += 1;
-        self.frag_stats.released += self.frags.release(&key);
+        self.stats.frag_first += 1;
+        self.stats.frag_released += self.frags.release(&key);
         v
     }
 
@@ -246,9 +233,13 @@ impl Director {
                 e.expires = now + FRAG_TTL_MS;
                 e.action
             }
-            _ => return self.frags.hold(key, port, f.data(), now, &mut self.frag_stats),
+            _ => {
+                return self
+                    .frags
+                    .hold(key, port, f.data(), now, &mut self.stats.frag_held)
+            }
         };
-        self.frag_stats.followed += 1;
+        self.stats.frag_followed += 1;
         match action {
             Action::Steer(worker) => Verdict::Redirect { worker },
             Action::ToHost { port } => Verdict::ToHost { port, learn: false },
@@ -307,6 +298,14 @@ impl Director {
         (home != self.worker()).then_some(Verdict::Redirect { worker: home })
     }
 
+    /// Drops every held fragment, counted as timed out (the worker stops: their first will
+    /// not come).
+    pub fn drop_held(&mut self) {
+        for _ in self.frags.held.drain(..) {
+            self.drops.count(DropReason::FragTimeout);
+        }
+    }
+
     /// Fragments held for their first, now to be processed again (as steered frames), each
     /// with the port it came in on.
     pub fn take_released(&mut self) -> Vec<(u16, Vec<u8>)> {
@@ -339,10 +338,6 @@ impl Director {
             self.frags.entries.retain(|_, e| e.expires > now);
         }
     }
-
-    pub fn frag_stats(&self) -> FragStats {
-        self.frag_stats
-    }
 }
 
 impl Frags {
@@ -355,7 +350,7 @@ impl Frags {
         self.entries.len() < FRAG_ENTRIES
     }
 
-    fn hold(&mut self, key: FragKey, port: u16, frame: &[u8], now: u64, stats: &mut FragStats) -> Verdict {
+    fn hold(&mut self, key: FragKey, port: u16, frame: &[u8], now: u64, held: &mut u64) -> Verdict {
         if self.held.len() >= FRAG_HOLD {
             return Verdict::Drop(DropReason::FragHoldFull);
         }
@@ -365,7 +360,7 @@ impl Frags {
             frame: frame.to_vec(),
             until: now + FRAG_HOLD_MS,
         });
-        stats.held += 1;
+        *held += 1;
         Verdict::Held
     }
 

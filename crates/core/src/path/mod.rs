@@ -17,7 +17,7 @@ mod local;
 mod sync;
 mod tun;
 
-pub use frag::{FragStats, FRAG_ENTRIES, FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS};
+pub use frag::{FRAG_ENTRIES, FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS};
 pub use sync::{SyncRefusal, SyncStats, SYNC_OUT_MAX};
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -82,6 +82,12 @@ pub struct WorkerStats {
     pub half_open_evicted: u64,
     /// Connections a sloppy service made from a mid-flow segment (a flow taken over).
     pub sloppy_created: u64,
+    /// TCP/UDP first fragments whose datagram was remembered; later fragments done as their
+    /// first was; later fragments held for their first; held ones replayed once it came.
+    pub frag_first: u64,
+    pub frag_followed: u64,
+    pub frag_held: u64,
+    pub frag_released: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -133,7 +139,6 @@ pub struct Director {
     swept_tick: u64,
     /// The datagrams whose fragments this worker follows, and the fragments it holds.
     frags: frag::Frags,
-    frag_stats: FragStats,
     /// The frame being processed was steered here by another worker.
     steered: bool,
 }
@@ -203,7 +208,6 @@ impl Director {
             )),
             swept_tick: 0,
             frags: frag::Frags::default(),
-            frag_stats: FragStats::default(),
             steered: false,
         }
     }
