@@ -9,7 +9,9 @@ use std::sync::Arc;
 
 use crate::checksum;
 use crate::conn::state::Timeouts;
-use crate::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
+use crate::model::{
+    Forward, MarkRule, Persistence, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey,
+};
 use crate::net::{Network, PortNet};
 use crate::sched::SchedFlags;
 use crate::{Director, DirectorConfig, Frame, Tables, VecFrame, Verdict};
@@ -70,13 +72,81 @@ pub fn tables() -> Tables {
             3868,
             &[(5, "192.168.1.2", 3869, Nat)],
         ),
+        // A persistent firewall-mark service over TCP 10.0.0.110:80-81 and all of
+        // 10.0.1.0/24 (DR).
+        Arc::new(
+            Service::new(
+                ServiceKey::Fwmark { mark: 1, v6: false },
+                "rr",
+                SchedFlags::default(),
+                Some(Persistence {
+                    timeout_s: 60,
+                    prefix_len: 24,
+                }),
+                vec![RealServer {
+                    id: RealId(6),
+                    addr: "192.168.1.6".parse().expect("literal"),
+                    port: 0,
+                    forward: Nat,
+                    weight: 1,
+                    upper: 0,
+                    lower: 0,
+                }],
+            )
+            .expect("rr builds"),
+        ),
     ];
+    let rule = |protocol, dst: &str, prefix_len, ports| MarkRule {
+        mark: 1,
+        protocol,
+        dst: dst.parse().expect("literal"),
+        prefix_len,
+        ports,
+    };
     Tables::new(
         Network { ports: vec![p0, p1] },
         services,
         Timeouts::default(),
         Arc::new(RealRegistry::new(16)),
     )
+    .with_marks(vec![
+        rule(Some(Protocol::Tcp), "10.0.0.110", 32, (80, 81)),
+        rule(None, "10.0.1.0", 24, (0, u16::MAX)),
+    ])
+}
+
+/// A later fragment (offset `offset` x 8 bytes, last or not) of an IPv4 datagram of protocol
+/// `proto` and identification `id`, carrying `payload`.
+pub fn fragment4(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    proto: u8,
+    id: u16,
+    offset: u16,
+    more: bool,
+    payload: &[u8],
+    macs: ([u8; 6], [u8; 6]),
+) -> Vec<u8> {
+    let mut f = vec![0u8; 34];
+    f[0..6].copy_from_slice(&macs.1);
+    f[6..12].copy_from_slice(&macs.0);
+    f[12..14].copy_from_slice(&[8, 0]);
+    crate::wire::ipv4::emit(
+        &mut f[14..34],
+        src,
+        dst,
+        proto,
+        64,
+        0,
+        (20 + payload.len()) as u16,
+        false,
+        id,
+    );
+    let flags = offset | if more { 0x2000 } else { 0 };
+    f[20..22].copy_from_slice(&flags.to_be_bytes());
+    crate::wire::ipv4::Ipv4Packet::new_unchecked(&mut f[14..34]).fill_checksum();
+    f.extend_from_slice(payload);
+    f
 }
 
 /// An Ethernet + IPv4 + TCP (`flags`) or UDP (`flags` None) frame with valid checksums.
@@ -177,6 +247,11 @@ pub fn world() -> (Tables, Director) {
         let mut fr = VecFrame::new(&f);
         d.process(&t, port, &mut fr, 1);
     }
+    // A later fragment waiting for its first (UDP to 10.0.0.100:53, id 0x4242): an input
+    // that is that first fragment releases it.
+    let held = fragment4(client, ip("10.0.0.100"), 17, 0x4242, 2, false, &[7; 24], (GW, P0));
+    let v = d.process(&t, 0, &mut VecFrame::new(&held), 1);
+    assert_eq!(v, Verdict::Held, "the harness holds a fragment");
     (t, d)
 }
 
@@ -193,6 +268,11 @@ pub fn packet(data: &[u8]) {
     d.process_burst(&t, port, &mut frames, 1000, &mut out);
     for (f, v) in frames.iter().zip(out) {
         check(f.data(), v, frame.len());
+    }
+    for (port, held) in d.take_released() {
+        let mut f = VecFrame::new(&held);
+        let v = d.process_steered(&t, port, &mut f, 1000);
+        check(f.data(), v, held.len());
     }
     d.advance(&t, 10_000_000);
 }
