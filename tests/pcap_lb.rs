@@ -605,3 +605,43 @@ fn udp_fragments_in_order_out_of_order_first_last_and_past_the_hold() {
     // Held when rvsd stopped (before their 500 ms were up): counted as timed out.
     assert!(r.stdout.contains("frag_timeout 64"), "{}", r.stdout);
 }
+
+#[test]
+fn fragments_split_across_two_queues_and_workers_reach_the_flows_owner() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let vip = Ipv4Addr::new(10, 0, 0, 100);
+    let rs = Ipv4Addr::new(192, 168, 1, 2);
+    let (mut q0, mut q1) = (Vec::new(), Vec::new());
+    let n = 40u16;
+    for k in 0..n {
+        let c = Ipv4Addr::new(198, 51, 100, 10 + (k % 7) as u8);
+        let data: Vec<u8> = (0..3000).map(|i| (i as u16 ^ k) as u8).collect();
+        let frags = traffic::fragment_v4(&udp_v4(c, vip, 33000 + k, 53, &data), 1480, 500 + k);
+        // The first fragment on one queue, the later ones on the other (alternating).
+        let (first, rest) = if k % 2 == 0 {
+            (&mut q0, &mut q1)
+        } else {
+            (&mut q1, &mut q0)
+        };
+        first.push(frags[0].clone());
+        rest.extend(frags[1..].iter().cloned());
+    }
+    traffic::write_pcap(&d.join("q0.pcap"), &q0).unwrap();
+    traffic::write_pcap(&d.join("q1.pcap"), &q1).unwrap();
+    let r = run_two_queues(d, HEAD);
+    let inside = read(d, &["i0.pcap", "i1.pcap"]);
+    for k in 0..n {
+        let frags: Vec<Vec<u8>> = inside
+            .iter()
+            .filter(|f| f[18..20] == (500 + k).to_be_bytes())
+            .cloned()
+            .collect();
+        assert_eq!(frags.len(), 3, "datagram {k}:\n{}", r.stdout);
+        let whole = traffic::reassemble_v4(&frags);
+        assert!(traffic::checksums_valid(&whole), "datagram {k}");
+        assert_eq!(&whole[30..34], &rs.octets());
+        assert_eq!(u16::from_be_bytes([whole[34], whole[35]]), 33000 + k);
+    }
+    assert!(r.stdout.contains("drops: none"), "{}", r.stdout);
+}

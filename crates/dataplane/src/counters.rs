@@ -22,10 +22,12 @@ pub enum DpDrop {
     HostRingFull,
     /// No mbuf for a held fragment replayed after its first fragment came.
     NoMbuf,
+    /// A frame steered here from a port this worker does not poll (never expected).
+    BadPort,
 }
 
 impl DpDrop {
-    pub const COUNT: usize = 6;
+    pub const COUNT: usize = 7;
     pub const ALL: [DpDrop; DpDrop::COUNT] = [
         DpDrop::NeighborUnresolved,
         DpDrop::RedirectRingFull,
@@ -33,6 +35,7 @@ impl DpDrop {
         DpDrop::HostPathLimited,
         DpDrop::HostRingFull,
         DpDrop::NoMbuf,
+        DpDrop::BadPort,
     ];
 
     pub fn name(self) -> &'static str {
@@ -43,6 +46,7 @@ impl DpDrop {
             DpDrop::HostPathLimited => "host_path_limited",
             DpDrop::HostRingFull => "host_ring_full",
             DpDrop::NoMbuf => "no_mbuf",
+            DpDrop::BadPort => "bad_port",
         }
     }
 }

@@ -491,6 +491,7 @@ impl Worker {
                 self.redirected_in += 1;
                 let port = self.position.get(m.port() as usize).copied().unwrap_or(u16::MAX);
                 if port == u16::MAX {
+                    self.dp_drops[DpDrop::BadPort as usize] += 1;
                     continue;
                 }
                 let v = self.director.process_steered(t, port, &mut m, now);
@@ -516,6 +517,10 @@ impl Worker {
                 continue;
             };
             buf.copy_from_slice(&frame);
+            // Where it came in: a worker it is steered to finds its port by this.
+            if let Some(q) = self.ports.rx.get(port as usize) {
+                m.set_port(q.port_id());
+            }
             let v = self.director.process_steered(t, port, &mut m, now);
             self.act(t, neigh, m, v, now);
         }

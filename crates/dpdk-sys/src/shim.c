@@ -44,6 +44,7 @@ uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return (uint8_t *)r
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
 uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m) { return m->port; }
+void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port) { m->port = port; }
 
 unsigned int rvs_lcore_id(void) { return rte_lcore_id(); }
 int rvs_errno(void) { return rte_errno; }

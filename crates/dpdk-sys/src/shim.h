@@ -30,6 +30,7 @@ uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
 uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m);
+void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port);
 
 unsigned int rvs_lcore_id(void);
 int rvs_errno(void);

@@ -154,6 +154,13 @@ impl Mbuf {
         // SAFETY: self owns a valid mbuf.
         unsafe { sys::rvs_pktmbuf_port(self.0.as_ptr()) }
     }
+
+    /// Says the packet was received on DPDK port `port` (a frame made here stands for one
+    /// received).
+    pub fn set_port(&mut self, port: u16) {
+        // SAFETY: self owns a valid mbuf; the port field is plain data.
+        unsafe { sys::rvs_pktmbuf_set_port(self.0.as_ptr(), port) }
+    }
 }
 
 impl Drop for Mbuf {
