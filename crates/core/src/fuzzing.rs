@@ -115,27 +115,18 @@ pub fn tables() -> Tables {
     ])
 }
 
-/// A later fragment (offset `offset` x 8 bytes, last or not) of an IPv4 datagram of protocol
-/// `proto` and identification `id`, carrying `payload`.
-pub fn fragment4(
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    proto: u8,
-    id: u16,
-    offset: u16,
-    more: bool,
-    payload: &[u8],
-    macs: ([u8; 6], [u8; 6]),
-) -> Vec<u8> {
+/// A later fragment (offset `offset` x 8 bytes, last or not) of a UDP datagram from a client
+/// (through the gateway) of identification `id`, carrying `payload`.
+pub fn fragment4(src: Ipv4Addr, dst: Ipv4Addr, id: u16, offset: u16, more: bool, payload: &[u8]) -> Vec<u8> {
     let mut f = vec![0u8; 34];
-    f[0..6].copy_from_slice(&macs.1);
-    f[6..12].copy_from_slice(&macs.0);
+    f[0..6].copy_from_slice(&P0);
+    f[6..12].copy_from_slice(&GW);
     f[12..14].copy_from_slice(&[8, 0]);
     crate::wire::ipv4::emit(
         &mut f[14..34],
         src,
         dst,
-        proto,
+        crate::wire::proto::UDP,
         64,
         0,
         (20 + payload.len()) as u16,
@@ -249,7 +240,7 @@ pub fn world() -> (Tables, Director) {
     }
     // A later fragment waiting for its first (UDP to 10.0.0.100:53, id 0x4242): an input
     // that is that first fragment releases it.
-    let held = fragment4(client, ip("10.0.0.100"), 17, 0x4242, 2, false, &[7; 24], (GW, P0));
+    let held = fragment4(client, ip("10.0.0.100"), 0x4242, 2, false, &[7; 24]);
     let v = d.process(&t, 0, &mut VecFrame::new(&held), 1);
     assert_eq!(v, Verdict::Held, "the harness holds a fragment");
     (t, d)
