@@ -885,3 +885,33 @@ Mark       Prot Destination                              Ports
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn golden_tun_info() {
+    let mut v = sample();
+    v[1].reals[0].method = "tun".into();
+    let got = fmt_list(
+        4096,
+        &v,
+        &ListOpts {
+            numeric: true,
+            tun_info: true,
+            ..ListOpts::default()
+        },
+    );
+    let want = "\
+IP Virtual Server version 1.2.1 (size=4096)
+Prot LocalAddress:Port Scheduler Flags
+  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn
+TCP  10.0.0.100:80 wlc persistent 300 mask 255.255.255.0
+  -> 192.168.1.2:80               Masq    n/a           3      2          7         
+  -> 192.168.1.3:8080             Masq    n/a           0      0          0         
+UDP  [2001:db8::1]:53 sh (sh-fallback,sh-port)
+  -> [2001:db8::5]:53             Tunnel  ipip          1      0          1         
+";
+    assert_eq!(got, want);
+    assert!(parse(&args("-Ln --tun-info")).is_ok());
+    assert!(
+        fmt_save(&v, true).contains("-a -u [2001:db8::1]:53 -r [2001:db8::5]:53 -i -w 1 --tun-type ipip\n")
+    );
+}
