@@ -568,7 +568,7 @@ fn make_report(
 impl Report {
     /// The tables as `ipvsadm -Ln` and `ipvsadm -Ln --stats --exact` print them.
     pub fn tables(&self) -> String {
-        use crate::ipvsadm::{fmt_list, ListOpts};
+        use rvsadm::{fmt_list, ListOpts};
         let numeric = ListOpts {
             numeric: true,
             ..Default::default()

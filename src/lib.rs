@@ -1,5 +1,5 @@
-//! The `rvs` package: the `rvsd` daemon and `rvsadm` CLI, and the pieces they share that are
-//! not part of the pure core or the DPDK layer.
+//! The `rvs` package: the `rvsd` daemon, the bench and replay tools, and the pieces they share
+//! that are not part of the pure core or the DPDK layer (`rvsadm` is its own package).
 
 pub mod bench;
 pub mod bench_chart;
@@ -10,7 +10,6 @@ pub mod ealenv;
 pub mod health;
 pub mod host;
 pub mod instance;
-pub mod ipvsadm;
 pub mod peer;
 pub mod routes;
 pub mod run_report;

@@ -1,5 +1,7 @@
 //! The control socket and rvsadm against a running rvsd (on pcap vdevs).
 
+mod common;
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::os::unix::net::UnixStream;
@@ -99,7 +101,7 @@ impl Daemon {
     }
 
     fn adm(&self, args: &str) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        Command::new(common::rvsadm_bin())
             .arg("--socket")
             .arg(&self.sock)
             .args(args.split_whitespace())
@@ -109,7 +111,7 @@ impl Daemon {
 
     /// `rvsadm -R` with `text` on its standard input; its output.
     fn restore(&self, text: &str) -> Output {
-        let p = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+        let p = Command::new(common::rvsadm_bin())
             .arg("--socket")
             .arg(&self.sock)
             .arg("-R")

@@ -210,7 +210,7 @@ real = [
     let (by, failed) = requests(&c, "http://10.80.0.100/", 30);
     assert_eq!(failed, 0);
     assert_eq!(by.get("s1"), Some(&10), "rr over three again: {by:?}");
-    let listing = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+    let listing = std::process::Command::new(common::rvsadm_bin())
         .args(["--socket", &socket, "-L", "--health"])
         .output()
         .unwrap();
@@ -299,7 +299,7 @@ real = [
         (exec_weight() == Some(9)).then_some(())
     })
     .expect("exit 0: weight 9");
-    let ln = std::process::Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+    let ln = std::process::Command::new(common::rvsadm_bin())
         .args(["--socket", &socket, "-Ln", "-t", "10.80.0.100:80"])
         .output()
         .unwrap();

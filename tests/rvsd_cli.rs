@@ -70,35 +70,6 @@ fn no_arguments_is_a_usage_error() {
 }
 
 #[test]
-fn rvsadm_without_a_daemon_or_with_a_bad_command_line() {
-    let ok = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .arg("--version")
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
-    assert!(String::from_utf8_lossy(&ok.stdout).starts_with("rvsadm "));
-    let dir = tempfile::tempdir().unwrap();
-    let sock = dir.path().join("none.sock");
-    let no = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .arg("--socket")
-        .arg(&sock)
-        .arg("-Ln")
-        .output()
-        .unwrap();
-    assert_eq!(no.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&no.stderr).contains("cannot reach rvsd at"),
-        "{}",
-        String::from_utf8_lossy(&no.stderr)
-    );
-    let bad = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
-        .args(["-A", "-t"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2), "a bad command line is a usage error");
-}
-
-#[test]
 fn shipped_configs_pass_check() {
     for f in [
         "configs/nat.toml",

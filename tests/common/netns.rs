@@ -332,7 +332,7 @@ pub fn daemon_counter(socket: &str, name: &str) -> u64 {
 
 /// rvsadm against `socket`: its standard output; a refusal fails the test.
 pub fn rvsadm(socket: &str, args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_rvsadm"))
+    let out = Command::new(super::rvsadm_bin())
         .args(["--socket", socket])
         .args(args)
         .output()

@@ -12,9 +12,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::Duration;
 
-use rvs::ipvsadm::{self, Cmd};
 use rvs_api::config::DEFAULT_SOCKET;
 use rvs_api::proto::{Op, Reply, Request, Response, ServiceView};
+use rvsadm::{self as ipvsadm, Cmd};
 
 const USAGE: &str = "\
 rvsadm (ipvsadm-compatible) -- rvs administration over the control socket
@@ -278,7 +278,7 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
     };
     match cmd {
         Cmd::Help => print!("{USAGE}"),
-        Cmd::Version => println!("{}", rvs::version_line("rvsadm")),
+        Cmd::Version => println!("{}", ipvsadm::version_line()),
         Cmd::Save {
             numeric,
             nosort,

@@ -1,4 +1,5 @@
-//! ipvsadm's command line and output formats, for rvsadm.
+//! ipvsadm's command line and output formats: rvsadm's, and the tables rvsd prints when it
+//! stops. Depends on the API crate only (no DPDK).
 //!
 //! [`parse`] turns ipvsadm arguments (short options may be bundled: `-Ln`) into a [`Cmd`];
 //! the `fmt_*` functions print what the daemon answers the way ipvsadm 1.31 prints it.
@@ -1131,3 +1132,11 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `rvsadm 0.1.0 (ipvsadm v1.31 command line)`.
+pub fn version_line() -> String {
+    format!(
+        "rvsadm {} (ipvsadm v1.31 command line and output; rvsd's control protocol)",
+        env!("CARGO_PKG_VERSION")
+    )
+}
