@@ -12,8 +12,6 @@ PACKAGES=(libdpdk-dev libclang-dev clang pkg-config libpcap-dev build-essential 
           iproute2 iputils-ping ethtool tcpdump curl python3 openssl fonts-dejavu-core
           keepalived tshark bird2)
 HUGEPAGES=${RVS_HUGEPAGES:-512}
-HUGE_SYS=/sys/kernel/mm/hugepages/hugepages-2048kB
-HUGE_MNT=/dev/hugepages
 
 if [ "$(id -u)" -eq 0 ]; then
     SUDO=()
@@ -40,22 +38,6 @@ if ! command -v cargo >/dev/null 2>&1; then
     exit 1
 fi
 
-# Hugepages: reserve, then mount. Both can be refused in containers; then runs use --no-huge.
-huge_ok=0
-if [ -w "$HUGE_SYS/nr_hugepages" ] || [ ${#SUDO[@]} -gt 0 ]; then
-    cur=$(cat "$HUGE_SYS/nr_hugepages" 2>/dev/null || echo 0)
-    if [ "$cur" -lt "$HUGEPAGES" ]; then
-        echo "$HUGEPAGES" | "${SUDO[@]}" tee "$HUGE_SYS/nr_hugepages" >/dev/null 2>&1 || true
-    fi
-fi
-if ! grep -qs " $HUGE_MNT hugetlbfs " /proc/mounts; then
-    "${SUDO[@]}" mkdir -p "$HUGE_MNT" 2>/dev/null || true
-    "${SUDO[@]}" mount -t hugetlbfs -o pagesize=2M nodev "$HUGE_MNT" 2>/dev/null || true
-fi
-free=$(cat "$HUGE_SYS/free_hugepages" 2>/dev/null || echo 0)
-if grep -qs " $HUGE_MNT hugetlbfs " /proc/mounts && [ "$free" -ge 128 ]; then
-    huge_ok=1
-fi
-if [ $huge_ok = 0 ]; then
-    echo "dpdk/setup.sh: no usable 2 MB hugepages ($free free, hugetlbfs $(grep -qs " $HUGE_MNT hugetlbfs " /proc/mounts && echo mounted || echo not mounted)); runs will use --no-huge"
-fi
+# Hugepages: reserve, then mount (the same script the rvsd unit runs); both can be refused in
+# containers, and then runs use --no-huge.
+"${SUDO[@]}" env RVS_HUGEPAGES="$HUGEPAGES" "$(dirname "$0")/../packaging/rvs-hugepages"

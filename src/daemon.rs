@@ -324,6 +324,10 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
                         tx: s.opackets,
                         imissed: s.imissed,
                         rx_nombuf: s.rx_nombuf,
+                        rx_bytes: s.ibytes,
+                        tx_bytes: s.obytes,
+                        ierrors: s.ierrors,
+                        oerrors: s.oerrors,
                     }
                 })
                 .collect()
@@ -337,7 +341,11 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             port_stats,
         )
         .with_max_services(cfg.max_services)
-        .with_marks(cfg.marks.clone());
+        .with_marks(cfg.marks.clone())
+        .with_mempool({
+            let pool = pool.clone();
+            Box::new(move || (pool.in_use(), pool.in_use() + pool.available()))
+        });
         Arc::new(Mutex::new(state))
     };
     let host = if twins.is_empty() {

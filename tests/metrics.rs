@@ -132,6 +132,33 @@ fn metrics_agree_with_the_replay_and_the_report() {
         .map(|x| x.parse().unwrap())
         .collect();
     assert_eq!((n[0], n[1], n[2]), (300.0, in_pkts, out_pkts), "{stats_line}");
+    // The device's and the pool's figures, and each worker's busy time.
+    let rx_bytes = value(
+        &scrape,
+        "rvs_port_bytes_total",
+        &[("port", "outside"), ("direction", "rx")],
+    );
+    let in_bytes: usize = frames.iter().map(Vec::len).sum();
+    assert_eq!(
+        rx_bytes, in_bytes as f64,
+        "the outside port received every input byte"
+    );
+    assert_eq!(value(&scrape, "rvs_port_errors_total", &[]), 0.0);
+    let mbufs = value(&scrape, "rvs_mbufs", &[]);
+    let in_use = value(&scrape, "rvs_mbufs_in_use", &[]);
+    assert!(mbufs >= 1023.0 && in_use <= mbufs, "{in_use} of {mbufs}");
+    let busy = value(&scrape, "rvs_worker_busy_seconds_total", &[("worker", "0")]);
+    assert!(busy > 0.0 && busy < 60.0, "worker 0 was busy {busy} s");
+    for family in [
+        "rvs_real_connection_rate",
+        "rvs_real_packet_rate",
+        "rvs_real_byte_rate",
+    ] {
+        assert!(
+            scrape.samples.iter().any(|x| x.metric == family),
+            "{family} is exposed"
+        );
+    }
     let first40: Vec<&str> = body.lines().take(40).collect();
     println!("{}", first40.join("\n"));
 }

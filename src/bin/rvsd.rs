@@ -59,11 +59,27 @@ struct Args {
     /// Demo: use ordinary pages even when hugepages are available.
     #[arg(long)]
     no_huge: bool,
+    /// Print rvsd's man page (roff) and exit: for packaging.
+    #[arg(long, hide = true)]
+    man: bool,
+    /// Print a shell completion script (bash, zsh, fish) and exit: for packaging.
+    #[arg(long, hide = true, value_name = "SHELL")]
+    completions: Option<clap_complete::Shell>,
 }
 
 fn main() {
     let args = Args::parse();
-    let result = if args.version {
+    let result = if args.man {
+        man()
+    } else if let Some(shell) = args.completions {
+        clap_complete::generate(
+            shell,
+            &mut <Args as clap::CommandFactory>::command(),
+            "rvsd",
+            &mut std::io::stdout(),
+        );
+        Ok(())
+    } else if args.version {
         println!("{}, running {}", rvs::version_line("rvsd"), dpdk::version());
         Ok(())
     } else if let Some(f) = &args.check {
@@ -80,6 +96,27 @@ fn main() {
         eprintln!("rvsd: {e:#}");
         std::process::exit(1);
     }
+}
+
+/// rvsd.8: clap's page of the options, with what an operator needs beside them.
+fn man() -> Result<()> {
+    use clap::CommandFactory;
+    let cmd = Args::command()
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("rvs data-plane daemon: an LVS-style L4 load balancer on DPDK")
+        .long_about(
+            "rvsd runs the data plane (poll-mode workers on DPDK ports) and the control plane \
+             (the control socket rvsadm speaks to, health checks, sync, metrics) described by its \
+             configuration file, rvs.toml(5). It stops on SIGINT or SIGTERM and prints its \
+             counters and the ipvsadm-style table.",
+        )
+        .after_long_help(
+            "FILES: /etc/rvs/rvs.toml (the configuration), /run/rvs/rvs.sock (the control \
+             socket). SEE ALSO: rvsadm(8), rvs.toml(5), ipvsadm(8), keepalived(8).",
+        );
+    let man = clap_mangen::Man::new(cmd).section("8");
+    man.render(&mut std::io::stdout())?;
+    Ok(())
 }
 
 fn load(path: &Path) -> Result<Config> {

@@ -13,7 +13,7 @@ use rvs_api::config::{
 };
 use rvs_api::mark::{validate_mark, validate_marks, MarkConfig, MAX_MARKS};
 use rvs_api::proto::{
-    ConnView, HealthRealView, HealthServiceView, HostPathView, Op, PortView, Reply, ServiceId,
+    ConnView, HealthRealView, HealthServiceView, HostPathView, Op, PortView, Reply, ServiceId, Stats,
 };
 use rvs_core::conn::state::Timeouts;
 use rvs_core::model::{Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
@@ -40,6 +40,8 @@ struct Entry {
 
 /// A metric's in and out figures from a real server's totals.
 type TrafficOf = fn(&Totals) -> (u64, u64);
+/// A metric's in and out figures from a real server's estimated rates.
+type RateOf = fn(&Stats) -> (u64, u64);
 /// A metric's figure from a worker's counters.
 type WorkerFigure = fn(&rvs_core::WorkerStats) -> u64;
 
@@ -89,6 +91,8 @@ pub struct ControlState {
     announced: std::collections::BTreeSet<IpAddr>,
     /// Inside a batch: changes wait for one publication at its end.
     deferred: Option<bool>,
+    /// The packet-buffer pool's buffers in use and in all, for `/metrics`.
+    mempool: Option<Box<dyn Fn() -> (u32, u32) + Send>>,
     /// The classifier's rules for `-f` services, in order.
     marks: Vec<MarkConfig>,
 }
@@ -206,6 +210,7 @@ impl ControlState {
             drained: false,
             announced: Default::default(),
             deferred: None,
+            mempool: None,
             marks: Vec::new(),
         }
         .with_known_ids()
@@ -236,6 +241,12 @@ impl ControlState {
     /// with).
     pub fn with_marks(mut self, marks: Vec<MarkConfig>) -> ControlState {
         self.marks = marks;
+        self
+    }
+
+    /// With the packet-buffer pool's counts (in use, in all) for `/metrics`.
+    pub fn with_mempool(mut self, f: Box<dyn Fn() -> (u32, u32) + Send>) -> ControlState {
+        self.mempool = Some(f);
         self
     }
 
@@ -1312,6 +1323,40 @@ impl ControlState {
                 f.sample(&[("service", svc), ("real", real), ("direction", "out")], o);
             }
         }
+        // IPVS's rate estimator (2 s samples, smoothed over about 8 s): `ipvsadm -L --rate`.
+        let rates: Vec<Stats> = reals
+            .iter()
+            .map(|(_, _, r, t)| self.est.stats(r.id.0, *t))
+            .collect();
+        let mut f = family(
+            out,
+            "rvs_real_connection_rate",
+            "gauge",
+            "New connections per second to a real server, as ipvsadm --rate estimates them.",
+        );
+        for ((svc, real, _, _), st) in reals.iter().zip(&rates) {
+            f.sample(&[("service", svc), ("real", real)], st.cps);
+        }
+        let per_second: [(&'static str, &str, RateOf); 2] = [
+            (
+                "rvs_real_packet_rate",
+                "Packets per second to (in) and from (out) a real server, as ipvsadm --rate estimates them.",
+                |st| (st.in_pps, st.out_pps),
+            ),
+            (
+                "rvs_real_byte_rate",
+                "Bytes per second to (in) and from (out) a real server, as ipvsadm --rate estimates them.",
+                |st| (st.in_bps, st.out_bps),
+            ),
+        ];
+        for (name, help, get) in per_second {
+            let mut f = family(out, name, "gauge", help);
+            for ((svc, real, _, _), st) in reals.iter().zip(&rates) {
+                let (i, o) = get(st);
+                f.sample(&[("service", svc), ("real", real), ("direction", "in")], i);
+                f.sample(&[("service", svc), ("real", real), ("direction", "out")], o);
+            }
+        }
         let mut f = family(
             out,
             "rvs_real_weight",
@@ -1398,6 +1443,15 @@ impl ControlState {
         }
         let mut f = family(
             out,
+            "rvs_worker_busy_seconds_total",
+            "counter",
+            "Seconds a worker spent in poll loops that handled a frame: rate() of it is the busy share of its core.",
+        );
+        for (w, _, c) in &stats {
+            f.sample(&[("worker", w)], c.busy_ns() as f64 / 1e9);
+        }
+        let mut f = family(
+            out,
             "rvs_fragments_total",
             "counter",
             "TCP/UDP fragments: first fragments followed, later ones done as their first, later ones held for their first, held ones replayed.",
@@ -1464,6 +1518,37 @@ impl ControlState {
         for p in &ports {
             f.sample(&[("port", &p.name), ("direction", "rx")], p.rx);
             f.sample(&[("port", &p.name), ("direction", "tx")], p.tx);
+        }
+        let mut f = family(
+            out,
+            "rvs_port_bytes_total",
+            "counter",
+            "Bytes a port received and sent, as the device counts them.",
+        );
+        for p in &ports {
+            f.sample(&[("port", &p.name), ("direction", "rx")], p.rx_bytes);
+            f.sample(&[("port", &p.name), ("direction", "tx")], p.tx_bytes);
+        }
+        let mut f = family(
+            out,
+            "rvs_port_errors_total",
+            "counter",
+            "Frames a port's device failed to receive (rx) or send (tx).",
+        );
+        for p in &ports {
+            f.sample(&[("port", &p.name), ("direction", "rx")], p.ierrors);
+            f.sample(&[("port", &p.name), ("direction", "tx")], p.oerrors);
+        }
+        if let Some(pool) = &self.mempool {
+            let (in_use, size) = pool();
+            family(
+                out,
+                "rvs_mbufs_in_use",
+                "gauge",
+                "Packet buffers in use (in rings, queues, waiting for a neighbor, held).",
+            )
+            .sample(&[], in_use);
+            family(out, "rvs_mbufs", "gauge", "Packet buffers in the pool.").sample(&[], size);
         }
         let mut f = family(
             out,

@@ -389,6 +389,14 @@ pub struct PortView {
     pub tx: u64,
     pub imissed: u64,
     pub rx_nombuf: u64,
+    #[serde(default)]
+    pub rx_bytes: u64,
+    #[serde(default)]
+    pub tx_bytes: u64,
+    #[serde(default)]
+    pub ierrors: u64,
+    #[serde(default)]
+    pub oerrors: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

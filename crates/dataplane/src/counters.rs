@@ -22,12 +22,15 @@ pub enum DpDrop {
     HostRingFull,
     /// No mbuf for a held fragment replayed after its first fragment came.
     NoMbuf,
-    /// A frame steered here from a port this worker does not poll (never expected).
+    /// A frame for a port this worker has no queue of: steered here from one, or to be sent
+    /// on one (never expected; a bug if counted).
     BadPort,
+    /// A frame for a worker without a ring to it (never expected; a bug if counted).
+    NoRing,
 }
 
 impl DpDrop {
-    pub const COUNT: usize = 7;
+    pub const COUNT: usize = 8;
     pub const ALL: [DpDrop; DpDrop::COUNT] = [
         DpDrop::NeighborUnresolved,
         DpDrop::RedirectRingFull,
@@ -36,6 +39,7 @@ impl DpDrop {
         DpDrop::HostRingFull,
         DpDrop::NoMbuf,
         DpDrop::BadPort,
+        DpDrop::NoRing,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +51,7 @@ impl DpDrop {
             DpDrop::HostRingFull => "host_ring_full",
             DpDrop::NoMbuf => "no_mbuf",
             DpDrop::BadPort => "bad_port",
+            DpDrop::NoRing => "no_ring",
         }
     }
 }
@@ -72,6 +77,7 @@ pub struct WorkerCounters {
     dp_drops: [Cell; DpDrop::COUNT],
     redirected_in: Cell,
     tx: Cell,
+    busy_ns: Cell,
     real: Vec<[Cell; 4]>,
     sync: [Cell; 4 + SyncRefusal::COUNT],
 }
@@ -84,6 +90,7 @@ impl WorkerCounters {
             dp_drops: Default::default(),
             redirected_in: Cell::default(),
             tx: Cell::default(),
+            busy_ns: Cell::default(),
             real: (0..real_capacity).map(|_| Default::default()).collect(),
             sync: Default::default(),
         }
@@ -125,6 +132,15 @@ impl WorkerCounters {
         }
         self.redirected_in.set(redirected_in);
         self.tx.set(tx);
+    }
+
+    pub(crate) fn publish_busy_ns(&self, ns: u64) {
+        self.busy_ns.set(ns);
+    }
+
+    /// Nanoseconds the worker spent in poll loops that handled a frame.
+    pub fn busy_ns(&self) -> u64 {
+        self.busy_ns.get()
     }
 
     pub(crate) fn publish_sync(&self, s: &SyncStats) {

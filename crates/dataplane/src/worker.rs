@@ -208,6 +208,8 @@ pub struct Worker {
     /// This worker's share of the host path's rate.
     host_bucket: TokenBucket,
     redirected_in: u64,
+    /// TSC cycles of poll loops that handled a frame (the busy share of the loop).
+    busy_tsc: u64,
     tx: u64,
     tsc_start: u64,
     tsc_per_ms: u64,
@@ -258,6 +260,7 @@ impl Worker {
             shared,
             dp_drops: [0; DpDrop::COUNT],
             redirected_in: 0,
+            busy_tsc: 0,
             tx: 0,
             tsc_start: dpdk::tsc(),
             tsc_per_ms: (tsc_hz / 1000).max(1),
@@ -315,6 +318,8 @@ impl Worker {
         let mut burst = Burst::new();
         let mut verdicts = [Verdict::Neighbor; BURST_SIZE];
         while !self.shared.stop.load(Ordering::Relaxed) {
+            let loop_start = dpdk::tsc();
+            let (rx_before, tx_before) = (self.director.stats.rx, self.tx);
             let now = self.now_ms();
             let generation = self.shared.generation.load(Ordering::SeqCst);
             let tables = self.shared.tables.load_full();
@@ -351,6 +356,9 @@ impl Worker {
             }
             self.flush();
             self.director.advance(&tables, now);
+            if self.director.stats.rx != rx_before || self.tx != tx_before {
+                self.busy_tsc += dpdk::tsc() - loop_start;
+            }
             loops = loops.wrapping_add(1);
             if loops.is_multiple_of(PUBLISH_EVERY) {
                 self.publish(&tables);
@@ -429,7 +437,7 @@ impl Worker {
                             self.dp_drops[DpDrop::RedirectRingFull as usize] += 1;
                         }
                     }
-                    None => self.dp_drops[DpDrop::RedirectRingFull as usize] += 1,
+                    None => self.dp_drops[DpDrop::NoRing as usize] += 1,
                 }
             }
             Verdict::Neighbor => self.learn(&m),
@@ -528,7 +536,7 @@ impl Worker {
 
     fn send(&mut self, port: u16, m: Mbuf) {
         let Some(b) = self.tx_bursts.get_mut(port as usize) else {
-            self.dp_drops[DpDrop::TxFull as usize] += 1;
+            self.dp_drops[DpDrop::BadPort as usize] += 1;
             return;
         };
         if let Err(m) = b.push(m) {
@@ -629,6 +637,7 @@ impl Worker {
             self.redirected_in,
             self.tx,
         );
+        c.publish_busy_ns((self.busy_tsc as u128 * 1_000_000_000 / self.tsc_hz as u128) as u64);
         c.publish_sync(&self.director.sync);
         for s in &t.services {
             for r in &s.reals {
