@@ -20,6 +20,7 @@ pub mod fuzzing;
 pub mod model;
 pub mod net;
 pub mod path;
+pub mod real;
 pub mod sched;
 pub mod sync;
 pub mod tables;

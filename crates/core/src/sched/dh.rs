@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 
 use super::available;
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 const BUCKETS: usize = 256;
 

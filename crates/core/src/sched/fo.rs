@@ -2,7 +2,7 @@
 //! go to the first in list order.
 
 use super::available;
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
     let mut best: Option<usize> = None;

@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use super::{available, hash_addr, wlc, FlowInfo};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub(crate) const SLOTS: usize = 16384;
 

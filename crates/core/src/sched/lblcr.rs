@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::lblc::{locality_overloaded, slot_tag, SLOTS};
 use super::{available, overhead, wlc, FlowInfo};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 const EMPTY: u16 = 0xffff;
 const ALL_EMPTY: u64 = u64::MAX;

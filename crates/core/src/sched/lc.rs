@@ -3,7 +3,7 @@
 //! the first in list order.
 
 use super::{available, overhead};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
     let mut least: Option<(usize, u64)> = None;

@@ -14,7 +14,7 @@
 //! what lets directors behind ECMP agree on a real server without talking to each other.
 
 use super::{available, hash_addr, SchedFlags};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 /// The Maglev paper's table size: a prime over 100 times the servers of most services.
 pub const DEFAULT_TABLE_SIZE: usize = 65537;
@@ -117,7 +117,7 @@ impl Maglev {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RealId;
+    use crate::real::RealId;
     use crate::sched::testutil::{flow, reals};
 
     fn counts(t: &Maglev, n: usize) -> Vec<usize> {

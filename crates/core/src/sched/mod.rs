@@ -32,7 +32,7 @@ use std::net::IpAddr;
 pub use mh::Maglev;
 pub use rr::RoundRobin;
 
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 /// What a scheduler may look at about the new flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +323,7 @@ pub(crate) fn hash_addr(a: IpAddr, port: u16, seed: u64) -> u64 {
 pub(crate) mod testutil {
     use std::sync::atomic::Ordering;
 
-    use crate::model::{Forward, RealId, RealRegistry, RealServer};
+    use crate::real::{Forward, RealId, RealRegistry, RealServer};
 
     use super::FlowInfo;
 

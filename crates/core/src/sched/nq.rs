@@ -2,7 +2,7 @@
 //! one, else shortest expected delay.
 
 use super::{available, least_weighted};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
     if let Some(i) = reals

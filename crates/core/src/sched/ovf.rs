@@ -2,7 +2,7 @@
 //! exceed its weight; when it fills up, the next highest takes the overflow.
 
 use super::available;
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
     let mut best: Option<usize> = None;

@@ -2,7 +2,7 @@
 //! without division. Inactive connections do not count. Ties go to the first in list order.
 
 use super::least_weighted;
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
     least_weighted(reals, reg, |r| reg.get(r.id).active() as u64 + 1)

@@ -4,7 +4,7 @@
 //! available bucket; without it they get no connection, as in IPVS.
 
 use super::{available, dh::fold, SchedFlags};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 const BITS: u32 = 8;
 const BUCKETS: usize = 1 << BITS;

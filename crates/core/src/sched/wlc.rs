@@ -3,7 +3,7 @@
 //! `h1 * w2 > h2 * w1` so that no division is needed. Ties go to the first in list order.
 
 use super::{least_weighted, overhead};
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 pub fn pick(reals: &[RealServer], reg: &RealRegistry) -> Option<usize> {
     least_weighted(reals, reg, |r| overhead(r, reg))

@@ -14,7 +14,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::available;
-use crate::model::{RealRegistry, RealServer};
+use crate::real::{RealRegistry, RealServer};
 
 #[derive(Debug)]
 struct Band {
