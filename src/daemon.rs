@@ -538,6 +538,7 @@ fn make_report(
             })
         })
         .collect();
+    let totals = rvs_core::WorkerStats::sum(directors.iter().map(|d| &d.stats));
     Report {
         memory,
         ports,
@@ -555,13 +556,13 @@ fn make_report(
         mbufs_in_use_end: 0,
         elapsed,
         latency: hdrhistogram::Histogram::new(3).expect("valid precision"),
-        conns_created: directors.iter().map(|d| d.stats.conns_created).sum(),
-        half_open_evicted: directors.iter().map(|d| d.stats.half_open_evicted).sum(),
+        conns_created: totals.conns_created,
+        half_open_evicted: totals.half_open_evicted,
         fragments: [
-            directors.iter().map(|d| d.stats.frag_first).sum(),
-            directors.iter().map(|d| d.stats.frag_followed).sum(),
-            directors.iter().map(|d| d.stats.frag_held).sum(),
-            directors.iter().map(|d| d.stats.frag_released).sum(),
+            totals.frag_first,
+            totals.frag_followed,
+            totals.frag_held,
+            totals.frag_released,
         ],
         tables_bytes: tables.memory_bytes(),
         conn_table_bytes: directors

@@ -298,6 +298,11 @@ fn rvsadm_listings_and_save_restore_round_trip() {
     let st = s.send(r#"{"id":1,"op":"status"}"#);
     assert_eq!(st["ok"], true);
     assert!(st["result"]["change_visible_us"][1].as_u64().is_some(), "{st}");
+    let counters = st["result"]["counters"].as_array().unwrap();
+    assert!(
+        counters.iter().any(|c| c[0] == "rx"),
+        "every worker counter by name: {st}"
+    );
     println!(
         "change visibility (median, max us): {}",
         st["result"]["change_visible_us"]

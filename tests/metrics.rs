@@ -176,7 +176,10 @@ fn metrics_agree_with_the_replay_and_the_report() {
         .iter()
         .filter(|m| !families.contains(**m) && **m != "rvs_host_path_frames_total")
         .collect();
-    assert!(missing.is_empty(), "the dashboard asks for {missing:?}, not exposed");
+    assert!(
+        missing.is_empty(),
+        "the dashboard asks for {missing:?}, not exposed"
+    );
     let first40: Vec<&str> = body.lines().take(40).collect();
     println!("{}", first40.join("\n"));
 }

@@ -1626,6 +1626,8 @@ impl ControlState {
                 drops.push((r.name().to_string(), n));
             }
         }
+        let per_worker: Vec<rvs_core::WorkerStats> = self.shared.counters.iter().map(|c| c.stats()).collect();
+        let totals = rvs_core::WorkerStats::sum(&per_worker);
         Reply::Status {
             version: crate::version_line("rvsd"),
             workers: self.shared.counters.len(),
@@ -1635,12 +1637,8 @@ impl ControlState {
             change_visible_us: self.visibility().map(|(median, max)| [median, max]),
             services: self.entries.len(),
             tables_bytes: self.shared.tables.load().memory_bytes(),
-            sloppy_created: self
-                .shared
-                .counters
-                .iter()
-                .map(|c| c.stats().sloppy_created)
-                .sum(),
+            sloppy_created: totals.sloppy_created,
+            counters: totals.iter().map(|(n, v)| (n.to_string(), v)).collect(),
             host_path: self.host_path(),
         }
     }

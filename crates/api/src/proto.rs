@@ -458,6 +458,10 @@ pub enum Reply {
         /// Connections sloppy services made from mid-flow segments (flows taken over).
         #[serde(default)]
         sloppy_created: u64,
+        /// Every worker counter by its name (`rx`, `forwarded`, `frag_held`...), summed over
+        /// the workers.
+        #[serde(default)]
+        counters: Vec<(String, u64)>,
     },
 }
 

@@ -72,7 +72,7 @@ impl Cell {
 /// One worker's published counters.
 #[derive(Debug)]
 pub struct WorkerCounters {
-    stats: [Cell; 14],
+    stats: [Cell; WorkerStats::COUNT],
     drops: Vec<Cell>,
     dp_drops: [Cell; DpDrop::COUNT],
     redirected_in: Cell,
@@ -85,7 +85,7 @@ pub struct WorkerCounters {
 impl WorkerCounters {
     pub fn new(real_capacity: usize) -> WorkerCounters {
         WorkerCounters {
-            stats: Default::default(),
+            stats: std::array::from_fn(|_| Cell::default()),
             drops: (0..DropReason::COUNT).map(|_| Cell::default()).collect(),
             dp_drops: Default::default(),
             redirected_in: Cell::default(),
@@ -105,22 +105,7 @@ impl WorkerCounters {
         redirected_in: u64,
         tx: u64,
     ) {
-        let v = [
-            s.rx,
-            s.forwarded,
-            s.replies,
-            s.redirects,
-            s.neighbor,
-            s.conns_created,
-            s.conns_expired,
-            s.to_host,
-            s.half_open_evicted,
-            s.sloppy_created,
-            s.frag_first,
-            s.frag_followed,
-            s.frag_held,
-            s.frag_released,
-        ];
+        let v = s.values();
         for (c, v) in self.stats.iter().zip(v) {
             c.set(v);
         }
@@ -175,23 +160,7 @@ impl WorkerCounters {
     }
 
     pub fn stats(&self) -> WorkerStats {
-        let g = |i: usize| self.stats[i].get();
-        WorkerStats {
-            rx: g(0),
-            forwarded: g(1),
-            replies: g(2),
-            redirects: g(3),
-            neighbor: g(4),
-            conns_created: g(5),
-            conns_expired: g(6),
-            to_host: g(7),
-            half_open_evicted: g(8),
-            sloppy_created: g(9),
-            frag_first: g(10),
-            frag_followed: g(11),
-            frag_held: g(12),
-            frag_released: g(13),
-        }
+        WorkerStats::from_values(std::array::from_fn(|i| self.stats[i].get()))
     }
 
     pub fn drop_count(&self, r: DropReason) -> u64 {

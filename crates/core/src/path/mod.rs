@@ -66,28 +66,73 @@ pub enum Verdict {
     Drop(DropReason),
 }
 
-/// Per-worker packet counters (drops are in [`DropCounters`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WorkerStats {
-    pub rx: u64,
-    pub forwarded: u64,
-    pub replies: u64,
-    pub redirects: u64,
-    pub neighbor: u64,
-    pub conns_created: u64,
-    pub conns_expired: u64,
+/// Declares [`WorkerStats`]: each counter named once, and iterable by name, so that the
+/// published counters, the report, the status op and `/metrics` read them all the same way.
+macro_rules! worker_stats {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Per-worker packet counters (drops are in [`DropCounters`]).
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+        pub struct WorkerStats {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl WorkerStats {
+            /// The counters' names, in declaration order.
+            pub const NAMES: &'static [&'static str] = &[$(stringify!($name),)*];
+            pub const COUNT: usize = Self::NAMES.len();
+
+            /// The values, in the order of [`WorkerStats::NAMES`].
+            pub fn values(&self) -> [u64; Self::COUNT] {
+                [$(self.$name,)*]
+            }
+
+            /// The counters from values in the order of [`WorkerStats::NAMES`].
+            pub fn from_values(v: [u64; Self::COUNT]) -> WorkerStats {
+                let mut it = v.into_iter();
+                WorkerStats {
+                    $($name: it.next().unwrap_or(0),)*
+                }
+            }
+
+            /// (name, value) of every counter.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> {
+                Self::NAMES.iter().copied().zip(self.values())
+            }
+
+            /// The sum of several workers' counters.
+            pub fn sum<'a>(all: impl IntoIterator<Item = &'a WorkerStats>) -> WorkerStats {
+                let mut total = [0u64; Self::COUNT];
+                for s in all {
+                    for (t, v) in total.iter_mut().zip(s.values()) {
+                        *t += v;
+                    }
+                }
+                WorkerStats::from_values(total)
+            }
+        }
+    };
+}
+
+worker_stats! {
+    rx,
+    forwarded,
+    replies,
+    redirects,
+    neighbor,
+    conns_created,
+    conns_expired,
     /// Frames for the kernel twin ([`Verdict::ToHost`]).
-    pub to_host: u64,
+    to_host,
     /// Half-open connections evicted from a full table for new ones (SYN-flood defense).
-    pub half_open_evicted: u64,
+    half_open_evicted,
     /// Connections a sloppy service made from a mid-flow segment (a flow taken over).
-    pub sloppy_created: u64,
+    sloppy_created,
     /// TCP/UDP first fragments whose datagram was remembered; later fragments done as their
     /// first was; later fragments held for their first; held ones replayed once it came.
-    pub frag_first: u64,
-    pub frag_followed: u64,
-    pub frag_held: u64,
-    pub frag_released: u64,
+    frag_first,
+    frag_followed,
+    frag_held,
+    frag_released,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -529,4 +574,27 @@ fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, Option<L4>), IpClassError
         }
     };
     Ok((ip, Some(l4)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::WorkerStats;
+
+    #[test]
+    fn every_worker_counter_is_named_once_and_survives_a_round_trip() {
+        let mut names = WorkerStats::NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), WorkerStats::COUNT);
+        let v: [u64; WorkerStats::COUNT] = std::array::from_fn(|i| i as u64 * 3 + 1);
+        let s = WorkerStats::from_values(v);
+        assert_eq!(s.values(), v);
+        assert_eq!(s.rx, 1);
+        assert_eq!(
+            s.iter().find(|(n, _)| *n == "frag_held").map(|x| x.1),
+            Some(s.frag_held)
+        );
+        let total = WorkerStats::sum([&s, &s]);
+        assert_eq!(total.forwarded, 2 * s.forwarded);
+    }
 }
