@@ -179,10 +179,224 @@ pub fn init_eal(cfg: &Config) -> Result<(Eal, Memory)> {
     Ok((eal, memory))
 }
 
-/// Runs the data plane on an initialised EAL (the bench runs several configs in one process).
+/// Runs the data plane on an initialised EAL (the bench runs several configs in one process):
+/// start, wait for `stop` or `when`, stop and report.
 pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &AtomicBool) -> Result<Report> {
-    static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let mut running = Running::start(eal, memory, cfg)?;
+    running.wait(when, stop);
+    running.stop(cfg)
+}
 
+/// The control plane's threads, in the order they stop.
+struct ControlPlane {
+    state: Arc<Mutex<ControlState>>,
+    routes: Option<crate::routes::Routes>,
+    health: crate::health::Health,
+    peer: Option<crate::peer::Peer>,
+    metrics: Option<control::metrics::MetricsServer>,
+    server: control::ServerHandle,
+    host: Option<crate::host::HostPath>,
+}
+
+/// A data plane and its control plane, running.
+pub struct Running {
+    memory: Memory,
+    pool: Mempool,
+    in_use_start: u32,
+    ports: Vec<Port>,
+    twins: Vec<crate::host::Twin>,
+    queues: Vec<(Vec<dpdk::RxQueue>, Vec<dpdk::TxQueue>)>,
+    shared: Arc<Shared>,
+    workers: Vec<dpdk::Worker<rvs_dataplane::WorkerResult>>,
+    control: ControlPlane,
+    started: Instant,
+    hugepages_used: u64,
+}
+
+impl Running {
+    /// Opens the pool, the ports and the twins, builds the tables, starts the workers, then
+    /// the control plane (socket, health checks, sync, peer link, routes, metrics).
+    pub fn start(eal: &Eal, memory: Memory, cfg: &Config) -> Result<Running> {
+        let workers = cfg.workers.len();
+        let pool = open_pool(eal, cfg)?;
+        let in_use_start = pool.in_use();
+        let ports = open_ports(eal, cfg, &pool)?;
+        let macs: Vec<[u8; 6]> = ports
+            .iter()
+            .zip(&cfg.ports)
+            .map(|(p, c)| c.mac.map_or_else(|| p.mac(), Ok))
+            .collect::<dpdk::Result<_>>()?;
+        let twins = crate::host::open_twins(eal, cfg, &macs, &pool)?;
+        let held = if twins.is_empty() {
+            Vec::new()
+        } else {
+            let mut nl = rvs_twin::Netlink::new()?;
+            crate::host::held(&mut nl, &twins, cfg.ports.len()).context("reading the twins' addresses")?
+        };
+        let reg = Arc::new(RealRegistry::new(cfg.max_real_servers));
+        let tables = build_tables(cfg, &macs, &held, reg)?;
+        let neighbors = cfg
+            .ports
+            .iter()
+            .flat_map(|p| p.neighbors.iter().copied())
+            .collect::<Vec<(IpAddr, [u8; 6])>>();
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(7);
+        // Persistence templates are per client (per netmask): a quarter of the connections.
+        let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, cfg.max_real_servers)
+            .with_templates((cfg.conn_capacity / 4).max(1024), seed.rotate_left(13));
+        if let Some(rings) = crate::host::rings(cfg) {
+            shared = shared.with_host(rings);
+        }
+        let shared = Arc::new(shared);
+        let mut queues: Vec<(Vec<dpdk::RxQueue>, Vec<dpdk::TxQueue>)> = ports
+            .iter()
+            .map(|p| p.take_queues())
+            .collect::<dpdk::Result<_>>()?;
+        let handles = spawn_workers(eal, cfg, &mut queues, &pool, &shared, seed)?;
+        let control = start_control(cfg, &ports, &twins, &pool, &shared)?;
+        Ok(Running {
+            memory,
+            pool,
+            in_use_start,
+            ports,
+            twins,
+            queues,
+            shared,
+            workers: handles,
+            control,
+            started: Instant::now(),
+            hugepages_used: crate::ealenv::hugepages_in_use_mb(),
+        })
+    }
+
+    /// Waits until `stop` is set or `when` says so, following the hugepages in use.
+    pub fn wait(&mut self, when: &StopWhen, stop: &AtomicBool) {
+        let (mut last_rx, mut last_change) = (0u64, Instant::now());
+        // A connection-rate run is timed closely; the others need no more than a 20 ms tick.
+        let tick = Duration::from_millis(if when.conns.is_some() { 1 } else { 20 });
+        loop {
+            std::thread::sleep(tick);
+            if stop.load(Ordering::Relaxed) || when.after.is_some_and(|d| self.started.elapsed() >= d) {
+                break;
+            }
+            if let Some(n) = when.conns {
+                let made: u64 = self.shared.counters.iter().map(|c| c.stats().conns_created).sum();
+                if made >= n {
+                    break;
+                }
+            }
+            self.hugepages_used = self.hugepages_used.max(crate::ealenv::hugepages_in_use_mb());
+            if let Some(idle) = when.idle {
+                let rx: u64 = self
+                    .ports
+                    .iter()
+                    .filter_map(|p| p.stats().ok())
+                    .map(|s| s.ipackets)
+                    .sum();
+                if rx != last_rx {
+                    (last_rx, last_change) = (rx, Instant::now());
+                } else if rx > 0 && last_change.elapsed() >= idle {
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Stops everything in order (routes first, while everything still forwards; the workers
+    /// last) and makes the report, once every buffer is back in the pool.
+    pub fn stop(self, cfg: &Config) -> Result<Report> {
+        let Running {
+            memory,
+            pool,
+            in_use_start,
+            ports,
+            twins,
+            queues,
+            shared,
+            workers,
+            control,
+            started,
+            hugepages_used,
+        } = self;
+        // The routers move the flows away during the routes' linger, then the rest stops.
+        if let Some(r) = control.routes {
+            r.withdraw_and_linger();
+        }
+        control.health.stop();
+        if let Some(p) = control.peer {
+            p.stop();
+        }
+        control
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .stop_sync();
+        if let Some(m) = control.metrics {
+            m.stop();
+        }
+        control.server.stop();
+        if let Some(h) = control.host {
+            h.stop();
+        }
+        shared.stop.store(true, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        let mut directors = Vec::new();
+        let mut latency =
+            hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
+        for h in workers {
+            let r = h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?;
+            // Same bounds on both sides: adding cannot fail; a failure would only lose percentiles.
+            let _ = latency.add(&r.latency);
+            directors.push(r.director);
+        }
+        let port_reports: Vec<PortReport> = ports
+            .iter()
+            .zip(&cfg.ports)
+            .map(|(p, c)| {
+                Ok(PortReport {
+                    name: c.name.clone(),
+                    stats: p.stats()?,
+                })
+            })
+            .collect::<dpdk::Result<_>>()?;
+        drop(queues);
+        if let Some(h) = &shared.host {
+            h.drain();
+        }
+        let host_path = control
+            .state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .host_path();
+        // The control state holds port handles (for its statistics): let it go, so the ports
+        // close and give back every buffer before the count below.
+        drop(control.state);
+        for p in ports.iter().chain(twins.iter().map(|t| &t.dev)) {
+            p.stop()?;
+        }
+        let tables = shared.tables.load_full();
+        let report = make_report(&shared, &tables, &directors, memory, cfg, port_reports, elapsed);
+        drop(directors);
+        drop(ports);
+        drop(twins);
+        Ok(Report {
+            host_path,
+            mbufs_in_use_start: in_use_start,
+            mbufs_in_use_end: pool.in_use(),
+            latency,
+            hugepages_used_mb: hugepages_used,
+            ..report
+        })
+    }
+}
+
+/// The packet-buffer pool, sized for the ports, the rings between workers and the twins
+/// unless `[dataplane] mbufs` says.
+fn open_pool(eal: &Eal, cfg: &Config) -> Result<Mempool> {
+    static POOLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let workers = cfg.workers.len();
     let twins = cfg.ports.iter().filter(|p| p.host_interface.is_some()).count();
     let pool_size = cfg.mbufs.unwrap_or(
@@ -194,13 +408,15 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             - 1) as u32,
     );
     let pool_name = format!("rvs_pool{}", POOLS.fetch_add(1, Ordering::Relaxed));
-    let pool = Mempool::new(eal, &pool_name, pool_size, 256, cfg.mbuf_size)
-        .with_context(|| format!("a pool of {pool_size} buffers of {} bytes", cfg.mbuf_size))?;
-    let in_use_start = pool.in_use();
+    Mempool::new(eal, &pool_name, pool_size, 256, cfg.mbuf_size)
+        .with_context(|| format!("a pool of {pool_size} buffers of {} bytes", cfg.mbuf_size))
+}
 
+/// Opens and starts every port, with one tx queue per worker and as many rx queues as asked.
+fn open_ports(eal: &Eal, cfg: &Config, pool: &Mempool) -> Result<Vec<Port>> {
+    let queues = cfg.workers.len() as u16;
     let mut ports = Vec::new();
     for p in &cfg.ports {
-        let queues = workers as u16;
         let pc = PortConfig {
             rx_queues: p.rx_queues.unwrap_or(queues).min(queues),
             tx_queues: queues,
@@ -208,7 +424,7 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             mtu: None,
             ..Default::default()
         };
-        let port = Port::open(eal, &p.device, &pc, &pool)
+        let port = Port::open(eal, &p.device, &pc, pool)
             .with_context(|| format!("port {:?} ({})", p.name, p.device))?;
         if let Some(mac) = p.mac {
             // Virtual devices such as net_pcap cannot change their MAC; they receive every
@@ -222,45 +438,23 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             .with_context(|| format!("port {:?}: start", p.name))?;
         ports.push(port);
     }
-    let macs: Vec<[u8; 6]> = ports
-        .iter()
-        .zip(&cfg.ports)
-        .map(|(p, c)| c.mac.map_or_else(|| p.mac(), Ok))
-        .collect::<dpdk::Result<_>>()?;
-    let twins = crate::host::open_twins(eal, cfg, &macs, &pool)?;
-    let held = if twins.is_empty() {
-        Vec::new()
-    } else {
-        let mut nl = rvs_twin::Netlink::new()?;
-        crate::host::held(&mut nl, &twins, cfg.ports.len()).context("reading the twins' addresses")?
-    };
-    let reg = Arc::new(RealRegistry::new(cfg.max_real_servers));
-    let tables = build_tables(cfg, &macs, &held, reg)?;
-    let neighbors = cfg
-        .ports
-        .iter()
-        .flat_map(|p| p.neighbors.iter().copied())
-        .collect::<Vec<(IpAddr, [u8; 6])>>();
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(7);
-    // Persistence templates are per client (per netmask): a quarter of the connections.
-    let mut shared = Shared::new(tables, Neighbors::new(neighbors), workers, cfg.max_real_servers)
-        .with_templates((cfg.conn_capacity / 4).max(1024), seed.rotate_left(13));
-    if let Some(rings) = crate::host::rings(cfg) {
-        shared = shared.with_host(rings);
-    }
-    let shared = Arc::new(shared);
+    Ok(ports)
+}
 
-    // One ring per ordered pair: rings[to][from].
+/// One worker per configured CPU, each with one rx and one tx queue of every port and a ring
+/// from every other worker (rings[to][from]).
+fn spawn_workers(
+    eal: &Eal,
+    cfg: &Config,
+    queues: &mut [(Vec<dpdk::RxQueue>, Vec<dpdk::TxQueue>)],
+    pool: &Mempool,
+    shared: &Arc<Shared>,
+    seed: u64,
+) -> Result<Vec<dpdk::Worker<rvs_dataplane::WorkerResult>>> {
+    let workers = cfg.workers.len();
     let rings: Vec<Vec<Arc<ArrayQueue<dpdk::Mbuf>>>> = (0..workers)
         .map(|_| (0..workers).map(|_| Arc::new(ArrayQueue::new(RING))).collect())
         .collect();
-    let mut queues: Vec<(Vec<dpdk::RxQueue>, Vec<dpdk::TxQueue>)> = ports
-        .iter()
-        .map(|p| p.take_queues())
-        .collect::<dpdk::Result<_>>()?;
     let hz = dpdk::tsc_hz(eal);
     let mut handles = Vec::new();
     for (w, &cpu) in cfg.workers.iter().enumerate() {
@@ -305,49 +499,58 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             .with_context(|| format!("dataplane.workers[{w}]: starting the worker on CPU {cpu}"))?;
         handles.push(h);
     }
+    Ok(handles)
+}
 
-    let control = {
-        let port_handles: Vec<(String, Port)> = cfg
-            .ports
+/// The control state over the running tables, and the threads around it: the host path, sync
+/// daemons, peer link, health checks, routes, metrics and the control socket.
+fn start_control(
+    cfg: &Config,
+    ports: &[Port],
+    twins: &[crate::host::Twin],
+    pool: &Mempool,
+    shared: &Arc<Shared>,
+) -> Result<ControlPlane> {
+    let port_handles: Vec<(String, Port)> = cfg
+        .ports
+        .iter()
+        .map(|c| c.name.clone())
+        .zip(ports.iter().cloned())
+        .collect();
+    let port_stats = Box::new(move || {
+        port_handles
             .iter()
-            .map(|c| c.name.clone())
-            .zip(ports.iter().cloned())
-            .collect();
-        let port_stats = Box::new(move || {
-            port_handles
-                .iter()
-                .map(|(name, p)| {
-                    let s = p.stats().unwrap_or_default();
-                    rvs_api::proto::PortView {
-                        name: name.clone(),
-                        rx: s.ipackets,
-                        tx: s.opackets,
-                        imissed: s.imissed,
-                        rx_nombuf: s.rx_nombuf,
-                        rx_bytes: s.ibytes,
-                        tx_bytes: s.obytes,
-                        ierrors: s.ierrors,
-                        oerrors: s.oerrors,
-                    }
-                })
-                .collect()
-        });
-        let state = ControlState::new(
-            &cfg.services,
-            &cfg.ports,
-            &shared.tables.load(),
-            shared.clone(),
-            cfg.conn_capacity,
-            port_stats,
-        )
-        .with_max_services(cfg.max_services)
-        .with_marks(cfg.marks.clone())
-        .with_mempool({
-            let pool = pool.clone();
-            Box::new(move || (pool.in_use(), pool.in_use() + pool.available()))
-        });
-        Arc::new(Mutex::new(state))
-    };
+            .map(|(name, p)| {
+                let s = p.stats().unwrap_or_default();
+                rvs_api::proto::PortView {
+                    name: name.clone(),
+                    rx: s.ipackets,
+                    tx: s.opackets,
+                    imissed: s.imissed,
+                    rx_nombuf: s.rx_nombuf,
+                    rx_bytes: s.ibytes,
+                    tx_bytes: s.obytes,
+                    ierrors: s.ierrors,
+                    oerrors: s.oerrors,
+                }
+            })
+            .collect()
+    });
+    let state = ControlState::new(
+        &cfg.services,
+        &cfg.ports,
+        &shared.tables.load(),
+        shared.clone(),
+        cfg.conn_capacity,
+        port_stats,
+    )
+    .with_max_services(cfg.max_services)
+    .with_marks(cfg.marks.clone())
+    .with_mempool({
+        let pool = pool.clone();
+        Box::new(move || (pool.in_use(), pool.in_use() + pool.available()))
+    });
+    let state = Arc::new(Mutex::new(state));
     let host = if twins.is_empty() {
         None
     } else {
@@ -363,18 +566,14 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
             })
             .collect::<dpdk::Result<Vec<_>>>()?;
         Some(crate::host::HostPath::start(
-            &twins,
+            twins,
             queues,
             shared.clone(),
-            control.clone(),
+            state.clone(),
             pool.clone(),
         )?)
     };
-    let host_view = {
-        let control = control.clone();
-        move || control.lock().unwrap_or_else(|p| p.into_inner()).host_path()
-    };
-    control
+    state
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .start_sync(&cfg.sync_daemons)
@@ -382,117 +581,32 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
     let peer = match &cfg.peer {
         Some(p) => {
             let counters = Arc::new(crate::peer::PeerCounters::default());
-            control
+            state
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .set_peer_counters(counters.clone());
-            Some(crate::peer::Peer::start(p.clone(), control.clone(), counters)?)
+            Some(crate::peer::Peer::start(p.clone(), state.clone(), counters)?)
         }
         None => None,
     };
-    let health = crate::health::Health::start(control.clone())?;
+    let health = crate::health::Health::start(state.clone())?;
     let routes = match &cfg.routes {
-        Some(r) => Some(crate::routes::Routes::start(r, control.clone())?),
+        Some(r) => Some(crate::routes::Routes::start(r, state.clone())?),
         None => None,
     };
     let metrics = match cfg.metrics_listen {
-        Some(addr) => Some(control::metrics::serve(addr, control.clone())?),
+        Some(addr) => Some(control::metrics::serve(addr, state.clone())?),
         None => None,
     };
-    let sync_control = control.clone();
-    let control = control::serve(&cfg.socket, control, &cfg.control)?;
-
-    let started = Instant::now();
-    let mut hugepages_used = crate::ealenv::hugepages_in_use_mb();
-    let (mut last_rx, mut last_change) = (0u64, Instant::now());
-    // A connection-rate run is timed closely; the others need no more than a 20 ms tick.
-    let tick = Duration::from_millis(if when.conns.is_some() { 1 } else { 20 });
-    loop {
-        std::thread::sleep(tick);
-        if stop.load(Ordering::Relaxed) || when.after.is_some_and(|d| started.elapsed() >= d) {
-            break;
-        }
-        if let Some(n) = when.conns {
-            let made: u64 = shared.counters.iter().map(|c| c.stats().conns_created).sum();
-            if made >= n {
-                break;
-            }
-        }
-        hugepages_used = hugepages_used.max(crate::ealenv::hugepages_in_use_mb());
-        if let Some(idle) = when.idle {
-            let rx: u64 = ports
-                .iter()
-                .filter_map(|p| p.stats().ok())
-                .map(|s| s.ipackets)
-                .sum();
-            if rx != last_rx {
-                (last_rx, last_change) = (rx, Instant::now());
-            } else if rx > 0 && last_change.elapsed() >= idle {
-                break;
-            }
-        }
-    }
-    // Routes go first, while everything still forwards: the routers move the flows away
-    // during the linger, then the rest stops.
-    if let Some(r) = routes {
-        r.withdraw_and_linger();
-    }
-    health.stop();
-    if let Some(p) = peer {
-        p.stop();
-    }
-    sync_control.lock().unwrap_or_else(|p| p.into_inner()).stop_sync();
-    if let Some(m) = metrics {
-        m.stop();
-    }
-    control.stop();
-    if let Some(h) = host {
-        h.stop();
-    }
-    shared.stop.store(true, Ordering::Relaxed);
-    let elapsed = started.elapsed();
-    let mut directors = Vec::new();
-    let mut latency =
-        hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 3).expect("valid bounds");
-    for h in handles {
-        let r = h.join().map_err(|_| anyhow::anyhow!("a worker panicked"))?;
-        // Same bounds on both sides: adding cannot fail; a failure would only lose percentiles.
-        let _ = latency.add(&r.latency);
-        directors.push(r.director);
-    }
-    let port_reports: Vec<PortReport> = ports
-        .iter()
-        .zip(&cfg.ports)
-        .map(|(p, c)| {
-            Ok(PortReport {
-                name: c.name.clone(),
-                stats: p.stats()?,
-            })
-        })
-        .collect::<dpdk::Result<_>>()?;
-    drop(queues);
-    if let Some(h) = &shared.host {
-        h.drain();
-    }
-    let host_path = host_view();
-    // The control state holds port handles (for its statistics): let it go, so the ports
-    // close and give back every buffer before the count below.
-    drop(host_view);
-    for p in ports.iter().chain(twins.iter().map(|t| &t.dev)) {
-        p.stop()?;
-    }
-    let tables = shared.tables.load_full();
-    let report = make_report(&shared, &tables, &directors, memory, cfg, port_reports, elapsed);
-    drop(directors);
-    drop(ports);
-    drop(twins);
-    Ok(Report {
-        host_path,
-        mbufs_in_use_start: in_use_start,
-        mbufs_in_use_end: pool.in_use(),
-        latency,
-        hugepages_used_mb: hugepages_used,
-        ..report
+    let server = control::serve(&cfg.socket, state.clone(), &cfg.control)?;
+    Ok(ControlPlane {
+        state,
+        routes,
+        health,
+        peer,
+        metrics,
+        server,
+        host,
     })
 }
 
