@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use crossbeam_queue::ArrayQueue;
 use dpdk::{Eal, Mempool, Port, PortConfig, PortStats, RssHash};
 use rvs_api::config::{Config, MemoryMode};
-use rvs_core::model::{RealId, RealRegistry, RealServer, Service};
+use rvs_core::model::{RealId, RealRegistry, RealServer};
 use rvs_core::net::{Network, PortNet};
 use rvs_core::{DirectorConfig, DropReason, Tables};
 use rvs_dataplane::{DpDrop, Neighbors, Shared, Worker, WorkerCounters, WorkerPorts};
@@ -108,15 +108,7 @@ pub fn build_tables(
             .iter()
             .map(|r| {
                 next += 1;
-                RealServer {
-                    id: RealId(next - 1),
-                    addr: r.addr,
-                    port: r.port,
-                    forward: r.forward,
-                    weight: r.weight,
-                    upper: r.upper,
-                    lower: r.lower,
-                }
+                r.server(RealId(next - 1), r.weight)
             })
             .collect();
         if next as usize > reg.capacity() {
@@ -130,15 +122,12 @@ pub fn build_tables(
                 );
             }
         }
-        let svc = Service::new(s.key, &s.scheduler, s.flags, s.persistence, reals)
-            .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?
-            .with_announce(s.announce)
-            .with_sloppy(s.sloppy)
-            .with_one_packet(s.one_packet);
+        let svc = s
+            .build(reals)
+            .map_err(|e| anyhow::anyhow!("service[{i}].scheduler: {e}"))?;
         services.push(Arc::new(svc));
     }
-    Ok(Tables::new(net, services, cfg.timeouts, reg)
-        .with_marks(cfg.marks.iter().flat_map(|m| m.rules()).collect()))
+    Ok(Tables::new(net, services, cfg.timeouts, reg).with_marks(rvs_api::mark::core_rules(&cfg.marks)))
 }
 
 fn looks_like_pci(device: &str) -> bool {

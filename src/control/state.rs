@@ -377,43 +377,26 @@ impl ControlState {
                 if self.net.route(r.addr).is_none() {
                     return Err(("invalid", format!("real server {}: no port reaches it", r.addr)));
                 }
-                Ok(RealServer {
-                    id,
-                    addr: r.addr,
-                    port: r.port,
-                    forward: r.forward,
-                    weight: if quorum_lost {
-                        0
-                    } else {
-                        self.effective_weight(&cfg.key, r)
-                    },
-                    upper: r.upper,
-                    lower: r.lower,
-                })
+                let weight = if quorum_lost {
+                    0
+                } else {
+                    self.effective_weight(&cfg.key, r)
+                };
+                Ok(r.server(id, weight))
             })
             .collect::<Result<Vec<_>, _>>()?;
         if let (true, Some(s), Some(id)) = (quorum_lost, &cfg.sorry, sorry_id) {
             if self.net.route(s.addr).is_some() && !reals.iter().any(|r| r.addr == s.addr && r.port == s.port)
             {
                 reals.push(RealServer {
-                    id,
-                    addr: s.addr,
-                    port: s.port,
-                    forward: s.forward,
-                    weight: 1,
                     upper: 0,
                     lower: 0,
+                    ..s.server(id, 1)
                 });
             }
         }
-        Service::new(cfg.key, &cfg.scheduler, cfg.flags, cfg.persistence, reals)
-            .map(|s| {
-                Arc::new(
-                    s.with_announce(cfg.announce)
-                        .with_sloppy(cfg.sloppy)
-                        .with_one_packet(cfg.one_packet),
-                )
-            })
+        cfg.build(reals)
+            .map(Arc::new)
             .map_err(|e| ("invalid", format!("service.scheduler: {e}")))
     }
 
@@ -436,7 +419,7 @@ impl ControlState {
         }
         let services = self.entries.iter().map(|e| e.built.clone()).collect();
         let tables = Tables::new(self.net.clone(), services, self.timeouts, self.reg.clone())
-            .with_marks(self.marks.iter().flat_map(|m| m.rules()).collect());
+            .with_marks(rvs_api::mark::core_rules(&self.marks));
         let start = Instant::now();
         let g = self.shared.publish(tables);
         while !self.shared.all_seen(g) && start.elapsed() < Duration::from_millis(100) {

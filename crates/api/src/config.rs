@@ -542,7 +542,37 @@ pub fn validate_service(raw: &RawService, ports: &[PortConfig]) -> Result<Servic
     }
 }
 
+impl RealConfig {
+    /// The core's real server: this one under `id`, scheduled with `weight` (its configured
+    /// weight, or what health checks and quorum make of it).
+    pub fn server(&self, id: rvs_core::model::RealId, weight: u32) -> rvs_core::model::RealServer {
+        rvs_core::model::RealServer {
+            id,
+            addr: self.addr,
+            port: self.port,
+            forward: self.forward,
+            weight,
+            upper: self.upper,
+            lower: self.lower,
+        }
+    }
+}
+
 impl ServiceConfig {
+    /// The core's service over `reals`, with its scheduler built: what rvsd starts with and
+    /// what every change publishes.
+    pub fn build(
+        &self,
+        reals: Vec<rvs_core::model::RealServer>,
+    ) -> Result<rvs_core::model::Service, rvs_core::sched::SchedError> {
+        Ok(
+            rvs_core::model::Service::new(self.key, &self.scheduler, self.flags, self.persistence, reals)?
+                .with_announce(self.announce)
+                .with_sloppy(self.sloppy)
+                .with_one_packet(self.one_packet),
+        )
+    }
+
     /// The service as a config entry that validates back to it (what a peer director is sent
     /// when the table is replicated).
     pub fn to_raw(&self) -> RawService {

@@ -47,6 +47,11 @@ pub struct MarkConfig {
     pub ports: Vec<(u16, u16)>,
 }
 
+/// The core's rules of every configured rule, in order (what the tables are built with).
+pub fn core_rules(marks: &[MarkConfig]) -> Vec<MarkRule> {
+    marks.iter().flat_map(MarkConfig::rules).collect()
+}
+
 impl MarkConfig {
     /// The core's rules: one per port range.
     pub fn rules(&self) -> Vec<MarkRule> {
