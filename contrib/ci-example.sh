@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./dpdk/setup.sh
-cargo build --release -q --bins
+cargo build --release -q --workspace --bins
 B=target/release
 CI=${RVS_CI_DIR:-ci}
 mkdir -p "$CI"

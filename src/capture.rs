@@ -394,7 +394,7 @@ fn fields(f: &[u8]) -> Vec<(String, std::ops::Range<usize>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::traffic::{tcp_v4, udp_v4, TCP_SYN};
+    use rvs_traffic::{tcp_v4, udp_v4, TCP_SYN};
 
     #[test]
     fn a_changed_ttl_and_a_changed_port_are_named() {

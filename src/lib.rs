@@ -1,8 +1,7 @@
-//! The `rvs` package: the `rvsd` daemon, the bench and replay tools, and the pieces they share
-//! that are not part of the pure core or the DPDK layer (`rvsadm` is its own package).
+//! The `rvs` package: the `rvsd` daemon and the replay tool, and the pieces they share that are
+//! not part of the pure core or the DPDK layer (`rvsadm`, the bench and the traffic generator
+//! are packages of their own).
 
-pub mod bench;
-pub mod bench_chart;
 pub mod capture;
 pub mod control;
 pub mod daemon;
@@ -14,7 +13,6 @@ pub mod peer;
 pub mod routes;
 pub mod run_report;
 pub mod sync;
-pub mod traffic;
 
 /// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.
 pub fn version_line(bin: &str) -> String {

@@ -2,10 +2,12 @@
 //! captures), `rvsd --report-json`, `rvs-bench --pcap` on a user's capture and config, and
 //! `rvs-bench --compare`; each with the bad input it must refuse with exit status 2.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use rvs::traffic::{self, NatDemo};
+use rvs_traffic::{self as traffic, NatDemo};
 
 struct Demo {
     dir: tempfile::TempDir,
@@ -252,7 +254,7 @@ fn rvsd_writes_its_report_as_json() {
 fn rvs_bench_replays_a_users_capture_and_compares_reports() {
     let d = Demo::new(|t| t);
     let bench = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rvs-bench"))
+        Command::new(common::sibling_bin("rvs-bench", "rvs-bench"))
             .args(args)
             .output()
             .unwrap()

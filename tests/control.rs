@@ -10,7 +10,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rvs::traffic::{self, tcp_v4, TCP_ACK, TCP_PSH, TCP_SYN};
+use rvs_traffic::{self as traffic, tcp_v4, TCP_ACK, TCP_PSH, TCP_SYN};
 
 struct Daemon {
     child: Option<Child>,

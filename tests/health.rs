@@ -347,7 +347,7 @@ fn forwarding_with_a_thousand_checked_servers() {
         ],
     );
     let pcap = tmp.path().join("flows.pcap");
-    rvs::traffic::write_pcap(&pcap, &common::replay::established_1k()).unwrap();
+    rvs_traffic::write_pcap(&pcap, &common::replay::established_1k()).unwrap();
     let real_list: String = reals
         .iter()
         .map(|a| format!("    {{ address = \"{a}:80\", method = \"nat\" }},\n"))

@@ -20,7 +20,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::netns::{config_head, control, curl, off_kernel, sh, twin_ports, wait_until, Lab, Rvsd};
-use rvs::traffic::{self, tcp_v4, udp_v4, with_macs, GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
+use rvs_traffic::{self as traffic, tcp_v4, udp_v4, with_macs, GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
 
 fn output(ns: &str, cmd: &str) -> String {
     let out = Command::new("ip")

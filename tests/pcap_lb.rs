@@ -4,8 +4,10 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::Command;
 
-use rvs::traffic::{self, server_mac, tcp_v4, udp_v4, with_macs, with_ttl, NatDemo, INSIDE_MAC, OUTSIDE_MAC};
-use rvs::traffic::{GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
+use rvs_traffic::{
+    self as traffic, server_mac, tcp_v4, udp_v4, with_macs, with_ttl, NatDemo, INSIDE_MAC, OUTSIDE_MAC,
+};
+use rvs_traffic::{GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
 
 const HEAD: &str = r#"
 [dataplane]

@@ -205,7 +205,7 @@ fn a_device_that_does_not_probe_is_a_clear_error() {
 fn a_second_rvsd_on_the_same_config_is_refused_before_it_touches_a_port() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
-    rvs::traffic::write_pcap(&dir.path().join("in.pcap"), &[]).unwrap();
+    rvs_traffic::write_pcap(&dir.path().join("in.pcap"), &[]).unwrap();
     let config = format!(
         r#"
 [dataplane]
@@ -259,7 +259,7 @@ real = [{{ address = "10.0.0.2" }}]
     let out = first.wait_with_output().unwrap();
     assert!(out.status.success());
     // The first instance's output is whole: its gratuitous ARP for the VIP is there.
-    let sent = rvs::traffic::read_pcap(&dir.path().join("out.pcap")).unwrap();
+    let sent = rvs_traffic::read_pcap(&dir.path().join("out.pcap")).unwrap();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(&sent[0][12..14], &[0x08, 0x06]);
 }

@@ -31,7 +31,7 @@ fn soak_with_a_live_change_every_100_ms() {
     let dir = tempfile::tempdir().unwrap();
     let pcap = dir.path().join("flows.pcap");
     let flows = common::replay::established_1k();
-    rvs::traffic::write_pcap(&pcap, &flows).unwrap();
+    rvs_traffic::write_pcap(&pcap, &flows).unwrap();
     let sock = dir.path().join("ctl/rvs.sock");
     let config = common::replay::looped_replay(
         &format!("soak{}", std::process::id()),

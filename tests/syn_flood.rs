@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 use std::process::Command;
 
-use rvs::traffic::{self, tcp_v4, with_macs, GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
+use rvs_traffic::{self as traffic, tcp_v4, with_macs, GATEWAY_MAC, TCP_ACK, TCP_PSH, TCP_SYN};
 
 const LAN_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0xc0];
 const RS_MAC: [u8; 6] = [0x02, 0x11, 192, 168, 1, 5];

@@ -15,8 +15,8 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 
 use rvs::daemon::{self, StopWhen};
-use rvs::traffic::{self, NatDemo};
 use rvs_api::Config;
+use rvs_traffic::{self as traffic, NatDemo};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -6,11 +6,11 @@ use std::path::Path;
 
 /// The bench's 1,000 established NAT flows.
 pub fn established_1k() -> Vec<Vec<u8>> {
-    let w = rvs::bench::workloads(true)
+    let w = rvs_traffic::workload::workloads(true)
         .into_iter()
         .find(|w| w.name == "established-1k")
         .expect("the smoke set has established-1k");
-    rvs::bench::frames(&w)
+    rvs_traffic::workload::frames(&w)
 }
 
 /// `pcap` looped on port `outside` (net_pcap infinite_rx) into a `net_null` sink, NAT wrr

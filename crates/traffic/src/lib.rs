@@ -1,6 +1,7 @@
 //! Deterministic demo traffic: Ethernet/IPv4 TCP and UDP frames from many clients to a VIP,
 //! with valid checksums, written as a pcap. The same seed always gives the same bytes.
 
+pub mod workload;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::Path;

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use anyhow::{bail, Result};
 use clap::Parser;
-use rvs::bench;
 use rvs::ealenv::Memory;
+use rvs_bench as bench;
 
 #[derive(Parser, Debug)]
 #[command(name = "rvs-bench", about = "rvs pcap-replay benchmark")]
@@ -90,7 +90,7 @@ fn run_capture(
     let text = match &args.config {
         Some(c) => std::fs::read_to_string(c)
             .unwrap_or_else(|e| bad(format!("{}: cannot be read: {e}", c.display()))),
-        None => include_str!("../../configs/demo.toml")
+        None => include_str!("../../../configs/demo.toml")
             .replace("@DIR@", "/tmp")
             .replace("@CPU@", "0")
             .replace("@MEMORY@", "auto"),
