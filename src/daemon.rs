@@ -176,17 +176,6 @@ pub fn run_on(eal: &Eal, memory: Memory, cfg: &Config, when: &StopWhen, stop: &A
     running.stop(cfg)
 }
 
-/// The control plane's threads, in the order they stop.
-struct ControlPlane {
-    state: Arc<Mutex<ControlState>>,
-    routes: Option<crate::routes::Routes>,
-    health: crate::health::Health,
-    peer: Option<crate::peer::Peer>,
-    metrics: Option<control::metrics::MetricsServer>,
-    server: control::ServerHandle,
-    host: Option<crate::host::HostPath>,
-}
-
 /// A data plane and its control plane, running.
 pub struct Running {
     memory: Memory,
@@ -197,7 +186,9 @@ pub struct Running {
     queues: Vec<(Vec<dpdk::RxQueue>, Vec<dpdk::TxQueue>)>,
     shared: Arc<Shared>,
     workers: Vec<dpdk::Worker<rvs_dataplane::WorkerResult>>,
-    control: ControlPlane,
+    control: rvs_control::ControlPlane,
+    /// The host path's thread (the twins' queues), when some port has a twin.
+    host: Option<crate::host::HostPath>,
     started: Instant,
     hugepages_used: u64,
 }
@@ -245,7 +236,7 @@ impl Running {
             .map(|p| p.take_queues())
             .collect::<dpdk::Result<_>>()?;
         let handles = spawn_workers(eal, cfg, &mut queues, &pool, &shared, seed)?;
-        let control = start_control(cfg, &ports, &twins, &pool, &shared)?;
+        let (control, host) = start_control(cfg, &ports, &twins, &pool, &shared)?;
         Ok(Running {
             memory,
             pool,
@@ -256,6 +247,7 @@ impl Running {
             shared,
             workers: handles,
             control,
+            host,
             started: Instant::now(),
             hugepages_used: crate::ealenv::hugepages_in_use_mb(),
         })
@@ -307,27 +299,14 @@ impl Running {
             shared,
             workers,
             control,
+            host,
             started,
             hugepages_used,
         } = self;
-        // The routers move the flows away during the routes' linger, then the rest stops.
-        if let Some(r) = control.routes {
-            r.withdraw_and_linger();
-        }
-        control.health.stop();
-        if let Some(p) = control.peer {
-            p.stop();
-        }
-        control
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stop_sync();
-        if let Some(m) = control.metrics {
-            m.stop();
-        }
-        control.server.stop();
-        if let Some(h) = control.host {
+        // Routes first (the routers move the flows away while everything still forwards),
+        // then the rest of the control plane, the host path, and the workers last.
+        let state = control.stop();
+        if let Some(h) = host {
             h.stop();
         }
         shared.stop.store(true, Ordering::Relaxed);
@@ -355,14 +334,10 @@ impl Running {
         if let Some(h) = &shared.host {
             h.drain();
         }
-        let host_path = control
-            .state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .host_path();
+        let host_path = state.lock().unwrap_or_else(|p| p.into_inner()).host_path();
         // The control state holds port handles (for its statistics): let it go, so the ports
         // close and give back every buffer before the count below.
-        drop(control.state);
+        drop(state);
         for p in ports.iter().chain(twins.iter().map(|t| &t.dev)) {
             p.stop()?;
         }
@@ -499,7 +474,7 @@ fn start_control(
     twins: &[crate::host::Twin],
     pool: &Mempool,
     shared: &Arc<Shared>,
-) -> Result<ControlPlane> {
+) -> Result<(rvs_control::ControlPlane, Option<crate::host::HostPath>)> {
     let port_handles: Vec<(String, Port)> = cfg
         .ports
         .iter()
@@ -534,6 +509,7 @@ fn start_control(
         port_stats,
     )
     .with_max_services(cfg.max_services)
+    .with_version(crate::version_line("rvsd"))
     .with_marks(cfg.marks.clone())
     .with_mempool({
         let pool = pool.clone();
@@ -562,41 +538,7 @@ fn start_control(
             pool.clone(),
         )?)
     };
-    state
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .start_sync(&cfg.sync_daemons)
-        .map_err(|m| anyhow::anyhow!("[[sync_daemon]]: {m}"))?;
-    let peer = match &cfg.peer {
-        Some(p) => {
-            let counters = Arc::new(crate::peer::PeerCounters::default());
-            state
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .set_peer_counters(counters.clone());
-            Some(crate::peer::Peer::start(p.clone(), state.clone(), counters)?)
-        }
-        None => None,
-    };
-    let health = crate::health::Health::start(state.clone())?;
-    let routes = match &cfg.routes {
-        Some(r) => Some(crate::routes::Routes::start(r, state.clone())?),
-        None => None,
-    };
-    let metrics = match cfg.metrics_listen {
-        Some(addr) => Some(control::metrics::serve(addr, state.clone())?),
-        None => None,
-    };
-    let server = control::serve(&cfg.socket, state.clone(), &cfg.control)?;
-    Ok(ControlPlane {
-        state,
-        routes,
-        health,
-        peer,
-        metrics,
-        server,
-        host,
-    })
+    Ok((rvs_control::ControlPlane::start(cfg, state)?, host))
 }
 
 fn make_report(

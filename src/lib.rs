@@ -3,16 +3,13 @@
 //! are packages of their own).
 
 pub mod capture;
-pub mod control;
+/// The control plane is a package of its own; rvsd uses its modules by these names.
+pub use rvs_control::{control, health, peer, routes, sync};
 pub mod daemon;
 pub mod ealenv;
-pub mod health;
 pub mod host;
 pub mod instance;
-pub mod peer;
-pub mod routes;
 pub mod run_report;
-pub mod sync;
 
 /// `rvs 0.1.0 (git dc987ac, built against DPDK 22.11.11)`.
 pub fn version_line(bin: &str) -> String {

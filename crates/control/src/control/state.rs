@@ -93,6 +93,8 @@ pub struct ControlState {
     deferred: Option<bool>,
     /// The packet-buffer pool's buffers in use and in all, for `/metrics`.
     mempool: Option<Box<dyn Fn() -> (u32, u32) + Send>>,
+    /// rvsd's version line, for the status op.
+    version: String,
     /// The classifier's rules for `-f` services, in order.
     marks: Vec<MarkConfig>,
 }
@@ -211,6 +213,7 @@ impl ControlState {
             announced: Default::default(),
             deferred: None,
             mempool: None,
+            version: String::new(),
             marks: Vec::new(),
         }
         .with_known_ids()
@@ -241,6 +244,12 @@ impl ControlState {
     /// with).
     pub fn with_marks(mut self, marks: Vec<MarkConfig>) -> ControlState {
         self.marks = marks;
+        self
+    }
+
+    /// With rvsd's version line (the status op's).
+    pub fn with_version(mut self, version: String) -> ControlState {
+        self.version = version;
         self
     }
 
@@ -1612,7 +1621,7 @@ impl ControlState {
         let per_worker: Vec<rvs_core::WorkerStats> = self.shared.counters.iter().map(|c| c.stats()).collect();
         let totals = rvs_core::WorkerStats::sum(&per_worker);
         Reply::Status {
-            version: crate::version_line("rvsd"),
+            version: self.version.clone(),
             workers: self.shared.counters.len(),
             uptime_s: self.started.elapsed().as_secs(),
             ports: (self.port_stats)(),
