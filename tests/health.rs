@@ -207,9 +207,30 @@ real = [
             .then(|| restarted.elapsed())
     })
     .expect("the server comes back");
+    // ... and the workers run with it again (its weight back in the published table) before
+    // the next requests are counted.
+    wait_until(Duration::from_secs(10), || {
+        let ln = std::process::Command::new(common::rvsadm_bin())
+            .args(["--socket", &socket, "-Ln"])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&ln.stdout)
+            .lines()
+            .find(|l| l.contains("10.81.0.11:8000"))
+            .and_then(|l| l.split_whitespace().nth(3))
+            .filter(|w| *w != "0")
+            .map(|_| ())
+    })
+    .expect("the restored server's weight is published");
     let (by, failed) = requests(&c, "http://10.80.0.100/", 30);
     assert_eq!(failed, 0);
-    assert_eq!(by.get("s1"), Some(&10), "rr over three again: {by:?}");
+    // rr over three again (its exact sequence is the scheduler tests'; here, on a loaded
+    // machine, a probe's publication may land between two requests).
+    assert_eq!(by.len(), 3, "rr over three again: {by:?}");
+    assert!(
+        by.values().all(|&n| (8..=12).contains(&n)),
+        "rr over three again: {by:?}"
+    );
     let listing = std::process::Command::new(common::rvsadm_bin())
         .args(["--socket", &socket, "-L", "--health"])
         .output()

@@ -43,7 +43,9 @@ pub struct Tables {
     pub services: Vec<Arc<Service>>,
     pub timeouts: Timeouts,
     pub reals: Arc<RealRegistry>,
-    by_key: FastMap<ServiceKey, usize>,
+    /// Address services by (protocol, VIP, port): a plain tuple, so that a new flow's lookup
+    /// hashes no enum discriminant.
+    by_key: FastMap<(Protocol, IpAddr, u16), usize>,
     /// Each VIP and when it is answered: `Always` if any of its services says so.
     vips: FastMap<IpAddr, Announce>,
     /// NAT real servers of one-packet services, by (protocol, address, port): the service
@@ -81,7 +83,7 @@ impl Tables {
                     continue;
                 }
             };
-            by_key.insert(s.key, i);
+            by_key.insert((protocol, vip, port), i);
             let a = vips.entry(vip).or_insert(s.announce);
             if s.announce == Announce::Always {
                 *a = Announce::Always;
@@ -147,6 +149,12 @@ impl Tables {
         &self.marks
     }
 
+    /// Whether there are classifier rules at all (a new flow skips them when there are none).
+    #[inline]
+    pub fn has_marks(&self) -> bool {
+        !self.marks.is_empty()
+    }
+
     /// The `-f` service of the first rule matching a new flow, if that mark has one.
     #[inline]
     pub fn marked_service(&self, protocol: Protocol, dst: IpAddr, port: u16) -> Option<&Service> {
@@ -177,15 +185,21 @@ impl Tables {
     /// mark service: while the port's twin holds it)?
     #[inline]
     pub fn takes(&self, port: u16, dst: IpAddr, s: Option<&Service>) -> bool {
-        if self.vips.contains_key(&dst) {
-            return self.is_vip_on(port, dst);
+        if let Some(&a) = self.vips.get(&dst) {
+            return self.answered(port, dst, a);
         }
         match s {
-            Some(s) if matches!(s.key, ServiceKey::Fwmark { .. }) => match s.announce {
-                Announce::Always => true,
-                Announce::FollowHost => self.net.port(port).is_some_and(|p| p.host.contains(&dst)),
-            },
+            Some(s) if matches!(s.key, ServiceKey::Fwmark { .. }) => self.answered(port, dst, s.announce),
             _ => false,
+        }
+    }
+
+    /// Is `a`, announced as `announce` says, answered on `port` now?
+    #[inline]
+    fn answered(&self, port: u16, a: IpAddr, announce: Announce) -> bool {
+        match announce {
+            Announce::Always => true,
+            Announce::FollowHost => self.net.port(port).is_some_and(|p| p.host.contains(&a)),
         }
     }
 
@@ -205,15 +219,9 @@ impl Tables {
     #[inline]
     pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
         self.by_key
-            .get(&ServiceKey::Addr { protocol, vip, port })
-            .or_else(|| {
-                // A port-0 service takes every port of its VIP that no service of its own has.
-                self.by_key.get(&ServiceKey::Addr {
-                    protocol,
-                    vip,
-                    port: 0,
-                })
-            })
+            .get(&(protocol, vip, port))
+            // A port-0 service takes every port of its VIP that no service of its own has.
+            .or_else(|| self.by_key.get(&(protocol, vip, 0)))
             .map(|&i| &*self.services[i])
     }
 
@@ -258,11 +266,7 @@ impl Tables {
     /// Is `a` a VIP answered on `port` now: always, or while the port's twin holds it?
     #[inline]
     pub fn is_vip_on(&self, port: u16, a: IpAddr) -> bool {
-        match self.vips.get(&a) {
-            None => false,
-            Some(Announce::Always) => true,
-            Some(Announce::FollowHost) => self.net.port(port).is_some_and(|p| p.host.contains(&a)),
-        }
+        self.vips.get(&a).is_some_and(|&an| self.answered(port, a, an))
     }
 
     /// The VIPs answered on `port` now, for gratuitous announcements.

@@ -14,6 +14,36 @@ use crate::wire::{l4, proto};
 
 use super::Director;
 
+/// Whether a packet is a whole datagram or a fragment of one: the first (with the transport
+/// header) or a later one. (The datagram's identification is read again, off the fast path,
+/// when a fragment needs it: this struct is copied along the whole path.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Frag {
+    Whole,
+    First,
+    Later,
+}
+
+impl Frag {
+    /// From IPv4's flags-and-offset field, read once.
+    #[inline]
+    fn of_v4(flags_frag: u16) -> Frag {
+        match flags_frag & (ipv4::FLAG_MF | ipv4::FRAG_OFFSET) {
+            0 => Frag::Whole,
+            f if f & ipv4::FRAG_OFFSET == 0 => Frag::First,
+            _ => Frag::Later,
+        }
+    }
+
+    fn of(fragment: bool, first: bool) -> Frag {
+        match (fragment, first) {
+            (false, _) => Frag::Whole,
+            (true, true) => Frag::First,
+            (true, false) => Frag::Later,
+        }
+    }
+}
+
 /// The IP layer of a frame, checked.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct IpInfo<A> {
@@ -24,11 +54,7 @@ pub(crate) struct IpInfo<A> {
     pub l4: usize,
     /// Absolute end of the IP packet (Ethernet padding excluded).
     pub end: usize,
-    pub fragment: bool,
-    /// Of a fragment: its datagram's identification, and whether it is the first (the one
-    /// with the transport header).
-    pub frag_id: u32,
-    pub frag_first: bool,
+    pub fragment: Frag,
     /// TTL or hop limit as received.
     pub ttl: u8,
 }
@@ -41,6 +67,8 @@ pub(crate) trait Family: Addr {
     const ICMP_ERROR_MAX: usize;
 
     fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason>;
+    /// The identification of the datagram a fragment (its IP header at `ip`) belongs to.
+    fn frag_id(ip: &[u8]) -> u32;
     /// Parses a header quoted in an ICMP error: the packet may be cut short, so only the header
     /// itself must be complete.
     fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>>;
@@ -82,6 +110,7 @@ impl Family for Ipv4Addr {
     const HEADER_LEN: usize = 20;
     const ICMP_ERROR_MAX: usize = 576;
 
+    #[inline]
     fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
         let ip = Ipv4Packet::new_checked(b)?;
         if !ip.verify_checksum() {
@@ -93,11 +122,13 @@ impl Family for Ipv4Addr {
             proto: ip.protocol(),
             l4: ip.header_len(),
             end: ip.total_len(),
-            fragment: ip.is_fragment(),
-            frag_id: ip.ident() as u32,
-            frag_first: ip.frag_offset() == 0,
+            fragment: Frag::of_v4(ip.flags_frag()),
             ttl: ip.ttl(),
         })
+    }
+
+    fn frag_id(ip: &[u8]) -> u32 {
+        Ipv4Packet::new_unchecked(ip).ident() as u32
     }
 
     fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>> {
@@ -115,9 +146,7 @@ impl Family for Ipv4Addr {
             proto: ip.protocol(),
             l4: ihl,
             end: b.len(),
-            fragment: ip.is_fragment(),
-            frag_id: 0,
-            frag_first: ip.frag_offset() == 0,
+            fragment: Frag::of_v4(ip.flags_frag()),
             ttl: ip.ttl(),
         })
     }
@@ -269,6 +298,7 @@ impl Family for Ipv6Addr {
     const HEADER_LEN: usize = 40;
     const ICMP_ERROR_MAX: usize = 1280;
 
+    #[inline]
     fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
         let ip = Ipv6Packet::new_checked(b)?;
         let ul = ip.upper_layer()?;
@@ -278,11 +308,15 @@ impl Family for Ipv6Addr {
             proto: ul.protocol,
             l4: ul.offset,
             end: ip.total_len(),
-            fragment: ul.fragment,
-            frag_id: ul.frag_id,
-            frag_first: ul.frag_first,
+            fragment: Frag::of(ul.fragment, ul.frag_first),
             ttl: ip.hop_limit(),
         })
+    }
+
+    fn frag_id(ip: &[u8]) -> u32 {
+        Ipv6Packet::new_unchecked(ip)
+            .upper_layer()
+            .map_or(0, |ul| ul.frag_id)
     }
 
     fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>> {
@@ -298,9 +332,7 @@ impl Family for Ipv6Addr {
             proto: ul.0,
             l4: ul.1,
             end: b.len(),
-            fragment: ul.2,
-            frag_id: 0,
-            frag_first: true,
+            fragment: Frag::of(ul.2, true),
             ttl: ip.hop_limit(),
         })
     }

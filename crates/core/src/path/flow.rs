@@ -77,8 +77,16 @@ impl Director {
     ) -> Verdict {
         let dst = ip.dst.ip();
         let protocol = Protocol::from_number(ip.proto);
-        let marked = protocol.and_then(|p| t.marked_service(p, dst, l4.dport));
-        let inbound = t.takes(port, dst, marked);
+        let marked = if t.has_marks() {
+            protocol.and_then(|p| t.marked_service(p, dst, l4.dport))
+        } else {
+            None
+        };
+        let inbound = if marked.is_some() {
+            t.takes(port, dst, marked)
+        } else {
+            t.is_vip_on(port, dst)
+        };
         // The director's own traffic (ssh, BGP, replies to health probes) is never a NAT
         // reply: up to the kernel before any steering between workers.
         if !inbound && t.net.to_host(port, dst) {
@@ -109,7 +117,7 @@ impl Director {
             return Verdict::Drop(DropReason::MartianSource);
         }
         // A first fragment's checksum covers bytes still on their way: it cannot be checked.
-        if !ip.fragment && !l4_intact(f.data(), l2, &ip) {
+        if ip.fragment == super::family::Frag::Whole && !l4_intact(f.data(), l2, &ip) {
             return Verdict::Drop(DropReason::BadL4Checksum);
         }
         let Some(protocol) = protocol else {

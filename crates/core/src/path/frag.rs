@@ -41,12 +41,13 @@ pub(crate) struct FragKey {
 }
 
 impl FragKey {
-    fn of<A: Family>(ip: &IpInfo<A>) -> FragKey {
+    /// The key of a fragment whose IP header starts at `l2` in `frame`.
+    fn of<A: Family>(ip: &IpInfo<A>, frame: &[u8], l2: usize) -> FragKey {
         FragKey {
             src: ip.src.ip(),
             dst: ip.dst.ip(),
             proto: ip.proto,
-            id: ip.frag_id,
+            id: A::frag_id(&frame[l2..]),
         }
     }
 
@@ -132,7 +133,7 @@ impl Director {
         hashes: (u32, u32),
         now: u64,
     ) -> Verdict {
-        let key = FragKey::of(&ip);
+        let key = FragKey::of(&ip, f.data(), l2);
         if let Some(v) = self.steer_home(&key) {
             return v;
         }
@@ -224,7 +225,7 @@ impl Director {
         ip: IpInfo<A>,
         now: u64,
     ) -> Verdict {
-        let key = FragKey::of(&ip);
+        let key = FragKey::of(&ip, f.data(), l2);
         if let Some(v) = self.steer_home(&key) {
             return v;
         }

@@ -32,7 +32,7 @@ use crate::wire::tcp::TcpSegment;
 use crate::wire::udp::UdpDatagram;
 use crate::wire::{ethertype, proto};
 
-use family::{Family, IpInfo};
+use family::{Family, Frag, IpInfo};
 
 /// What the data plane does with a frame after [`Director::process_burst`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,6 +204,18 @@ enum Class {
         ip: IpInfo<Ipv6Addr>,
         l4: L4,
     },
+    /// The first fragment of a TCP/UDP datagram (its own variant: the whole-packet arms of
+    /// the dispatch test nothing more).
+    First4 {
+        l2: usize,
+        ip: IpInfo<Ipv4Addr>,
+        l4: L4,
+    },
+    First6 {
+        l2: usize,
+        ip: IpInfo<Ipv6Addr>,
+        l4: L4,
+    },
     /// A TCP/UDP fragment after the first: no transport header.
     Frag4 {
         l2: usize,
@@ -328,8 +340,8 @@ impl Director {
             let mut touched = 0u64;
             for (c, h) in classes[..frames.len()].iter().zip(hashes.iter_mut()) {
                 touched ^= match c {
-                    Class::V4 { ip, l4, .. } => touch(&self.conns4, ip, l4, h),
-                    Class::V6 { ip, l4, .. } => touch(&self.conns6, ip, l4, h),
+                    Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => touch(&self.conns4, ip, l4, h),
+                    Class::V6 { ip, l4, .. } | Class::First6 { ip, l4, .. } => touch(&self.conns6, ip, l4, h),
                     _ => 0,
                 };
             }
@@ -373,8 +385,8 @@ impl Director {
             Class::Drop(r) => Verdict::Drop(r),
             Class::Other { dst, reason } => host_or_drop(t, port, dst, reason),
             Class::Arp { l2 } => self.arp(t, port, f, l2),
-            Class::V4 { l2, ip, l4 } if ip.fragment => self.first_fragment(t, port, f, l2, ip, l4, h, now),
-            Class::V6 { l2, ip, l4 } if ip.fragment => self.first_fragment(t, port, f, l2, ip, l4, h, now),
+            Class::First4 { l2, ip, l4 } => self.first_fragment(t, port, f, l2, ip, l4, h, now),
+            Class::First6 { l2, ip, l4 } => self.first_fragment(t, port, f, l2, ip, l4, h, now),
             Class::V4 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
             Class::V6 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
             Class::Frag4 { l2, ip } => self.later_fragment(t, port, f, l2, ip, now),
@@ -479,6 +491,7 @@ fn classify(b: &[u8]) -> Class {
         ethertype::ARP => Class::Arp { l2 },
         ethertype::IPV4 => match ip_class::<Ipv4Addr>(&b[l2..]) {
             Ok((ip, None)) => Class::Frag4 { l2, ip },
+            Ok((ip, Some(l4))) if ip.fragment == Frag::First => Class::First4 { l2, ip, l4 },
             Ok((ip, Some(l4))) => Class::V4 { l2, ip, l4 },
             Err(IpClassError::Bad(r)) => Class::Drop(r),
             Err(IpClassError::NotForwarded(dst, reason)) => Class::Other {
@@ -488,6 +501,7 @@ fn classify(b: &[u8]) -> Class {
         },
         ethertype::IPV6 => match ip_class::<Ipv6Addr>(&b[l2..]) {
             Ok((ip, None)) => Class::Frag6 { l2, ip },
+            Ok((ip, Some(l4))) if ip.fragment == Frag::First => Class::First6 { l2, ip, l4 },
             Ok((ip, Some(l4))) => Class::V6 { l2, ip, l4 },
             Err(IpClassError::Bad(r)) => Class::Drop(r),
             Err(IpClassError::NotForwarded(dst, reason)) => Class::Other {
@@ -517,16 +531,16 @@ impl<A> From<DropReason> for IpClassError<A> {
 /// The IP header and, but for a TCP/UDP fragment after the first, the transport header.
 fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, Option<L4>), IpClassError<A>> {
     let ip = A::parse(b)?;
-    if ip.fragment && !matches!(ip.proto, proto::TCP | proto::UDP) {
+    if ip.fragment != Frag::Whole && !matches!(ip.proto, proto::TCP | proto::UDP) {
         return Err(IpClassError::NotForwarded(ip.dst, DropReason::Fragment));
     }
-    if ip.fragment && !ip.frag_first {
+    if ip.fragment == Frag::Later {
         return Ok((ip, None));
     }
     let l4b = &b[ip.l4..ip.end];
     let l4 = match ip.proto {
         // A first fragment holds the whole header but not the length its header gives.
-        proto::UDP if ip.fragment => {
+        proto::UDP if ip.fragment == Frag::First => {
             if l4b.len() < crate::wire::udp::HEADER_LEN {
                 return Err(IpClassError::Bad(DropReason::UdpTruncated));
             }

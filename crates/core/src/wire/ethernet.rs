@@ -25,6 +25,7 @@ pub struct EthernetFrame<T> {
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Checks the header (and the VLAN tag, if any). Two stacked tags (QinQ) are refused.
+    #[inline]
     pub fn new_checked(buf: T) -> WireResult<Self> {
         let b = buf.as_ref();
         if b.len() < HEADER_LEN {
@@ -46,14 +47,17 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
         Ok(EthernetFrame { buf, header_len })
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         self.header_len
     }
 
+    #[inline]
     pub fn dst(&self) -> Mac {
         self.buf.as_ref()[field::DST].try_into().unwrap()
     }
 
+    #[inline]
     pub fn src(&self) -> Mac {
         self.buf.as_ref()[field::SRC].try_into().unwrap()
     }
@@ -64,6 +68,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// The ethertype of the payload (after the VLAN tag, if any).
+    #[inline]
     pub fn ethertype(&self) -> u16 {
         be16(self.buf.as_ref(), self.header_len - 2)
     }

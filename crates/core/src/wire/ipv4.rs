@@ -22,8 +22,8 @@ mod field {
 }
 
 const FLAG_DF: u16 = 0x4000;
-const FLAG_MF: u16 = 0x2000;
-const FRAG_OFFSET: u16 = 0x1fff;
+pub const FLAG_MF: u16 = 0x2000;
+pub const FRAG_OFFSET: u16 = 0x1fff;
 
 /// An IPv4 packet; the buffer may extend past `total_len` (Ethernet padding).
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +33,7 @@ pub struct Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     /// Checks version, header length and total length against the buffer.
+    #[inline]
     pub fn new_checked(buf: T) -> WireResult<Self> {
         let b = buf.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -60,6 +61,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Wraps a buffer without checks, for building headers; the caller keeps the contract
     /// (at least 20 bytes).
+    #[inline]
     pub fn new_unchecked(buf: T) -> Self {
         Ipv4Packet { buf }
     }
@@ -68,10 +70,12 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buf
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         ((self.buf.as_ref()[field::VER_IHL] & 0x0f) as usize) * 4
     }
 
+    #[inline]
     pub fn total_len(&self) -> usize {
         be16(self.buf.as_ref(), field::TOTAL_LEN) as usize
     }
@@ -80,46 +84,62 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         self.buf.as_ref()[field::TOS]
     }
 
+    #[inline]
     pub fn ident(&self) -> u16 {
         be16(self.buf.as_ref(), field::IDENT)
     }
 
+    #[inline]
     pub fn dont_fragment(&self) -> bool {
         be16(self.buf.as_ref(), field::FLAGS_FRAG) & FLAG_DF != 0
     }
 
     /// A fragment: more fragments follow, or this is not the first.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         be16(self.buf.as_ref(), field::FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET) != 0
     }
 
+    /// The flags-and-offset field, for one read of both (`MORE_FRAGMENTS`, `FRAG_OFFSET`).
+    #[inline]
+    pub fn flags_frag(&self) -> u16 {
+        be16(self.buf.as_ref(), field::FLAGS_FRAG)
+    }
+
     /// The fragment's offset in 8-byte units (0 for the first fragment).
+    #[inline]
     pub fn frag_offset(&self) -> u16 {
         be16(self.buf.as_ref(), field::FLAGS_FRAG) & FRAG_OFFSET
     }
 
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buf.as_ref()[field::TTL]
     }
 
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buf.as_ref()[field::PROTO]
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buf.as_ref(), field::CHECKSUM)
     }
 
+    #[inline]
     pub fn src(&self) -> Ipv4Addr {
         let b = self.buf.as_ref();
         Ipv4Addr::new(b[12], b[13], b[14], b[15])
     }
 
+    #[inline]
     pub fn dst(&self) -> Ipv4Addr {
         let b = self.buf.as_ref();
         Ipv4Addr::new(b[16], b[17], b[18], b[19])
     }
 
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         checksum::checksum(&self.buf.as_ref()[..self.header_len()]) == 0
     }

@@ -19,6 +19,7 @@ pub struct SctpPacket<T> {
 }
 
 impl<T: AsRef<[u8]>> SctpPacket<T> {
+    #[inline]
     pub fn new_checked(buf: T) -> WireResult<Self> {
         if buf.as_ref().len() < HEADER_LEN {
             return Err(DropReason::SctpTruncated);
@@ -26,10 +27,12 @@ impl<T: AsRef<[u8]>> SctpPacket<T> {
         Ok(SctpPacket { buf })
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buf.as_ref(), 0)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buf.as_ref(), 2)
     }
@@ -39,10 +42,12 @@ impl<T: AsRef<[u8]>> SctpPacket<T> {
     }
 
     /// Type of the first chunk (None for a packet with no chunk).
+    #[inline]
     pub fn first_chunk(&self) -> Option<u8> {
         self.buf.as_ref().get(HEADER_LEN).copied()
     }
 
+    #[inline]
     pub fn verify_checksum(&self) -> bool {
         let b = self.buf.as_ref();
         let mut copy = b.to_vec();

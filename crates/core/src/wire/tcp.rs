@@ -19,6 +19,7 @@ pub struct TcpSegment<T> {
 }
 
 impl<T: AsRef<[u8]>> TcpSegment<T> {
+    #[inline]
     pub fn new_checked(buf: T) -> WireResult<Self> {
         let b = buf.as_ref();
         if b.len() < MIN_HEADER_LEN {
@@ -31,10 +32,12 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         Ok(TcpSegment { buf })
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buf.as_ref(), 0)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buf.as_ref(), 2)
     }
@@ -43,14 +46,17 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         be32(self.buf.as_ref(), 4)
     }
 
+    #[inline]
     pub fn header_len(&self) -> usize {
         (self.buf.as_ref()[12] >> 4) as usize * 4
     }
 
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buf.as_ref()[13]
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buf.as_ref(), CHECKSUM_AT)
     }

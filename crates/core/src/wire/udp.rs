@@ -12,6 +12,7 @@ pub struct UdpDatagram<T> {
 
 impl<T: AsRef<[u8]>> UdpDatagram<T> {
     /// Checks the header and that the length field covers the header and fits the packet.
+    #[inline]
     pub fn new_checked(buf: T) -> WireResult<Self> {
         let b = buf.as_ref();
         if b.len() < HEADER_LEN {
@@ -24,10 +25,12 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
         Ok(UdpDatagram { buf })
     }
 
+    #[inline]
     pub fn src_port(&self) -> u16 {
         be16(self.buf.as_ref(), 0)
     }
 
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         be16(self.buf.as_ref(), 2)
     }
@@ -40,6 +43,7 @@ impl<T: AsRef<[u8]>> UdpDatagram<T> {
         self.len() == HEADER_LEN
     }
 
+    #[inline]
     pub fn checksum(&self) -> u16 {
         be16(self.buf.as_ref(), CHECKSUM_AT)
     }
