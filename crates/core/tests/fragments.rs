@@ -25,42 +25,13 @@ fn ip_checksum(h: &[u8]) -> u16 {
     !(s as u16)
 }
 
-/// Splits an Ethernet/IPv4 frame (20-byte header) into fragments of at most `chunk` payload
-/// bytes (a multiple of 8), with identification `id`.
+/// IPv4 fragments and their reassembly: rvs-traffic's (written apart from the core).
 fn frag4(frame: &[u8], chunk: usize, id: u16) -> Vec<Vec<u8>> {
-    let (head, payload) = frame.split_at(34);
-    let n = payload.len().div_ceil(chunk);
-    (0..n)
-        .map(|i| {
-            let part = &payload[i * chunk..((i + 1) * chunk).min(payload.len())];
-            let mut f = head.to_vec();
-            f[16..18].copy_from_slice(&((20 + part.len()) as u16).to_be_bytes());
-            f[18..20].copy_from_slice(&id.to_be_bytes());
-            let more = if i + 1 < n { 0x2000 } else { 0 };
-            f[20..22].copy_from_slice(&(more | (i * chunk / 8) as u16).to_be_bytes());
-            let c = ip_checksum(&f[14..34]);
-            f[24..26].copy_from_slice(&c.to_be_bytes());
-            f.extend_from_slice(part);
-            f
-        })
-        .collect()
+    rvs_traffic::fragment_v4(frame, chunk, id)
 }
 
-/// The datagram the fragments (in any order) make, as one frame.
 fn reassemble4(frags: &[Vec<u8>]) -> Vec<u8> {
-    let mut v: Vec<&Vec<u8>> = frags.iter().collect();
-    v.sort_by_key(|f| u16::from_be_bytes([f[20], f[21]]) & 0x1fff);
-    let mut out = v[0][..34].to_vec();
-    for f in &v {
-        let len = u16::from_be_bytes([f[16], f[17]]) as usize;
-        out.extend_from_slice(&f[34..14 + len]);
-    }
-    let total = (out.len() - 14) as u16;
-    out[16..18].copy_from_slice(&total.to_be_bytes());
-    out[20..22].copy_from_slice(&[0, 0]);
-    let c = ip_checksum(&out[14..34]);
-    out[24..26].copy_from_slice(&c.to_be_bytes());
-    out
+    rvs_traffic::reassemble_v4(frags)
 }
 
 /// Splits an Ethernet/IPv6 frame (no extension headers) into fragments of at most `chunk`
@@ -323,6 +294,23 @@ fn ipv6_fragments_follow_a_dr_request_and_a_nat_reply() {
     assert_eq!(u16::from_be_bytes([whole[54], whole[55]]), 80);
 }
 
+/// Workers 0 and 1 of two.
+fn two_directors() -> Vec<Director> {
+    (0..2)
+        .map(|w| {
+            Director::new(DirectorConfig {
+                worker: w,
+                workers: 2,
+                conn_capacity_v4: 1024,
+                conn_capacity_v6: 256,
+                seed: 0x5eed,
+                real_capacity: 64,
+                evict_half_open: true,
+            })
+        })
+        .collect()
+}
+
 /// Two workers: a frame steered elsewhere is handed to that worker (as the rings do).
 fn deliver(
     ds: &mut [Director],
@@ -348,19 +336,7 @@ fn deliver(
 #[test]
 fn with_several_workers_every_fragment_reaches_the_flows_owner() {
     let t = tables();
-    let mut ds: Vec<Director> = (0..2)
-        .map(|w| {
-            Director::new(DirectorConfig {
-                worker: w,
-                workers: 2,
-                conn_capacity_v4: 1024,
-                conn_capacity_v6: 256,
-                seed: 0x5eed,
-                real_capacity: 64,
-                evict_half_open: true,
-            })
-        })
-        .collect();
+    let mut ds = two_directors();
     for k in 0..40u16 {
         let body = payload(4000);
         let frags = frag4(&udp4(IN0, CLIENT, VIP, 64, 43000 + k, 53, &body), 1480, 0x100 + k);
@@ -434,19 +410,7 @@ fn two_workers(ds: &mut [Director], t: &Tables, queues: [Vec<Vec<u8>>; 2], burst
 #[test]
 fn fragments_split_across_two_workers_queues_all_arrive() {
     let t = tables();
-    let mut ds: Vec<Director> = (0..2)
-        .map(|w| {
-            Director::new(DirectorConfig {
-                worker: w,
-                workers: 2,
-                conn_capacity_v4: 1024,
-                conn_capacity_v6: 256,
-                seed: 0x5eed,
-                real_capacity: 64,
-                evict_half_open: true,
-            })
-        })
-        .collect();
+    let mut ds = two_directors();
     let (mut q0, mut q1) = (Vec::new(), Vec::new());
     for k in 0..40u16 {
         let c = [198, 51, 100, 10 + (k % 7) as u8];
