@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use super::family::{Family, IpInfo};
-use super::{Director, Verdict, L4};
+use super::{Director, Pkt, Verdict, L4};
 use crate::conn::persist::TemplateKey;
 use crate::conn::state::{sctp_next, tcp_next, Direction, SctpState, TcpState, Timeouts};
 use crate::conn::{
@@ -17,7 +17,7 @@ use crate::frame::Frame;
 use crate::model::{Forward, Protocol, RealRegistry, RealServer, Service};
 use crate::sched::FlowInfo;
 use crate::tables::Tables;
-use crate::wire::{l4, proto, tcp};
+use crate::wire::{proto, tcp};
 
 /// Is a connection in this state counted as active (IPVS: ESTABLISHED only)?
 pub(super) fn is_active(protocol: u8, state: u8) -> bool {
@@ -63,18 +63,9 @@ impl Director {
     /// A miss: kept out of line, so that what the established path inlines does not depend on
     /// how big connection creation grows (measured: +28 instructions per established packet
     /// when it was inlined after the SYN-flood defense made creation bigger).
-    #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    pub(super) fn new_flow<A: Family, F: Frame>(
-        &mut self,
-        t: &Tables,
-        port: u16,
-        f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-        l4: L4,
-        now: u64,
-    ) -> Verdict {
+    pub(super) fn new_flow<A: Family, F: Frame>(&mut self, t: &Tables, f: &mut F, p: &Pkt<A>) -> Verdict {
+        let Pkt { port, l2, ip, l4, .. } = *p;
         let dst = ip.dst.ip();
         let protocol = Protocol::from_number(ip.proto);
         let marked = if t.has_marks() {
@@ -106,7 +97,7 @@ impl Director {
         if !inbound {
             // A reply of a one-packet NAT service: no connection, the service says the VIP.
             if let Some((vaddr, vport)) = t.one_packet_reply(ip.proto, ip.src.ip(), l4.sport) {
-                return self.one_packet_reply(t, f, l2, ip, vaddr, vport);
+                return self.one_packet_reply(t, f, p, vaddr, vport);
             }
             return Verdict::Drop(DropReason::NotForUs);
         }
@@ -152,40 +143,35 @@ impl Director {
             return Verdict::Drop(DropReason::NoConnNotInitial);
         }
         if svc.one_packet && protocol == Protocol::Udp {
-            return self.one_packet(t, svc, port, f, l2, ip, l4, now);
+            return self.one_packet(t, svc, f, p);
         }
-        let idx = match self.create::<A>(t, svc, ip, l4, now) {
+        let idx = match self.create(t, svc, p) {
             Ok(idx) => idx,
             Err(r) => return Verdict::Drop(r),
         };
         self.stats.sloppy_created += mid_flow as u64;
-        self.inbound(t, port, f, l2, ip, idx, l4, now)
+        self.inbound(t, f, p, idx)
     }
 
     /// One-packet scheduling: the datagram is scheduled and forwarded, and nothing is kept.
-    #[allow(clippy::too_many_arguments)]
     fn one_packet<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
         svc: &Service,
-        port: u16,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-        l4: L4,
-        now: u64,
+        p: &Pkt<A>,
     ) -> Verdict {
-        let (real, _) = match self.pick(t, svc, ip, l4, now) {
+        let (real, _) = match self.pick(t, svc, p) {
             Ok(x) => x,
             Err(r) => return Verdict::Drop(r),
         };
-        let c = match bound_conn(t, ip, l4, real) {
+        let c = match bound_conn(t, p.ip, p.l4, real) {
             Ok(c) => c,
             Err(r) => return Verdict::Drop(r),
         };
         t.reals.get(real.id).conns.fetch_add(1, Ordering::Relaxed);
         self.stats.conns_created += 1;
-        self.forward_in(t, port, f, l2, ip, &c)
+        self.forward_in(t, f, p, &c)
     }
 
     /// A reply from a NAT real server of a one-packet service: from the VIP, to the client.
@@ -193,20 +179,17 @@ impl Director {
         &mut self,
         t: &Tables,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
+        p: &Pkt<A>,
         vaddr: IpAddr,
         vport: u16,
     ) -> Verdict {
         let Some(v) = A::from_ip(vaddr) else {
             return Verdict::Drop(DropReason::NotForUs);
         };
-        if ip.ttl <= 1 {
+        if p.ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        let b = f.data_mut();
-        rewrite_src(b, l2, &ip, v, vport);
-        route(t, b, ip.dst.ip())
+        super::method::nat::reply_from(t, f.data_mut(), p, v, vport)
     }
 
     /// The real server for a new flow of `svc`, through the client's persistence template if
@@ -215,17 +198,16 @@ impl Director {
         &mut self,
         t: &Tables,
         svc: &'s Service,
-        ip: IpInfo<A>,
-        l4: L4,
-        now: u64,
+        p: &Pkt<A>,
     ) -> Result<(&'s RealServer, u32), DropReason> {
+        let Pkt { ip, l4, now, .. } = *p;
         let reg = &t.reals;
-        let Some(p) = svc.persistence else {
+        let Some(persist) = svc.persistence else {
             return Ok((schedule(svc, reg, ip, l4, now)?, NIL));
         };
         // The client's template, shared by every worker: one real server per client (per
         // netmask) whichever worker its connections land on.
-        let key = template_key(svc, ip.proto, ip.src.masked(p.prefix_len).ip(), ip.dst.ip());
+        let key = template_key(svc, ip.proto, ip.src.masked(persist.prefix_len).ip(), ip.dst.ip());
         if let Some((slot, r)) = self
             .templates
             .lookup(&key, now)
@@ -236,7 +218,7 @@ impl Director {
         let r = schedule(svc, reg, ip, l4, now)?;
         let (slot, id) = self
             .templates
-            .claim(&key, r.id, p.timeout_s, now, reg)
+            .claim(&key, r.id, persist.timeout_s, now, reg)
             .map_err(|_| DropReason::TemplateTableFull)?;
         // Another worker may have bound the client an instant earlier.
         Ok((svc.real_by_id(id).unwrap_or(r), slot))
@@ -244,17 +226,11 @@ impl Director {
 
     /// Picks the real server (through the client's persistence template if the service has
     /// one) and inserts the connection.
-    fn create<A: Family>(
-        &mut self,
-        t: &Tables,
-        svc: &Service,
-        ip: IpInfo<A>,
-        l4: L4,
-        now: u64,
-    ) -> Result<u32, DropReason> {
+    fn create<A: Family>(&mut self, t: &Tables, svc: &Service, p: &Pkt<A>) -> Result<u32, DropReason> {
+        let Pkt { ip, l4, now, .. } = *p;
         let reg = &t.reals;
         let evict = self.evict_half_open();
-        let (real, template) = self.pick(t, svc, ip, l4, now)?;
+        let (real, template) = self.pick(t, svc, p)?;
         let persist_s = svc.persistence.map_or(0, |p| p.timeout_s);
         let table = A::table(self);
         let mut c = bound_conn(t, ip, l4, real)?;
@@ -316,91 +292,49 @@ impl Director {
     }
 
     /// A packet from the client side of a connection.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn inbound<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
-        port: u16,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
+        p: &Pkt<A>,
         idx: u32,
-        l4: L4,
-        now: u64,
     ) -> Verdict {
         let table = A::table(self);
-        let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &l4, now);
+        let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &p.l4, p.now);
         let c = *table.get(idx);
         if c.template != NIL {
-            self.keep_template(&c, now);
+            self.keep_template(&c, p.now);
         }
         if self.sync_on {
-            self.sync_check::<A>(idx, old, now);
+            self.sync_check::<A>(idx, old, p.now);
         }
-        if c.forward == Forward::Nat && ip.ttl <= 1 {
+        if c.forward == Forward::Nat && p.ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        self.forward_in(t, port, f, l2, ip, &c)
-    }
-
-    /// A client's packet to its real server by the connection's method.
-    #[inline]
-    fn forward_in<A: Family, F: Frame>(
-        &mut self,
-        t: &Tables,
-        port: u16,
-        f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-        c: &Conn<A>,
-    ) -> Verdict {
-        // Counted once the packet is known to go on (a dropped one is not traffic).
-        self.account(c.real, true, ip.end);
-        match c.forward {
-            Forward::Nat => {
-                let b = f.data_mut();
-                rewrite_dst(b, l2, &ip, c.raddr, c.rport);
-                to_real(t, b, c)
-            }
-            Forward::Dr => to_real(t, f.data_mut(), c),
-            Forward::Tun => self.tunnel::<A, F>(t, port, f, l2, ip, c.raddr),
-        }
+        self.forward_in(t, f, p, &c)
     }
 
     /// A reply from a real server of a NAT connection.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn outbound<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
+        p: &Pkt<A>,
         idx: u32,
-        l4: L4,
-        now: u64,
     ) -> Verdict {
         let table = A::table(self);
-        let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &l4, now);
+        let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Output, &p.l4, p.now);
         let c = *table.get(idx);
         if c.template != NIL {
-            self.keep_template(&c, now);
+            self.keep_template(&c, p.now);
         }
         if self.sync_on {
-            self.sync_check::<A>(idx, old, now);
+            self.sync_check::<A>(idx, old, p.now);
         }
-        if ip.ttl <= 1 {
+        if p.ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        self.account(c.real, false, ip.end);
-        let b = f.data_mut();
-        rewrite_src(b, l2, &ip, c.vaddr, c.vport);
-        via(
-            t,
-            b,
-            c.client_port,
-            c.flags & CONN_CLIENT_VIA_GW != 0,
-            c.client.ip(),
-        )
+        self.forward_out(t, f, p, &c)
     }
 
     /// A packet of a connection under a template: the template lives at least as long as the
@@ -572,12 +506,12 @@ pub(super) fn route(t: &Tables, b: &mut [u8], dst: IpAddr) -> Verdict {
 }
 
 /// Toward a connection's real server by the route resolved at its creation.
-fn to_real<A: Addr>(t: &Tables, b: &mut [u8], c: &Conn<A>) -> Verdict {
+pub(super) fn to_real<A: Addr>(t: &Tables, b: &mut [u8], c: &Conn<A>) -> Verdict {
     via(t, b, c.rs_port, c.flags & CONN_RS_VIA_GW != 0, c.raddr.ip())
 }
 
 /// Out of `port`, to `dst` itself or to the port's gateway of its family.
-fn via(t: &Tables, b: &mut [u8], port: u8, via_gateway: bool, dst: IpAddr) -> Verdict {
+pub(super) fn via(t: &Tables, b: &mut [u8], port: u8, via_gateway: bool, dst: IpAddr) -> Verdict {
     let Some(p) = t.net.ports.get(port as usize) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
@@ -601,47 +535,6 @@ fn via(t: &Tables, b: &mut [u8], port: u8, via_gateway: bool, dst: IpAddr) -> Ve
 
 /// The frame was classified, so it holds an Ethernet header.
 #[inline]
-fn set_src_mac(b: &mut [u8], mac: crate::wire::ethernet::Mac) {
+pub(super) fn set_src_mac(b: &mut [u8], mac: crate::wire::ethernet::Mac) {
     b[6..12].copy_from_slice(&mac);
-}
-
-/// NAT inbound: destination VIP:vport -> RIP:rport, TTL decremented; each checksum gets one
-/// incremental update covering every word that changed (RFC 1624).
-pub(super) fn rewrite_dst<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, raddr: A, rport: u16) {
-    nat(b, l2, ip, false, raddr, rport);
-}
-
-/// NAT outbound: source RIP:rport -> VIP:vport, TTL decremented.
-pub(super) fn rewrite_src<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, vaddr: A, vport: u16) {
-    nat(b, l2, ip, true, vaddr, vport);
-}
-
-fn nat<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, src: bool, addr: A, port: u16) {
-    let old = if src { ip.src } else { ip.dst };
-    A::nat_header(&mut b[l2..], src, old, addr);
-    let seg = &mut b[l2 + ip.l4..l2 + ip.end];
-    let at = if src { 0 } else { 2 };
-    let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
-    seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
-    let csum_at = match ip.proto {
-        proto::TCP => tcp::CHECKSUM_AT,
-        proto::UDP => crate::wire::udp::CHECKSUM_AT,
-        _ => return l4::finish(ip.proto, seg),
-    };
-    let c = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
-    if ip.proto == proto::UDP && c == 0 && A::HEADER_LEN == 20 {
-        return; // IPv4 UDP without a checksum stays without one
-    }
-    let ((ow, n), (nw, _)) = (old.words(), addr.words());
-    let mut olds = [0u16; 9];
-    let mut news = [0u16; 9];
-    olds[..n].copy_from_slice(&ow[..n]);
-    news[..n].copy_from_slice(&nw[..n]);
-    olds[n] = old_port;
-    news[n] = port;
-    let mut c = crate::checksum::update_words(c, &olds[..=n], &news[..=n]);
-    if ip.proto == proto::UDP && c == 0 {
-        c = 0xffff;
-    }
-    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
 }

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::family::{Family, IpInfo};
-use super::{Director, Verdict, L4};
+use super::{Director, Pkt, Verdict};
 use crate::drop::DropReason;
 use crate::frame::Frame;
 use crate::model::RealId;
@@ -119,20 +119,16 @@ pub(crate) struct Frags {
 impl Director {
     /// The first fragment of a TCP/UDP datagram: steered to its home, then handled as any
     /// packet, and what was done to it remembered for the rest.
-    #[allow(clippy::too_many_arguments)]
     #[cold]
     #[inline(never)]
     pub(super) fn first_fragment<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
-        port: u16,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-        l4: L4,
+        p: Pkt<A>,
         hashes: (u32, u32),
-        now: u64,
     ) -> Verdict {
+        let Pkt { l2, ip, now, .. } = p;
         let key = FragKey::of(&ip, f.data(), l2);
         if let Some(v) = self.steer_home(&key) {
             return v;
@@ -140,11 +136,10 @@ impl Director {
         if !self.frags.room(&key, now) {
             return Verdict::Drop(DropReason::FragTableFull);
         }
-        let (src, dst) = (ip.src.ip(), ip.dst.ip());
-        let v = self.ip(t, port, f, l2, ip, l4, hashes, now);
+        let v = self.ip(t, f, p, hashes);
         let action = match v {
             Verdict::Redirect { worker } => Action::Steer(worker),
-            Verdict::Forward { port, next_hop } => self.forwarded(f, l2, &ip, src, dst, l4, port, next_hop),
+            Verdict::Forward { port, next_hop } => self.forwarded(f, &p, port, next_hop),
             Verdict::ToHost { port, .. } => Action::ToHost { port },
             Verdict::Drop(r) => Action::Drop(r),
             // An ICMP error answering it (a tunnel's "too big"): the rest are dropped.
@@ -163,18 +158,10 @@ impl Director {
     }
 
     /// What the path did to a forwarded first fragment, read off the frame it left.
-    #[allow(clippy::too_many_arguments)]
-    fn forwarded<A: Family, F: Frame>(
-        &mut self,
-        f: &F,
-        l2: usize,
-        ip: &IpInfo<A>,
-        src: IpAddr,
-        dst: IpAddr,
-        l4: L4,
-        port: u16,
-        next_hop: IpAddr,
-    ) -> Action {
+    /// (`p` is the packet as it came in: the frame has been rewritten since.)
+    fn forwarded<A: Family, F: Frame>(&mut self, f: &F, p: &Pkt<A>, port: u16, next_hop: IpAddr) -> Action {
+        let Pkt { l2, ip, l4, .. } = *p;
+        let (src, dst) = (ip.src.ip(), ip.dst.ip());
         let Ok(out) = A::parse(&f.data()[l2..]) else {
             return Action::Drop(DropReason::Fragment);
         };
@@ -219,12 +206,12 @@ impl Director {
     pub(super) fn later_fragment<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
-        port: u16,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-        now: u64,
+        p: Pkt<A>,
     ) -> Verdict {
+        let Pkt {
+            port, l2, ip, now, ..
+        } = p;
         let key = FragKey::of(&ip, f.data(), l2);
         if let Some(v) = self.steer_home(&key) {
             return v;
@@ -252,7 +239,7 @@ impl Director {
                 if let Some(r) = real {
                     self.account(r, true, ip.end);
                 }
-                self.tunnel::<A, F>(t, port, f, l2, ip, raddr)
+                self.tunnel::<A, F>(t, f, &p, raddr)
             }
             Action::Forward {
                 port,

@@ -8,8 +8,9 @@
 //! Outer and quoted IP headers and the quoted ports are rewritten; the quoted transport
 //! checksum is updated when it was quoted, and the ICMP checksum recomputed over the message.
 
-use super::family::{Family, IpInfo};
-use super::{Director, Verdict};
+use super::family::Family;
+use super::method::Quoted;
+use super::{Director, Pkt, Verdict};
 use crate::conn::{KeyKind, Tuple};
 use crate::drop::DropReason;
 use crate::frame::Frame;
@@ -22,14 +23,8 @@ const ND_SOLICIT: u8 = 135;
 const ND_ADVERT: u8 = 136;
 
 impl Director {
-    pub(super) fn icmp<A: Family, F: Frame>(
-        &mut self,
-        t: &Tables,
-        port: u16,
-        f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-    ) -> Verdict {
+    pub(super) fn icmp<A: Family, F: Frame>(&mut self, t: &Tables, f: &mut F, p: &Pkt<A>) -> Verdict {
+        let Pkt { port, l2, ip, .. } = *p;
         let msg_type = f.data()[l2 + ip.l4];
         if A::ICMP == proto::ICMPV6 && matches!(msg_type, ND_SOLICIT | ND_ADVERT) {
             return self.neighbor_discovery(t, port, f, l2, ip.src.ip(), ip.ttl, ip.l4, ip.end);
@@ -48,7 +43,7 @@ impl Director {
             };
         }
         if A::is_error(msg_type) {
-            return self.icmp_error(t, port, f, l2, ip);
+            return self.icmp_error(t, f, p);
         }
         // Echo replies to the kernel's pings, router advertisements, MLD...
         let ours = t.is_vip_on(port, dst) || t.net.is_local(dst);
@@ -64,14 +59,8 @@ impl Director {
         )
     }
 
-    fn icmp_error<A: Family, F: Frame>(
-        &mut self,
-        t: &Tables,
-        port: u16,
-        f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-    ) -> Verdict {
+    fn icmp_error<A: Family, F: Frame>(&mut self, t: &Tables, f: &mut F, p: &Pkt<A>) -> Verdict {
+        let Pkt { port, l2, ip, .. } = *p;
         let body_at = l2 + ip.l4 + ICMP_HDR;
         let end = l2 + ip.end;
         let Some(q) = A::parse_quoted(&f.data()[body_at..end]) else {
@@ -109,45 +98,20 @@ impl Director {
             return Verdict::Drop(DropReason::IcmpNoConn);
         };
         let c = *A::table(self).get(idx);
-        let b = f.data_mut();
         if ip.ttl <= 1 && (kind == KeyKind::Out || c.forward == Forward::Nat) {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
-        match (kind, c.forward) {
-            (KeyKind::Out, _) => {
-                // Server side -> client: outer source and quoted destination become the VIP.
-                let (outer_src, outer_dst) = (c.vaddr, ip.dst);
-                A::set_src(&mut b[l2..], outer_src);
-                A::decrement_ttl(&mut b[l2..]);
-                let quoted = &mut b[body_at..end];
-                A::set_dst(quoted, c.vaddr);
-                let seg = &mut quoted[q.l4..];
-                A::pseudo_changed(q.proto, seg, q.dst, c.vaddr);
-                l4::set_dst_port(q.proto, seg, c.vport);
-                finish_icmp::<A>(&mut b[l2 + ip.l4..end], outer_src, outer_dst);
-                super::flow::route(t, b, c.client.ip())
-            }
-            (_, Forward::Nat) => {
-                // Internet -> VIP about a reply: back to the real server, addresses restored.
-                let (outer_src, outer_dst) = (ip.src, c.raddr);
-                A::set_dst(&mut b[l2..], outer_dst);
-                A::decrement_ttl(&mut b[l2..]);
-                let quoted = &mut b[body_at..end];
-                A::set_src(quoted, c.raddr);
-                let seg = &mut quoted[q.l4..];
-                A::pseudo_changed(q.proto, seg, q.src, c.raddr);
-                l4::set_src_port(q.proto, seg, c.rport);
-                finish_icmp::<A>(&mut b[l2 + ip.l4..end], outer_src, outer_dst);
-                super::flow::route(t, b, c.raddr.ip())
-            }
-            (_, Forward::Dr) => super::flow::route(t, b, c.raddr.ip()),
-            (_, Forward::Tun) => self.tunnel::<A, F>(t, port, f, l2, ip, c.raddr),
-        }
+        let q = Quoted {
+            ip: q,
+            at: body_at,
+            end,
+        };
+        self.icmp_about(t, f, p, &q, kind, &c)
     }
 }
 
 /// Recomputes the ICMP checksum over the whole message (the quoted bytes changed).
-fn finish_icmp<A: Family>(msg: &mut [u8], src: A, dst: A) {
+pub(super) fn finish_icmp<A: Family>(msg: &mut [u8], src: A, dst: A) {
     msg[2..4].fill(0);
     let c = A::icmp_checksum(msg, src, dst);
     msg[2..4].copy_from_slice(&c.to_be_bytes());

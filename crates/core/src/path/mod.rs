@@ -14,8 +14,8 @@ mod flow;
 mod frag;
 mod icmp;
 mod local;
+mod method;
 mod sync;
-mod tun;
 
 pub use frag::{FRAG_ENTRIES, FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS};
 pub use sync::{SyncRefusal, SyncStats, SYNC_OUT_MAX};
@@ -234,6 +234,18 @@ enum Class {
     Drop(DropReason),
 }
 
+/// A packet on the path: the port it came in on, where its IP header starts, its IP and
+/// transport headers as the first pass read them, and the time (ms). One value handed down
+/// the path, instead of the same arguments to every function.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pkt<A> {
+    pub port: u16,
+    pub l2: usize,
+    pub ip: IpInfo<A>,
+    pub l4: L4,
+    pub now: u64,
+}
+
 /// The transport header's fields the path needs (ports zero for ICMP).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct L4 {
@@ -371,7 +383,6 @@ impl Director {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn dispatch<F: Frame>(
         &mut self,
         t: &Tables,
@@ -385,41 +396,106 @@ impl Director {
             Class::Drop(r) => Verdict::Drop(r),
             Class::Other { dst, reason } => host_or_drop(t, port, dst, reason),
             Class::Arp { l2 } => self.arp(t, port, f, l2),
-            Class::First4 { l2, ip, l4 } => self.first_fragment(t, port, f, l2, ip, l4, h, now),
-            Class::First6 { l2, ip, l4 } => self.first_fragment(t, port, f, l2, ip, l4, h, now),
-            Class::V4 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
-            Class::V6 { l2, ip, l4 } => self.ip(t, port, f, l2, ip, l4, h, now),
-            Class::Frag4 { l2, ip } => self.later_fragment(t, port, f, l2, ip, now),
-            Class::Frag6 { l2, ip } => self.later_fragment(t, port, f, l2, ip, now),
+            Class::First4 { l2, ip, l4 } => self.first_fragment(
+                t,
+                f,
+                Pkt {
+                    port,
+                    l2,
+                    ip,
+                    l4,
+                    now,
+                },
+                h,
+            ),
+            Class::First6 { l2, ip, l4 } => self.first_fragment(
+                t,
+                f,
+                Pkt {
+                    port,
+                    l2,
+                    ip,
+                    l4,
+                    now,
+                },
+                h,
+            ),
+            Class::V4 { l2, ip, l4 } => self.ip(
+                t,
+                f,
+                Pkt {
+                    port,
+                    l2,
+                    ip,
+                    l4,
+                    now,
+                },
+                h,
+            ),
+            Class::V6 { l2, ip, l4 } => self.ip(
+                t,
+                f,
+                Pkt {
+                    port,
+                    l2,
+                    ip,
+                    l4,
+                    now,
+                },
+                h,
+            ),
+            Class::Frag4 { l2, ip } => {
+                let l4 = L4::default();
+                self.later_fragment(
+                    t,
+                    f,
+                    Pkt {
+                        port,
+                        l2,
+                        ip,
+                        l4,
+                        now,
+                    },
+                )
+            }
+            Class::Frag6 { l2, ip } => {
+                let l4 = L4::default();
+                self.later_fragment(
+                    t,
+                    f,
+                    Pkt {
+                        port,
+                        l2,
+                        ip,
+                        l4,
+                        now,
+                    },
+                )
+            }
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn ip<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
-        port: u16,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
-        l4: L4,
+        p: Pkt<A>,
         hashes: (u32, u32),
-        now: u64,
     ) -> Verdict {
-        if ip.proto == A::ICMP {
-            return self.icmp(t, port, f, l2, ip);
+        if p.ip.proto == A::ICMP {
+            return self.icmp(t, f, &p);
         }
         let tuple = Tuple {
-            src: ip.src,
-            dst: ip.dst,
-            sport: l4.sport,
-            dport: l4.dport,
-            proto: ip.proto,
+            src: p.ip.src,
+            dst: p.ip.dst,
+            sport: p.l4.sport,
+            dport: p.l4.dport,
+            proto: p.ip.proto,
         };
         match A::table(self).lookup_hashed(&tuple, hashes) {
-            Some((idx, KeyKind::Out)) => self.outbound(t, f, l2, ip, idx, l4, now),
-            Some((idx, _)) => self.inbound(t, port, f, l2, ip, idx, l4, now),
-            None => self.new_flow(t, port, f, l2, ip, l4, now),
+            Some((idx, KeyKind::Out)) => self.outbound(t, f, &p, idx),
+            Some((idx, _)) => self.inbound(t, f, &p, idx),
+            None => self.new_flow(t, f, &p),
         }
     }
 

@@ -1,8 +1,8 @@
 //! TUN forwarding (IP-in-IP toward the real server) and the ICMP "too big" answer when the
 //! encapsulated packet would not fit the egress MTU.
 
-use super::family::{Family, IpInfo};
-use super::{Director, Verdict};
+use super::super::family::{Family, IpInfo};
+use super::super::{Director, Pkt, Verdict};
 use crate::drop::DropReason;
 use crate::frame::Frame;
 use crate::tables::Tables;
@@ -11,16 +11,14 @@ use crate::wire::ethernet::EthernetFrame;
 impl Director {
     /// Prepends an outer header from the director's address on the egress port to `raddr`;
     /// the inner packet is not touched (IPVS copies its TOS and DF to the outer header).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn tunnel<A: Family, F: Frame>(
+    pub(in crate::path) fn tunnel<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
-        port: u16,
         f: &mut F,
-        l2: usize,
-        ip: IpInfo<A>,
+        p: &Pkt<A>,
         raddr: A,
     ) -> Verdict {
+        let Pkt { port, l2, ip, .. } = *p;
         let Some((egress, next_hop)) = t.net.route(raddr.ip()) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
@@ -59,7 +57,7 @@ impl Director {
 
 /// Turns the frame into an ICMP error to its sender (from the address it was sent to),
 /// quoting as much of it as the error may carry. `fill` writes type, code and the 4-byte field.
-pub(super) fn icmp_error_reply<A: Family, F: Frame>(
+pub(in crate::path) fn icmp_error_reply<A: Family, F: Frame>(
     t: &Tables,
     port: u16,
     f: &mut F,
