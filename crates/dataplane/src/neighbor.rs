@@ -6,13 +6,14 @@
 //! only when a neighbor answers, not per packet. Static entries from the config are never
 //! replaced.
 
+use rvs_core::wire::nd;
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use rvs_core::checksum;
+
 use rvs_core::tables::Fnv;
 use rvs_core::wire::ethernet::Mac;
 
@@ -96,22 +97,15 @@ pub fn na_target(frame: &[u8]) -> Option<(IpAddr, Mac)> {
         14
     };
     let ip = frame.get(l2..)?;
-    if ip.len() < 40 + 24 || ip[6] != 58 || ip[40] != 136 {
+    // No extension headers: neighbor discovery is sent without them.
+    if ip.len() < 40 || ip[6] != 58 {
         return None;
     }
-    let target: [u8; 16] = ip[48..64].try_into().ok()?;
-    let mut opt = &ip[64..];
-    while opt.len() >= 8 {
-        let len = opt[1] as usize * 8;
-        if len == 0 || len > opt.len() {
-            return None;
-        }
-        if opt[0] == 2 {
-            return Some((IpAddr::V6(Ipv6Addr::from(target)), opt[2..8].try_into().ok()?));
-        }
-        opt = &opt[len..];
+    let m = nd::NdMessage::new_checked(&ip[40..])?;
+    if m.msg_type() != nd::ADVERTISEMENT {
+        return None;
     }
-    None
+    Some((IpAddr::V6(m.target()), m.target_lladdr()?))
 }
 
 /// An ARP request for `target` from `(mac, ip)`, padded to the Ethernet minimum.
@@ -131,52 +125,34 @@ pub fn arp_request(mac: Mac, ip: Ipv4Addr, target: Ipv4Addr) -> Vec<u8> {
 /// A neighbor solicitation for `target` (RFC 4861 section 4.3) to its solicited-node
 /// multicast group, with our link-layer address.
 pub fn neighbor_solicitation(mac: Mac, ip: Ipv6Addr, target: Ipv6Addr) -> Vec<u8> {
-    let t = target.octets();
-    let group = Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | t[13] as u16,
-        u16::from_be_bytes([t[14], t[15]]),
-    );
-    let mut icmp = vec![135, 0, 0, 0, 0, 0, 0, 0];
-    icmp.extend_from_slice(&t);
-    icmp.extend_from_slice(&[1, 1]);
-    icmp.extend_from_slice(&mac);
-    icmpv6_frame(mac, [0x33, 0x33, 0xff, t[13], t[14], t[15]], ip, group, icmp)
+    let (group, group_mac) = nd::solicited_node(target);
+    let mut msg = vec![0u8; nd::MESSAGE_LEN];
+    nd::write_solicitation(&mut msg, target, mac);
+    icmpv6_frame(mac, group_mac, ip, group, msg)
 }
 
-/// An Ethernet frame carrying ICMPv6 message `icmp` (checksum field zero) from `src` to `dst`
-/// with hop limit 255, as neighbor discovery requires; the checksum is filled in.
-fn icmpv6_frame(mac: Mac, dst_mac: Mac, src: Ipv6Addr, dst: Ipv6Addr, mut icmp: Vec<u8>) -> Vec<u8> {
-    let mut f = Vec::with_capacity(54 + icmp.len());
+/// An Ethernet frame carrying neighbor-discovery message `msg` from `src` to `dst` with hop
+/// limit 255, as neighbor discovery requires; the checksum is filled in.
+fn icmpv6_frame(mac: Mac, dst_mac: Mac, src: Ipv6Addr, dst: Ipv6Addr, mut msg: Vec<u8>) -> Vec<u8> {
+    nd::fill_checksum(&mut msg, src, dst);
+    let mut f = Vec::with_capacity(54 + msg.len());
     f.extend_from_slice(&dst_mac);
     f.extend_from_slice(&mac);
     f.extend_from_slice(&[0x86, 0xdd]);
     let mut ip6 = [0u8; 40];
-    rvs_core::wire::ipv6::emit(&mut ip6, src, dst, 58, 255, icmp.len() as u16);
+    rvs_core::wire::ipv6::emit(&mut ip6, src, dst, 58, 255, msg.len() as u16);
     f.extend_from_slice(&ip6);
-    let c = !checksum::fold(checksum::sum(
-        &icmp,
-        checksum::pseudo_v6(src, dst, 58, icmp.len() as u32),
-    ));
-    icmp[2..4].copy_from_slice(&c.to_be_bytes());
-    f.extend_from_slice(&icmp);
+    f.extend_from_slice(&msg);
     f
 }
 
 /// An unsolicited neighbor advertisement for `addr` (RFC 4861 section 7.2.6) to all nodes,
 /// with the override flag and our link-layer address: the IPv6 gratuitous ARP.
 pub fn unsolicited_advertisement(mac: Mac, addr: Ipv6Addr) -> Vec<u8> {
-    let all_nodes = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    let mut icmp = vec![136, 0, 0, 0, 0x20, 0, 0, 0];
-    icmp.extend_from_slice(&addr.octets());
-    icmp.extend_from_slice(&[2, 1]);
-    icmp.extend_from_slice(&mac);
-    icmpv6_frame(mac, [0x33, 0x33, 0, 0, 0, 1], addr, all_nodes, icmp)
+    let (all, all_mac) = nd::all_nodes();
+    let mut msg = vec![0u8; nd::MESSAGE_LEN];
+    nd::write_advertisement(&mut msg, addr, mac, false);
+    icmpv6_frame(mac, all_mac, addr, all, msg)
 }
 
 /// The announcement of `addr` at `mac`: a gratuitous ARP request (IPv4) or an unsolicited
@@ -191,6 +167,7 @@ pub fn announcement(mac: Mac, addr: IpAddr) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rvs_core::checksum;
 
     #[test]
     fn learning_never_replaces_fixed_entries() {

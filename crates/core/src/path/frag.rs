@@ -267,7 +267,7 @@ impl Director {
                 let Some(p) = t.net.ports.get(port as usize) else {
                     return Verdict::Drop(DropReason::NoRoute);
                 };
-                b[6..12].copy_from_slice(&p.mac);
+                super::flow::set_src_mac(b, p.mac);
                 if let Some((r, inbound)) = real {
                     self.account(r, inbound, ip.end);
                 }

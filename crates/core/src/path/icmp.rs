@@ -17,16 +17,13 @@ use crate::frame::Frame;
 use crate::model::Forward;
 use crate::tables::Tables;
 use crate::wire::icmp::HEADER_LEN as ICMP_HDR;
-use crate::wire::{l4, proto};
-
-const ND_SOLICIT: u8 = 135;
-const ND_ADVERT: u8 = 136;
+use crate::wire::{l4, nd, proto};
 
 impl Director {
     pub(super) fn icmp<A: Family, F: Frame>(&mut self, t: &Tables, f: &mut F, p: &Pkt<A>) -> Verdict {
         let Pkt { port, l2, ip, .. } = *p;
         let msg_type = f.data()[l2 + ip.l4];
-        if A::ICMP == proto::ICMPV6 && matches!(msg_type, ND_SOLICIT | ND_ADVERT) {
+        if A::ICMP == proto::ICMPV6 && matches!(msg_type, nd::SOLICITATION | nd::ADVERTISEMENT) {
             return self.neighbor_discovery(t, port, f, l2, ip.src.ip(), ip.ttl, ip.l4, ip.end);
         }
         let dst = ip.dst.ip();

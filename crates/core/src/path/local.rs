@@ -1,6 +1,7 @@
 //! What the director answers itself: ARP requests and ICMP echo requests for its VIPs and its
 //! own addresses. Both are rewritten in place into the reply.
 
+use crate::wire::nd;
 use std::net::IpAddr;
 
 use super::family::{Family, IpInfo};
@@ -98,7 +99,7 @@ impl Director {
         let b = f.data();
         let dst = crate::wire::ipv6::Ipv6Packet::new_unchecked(&b[l2..]).dst();
         let twin = t.net.port(port).is_some_and(|p| p.twin);
-        if b[l2 + l4] == 136 {
+        if b[l2 + l4] == nd::ADVERTISEMENT {
             // Advertisements teach the neighbor table, and the kernel's when addressed to it.
             return if twin && (dst.is_multicast() || t.net.host_holds(IpAddr::V6(dst))) {
                 Verdict::ToHost { port, learn: true }
@@ -110,8 +111,9 @@ impl Director {
         if hop_limit != 255 || l4 != 40 || end < 40 + 24 {
             return Verdict::Drop(DropReason::NdNotForUs);
         }
-        let target: [u8; 16] = b[l2 + 48..l2 + 64].try_into().expect("length checked");
-        let target = std::net::Ipv6Addr::from(target);
+        let Some(target) = nd::NdMessage::new_checked(&b[l2 + l4..l2 + end]).map(|m| m.target()) else {
+            return Verdict::Drop(DropReason::NdNotForUs);
+        };
         let (IpAddr::V6(src), Some(p)) = (src, t.net.port(port)) else {
             return Verdict::Drop(DropReason::NdNotForUs);
         };
@@ -125,11 +127,11 @@ impl Director {
         }
         // Duplicate address detection comes from ::, and is answered to all nodes.
         let (dst, solicited) = if src.is_unspecified() {
-            (std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1), false)
+            (nd::all_nodes().0, false)
         } else {
             (src, true)
         };
-        let want = l2 + 40 + 32;
+        let want = l2 + 40 + nd::MESSAGE_LEN;
         let have = f.data().len();
         let resized = if have > want {
             f.trim(have - want)
@@ -141,28 +143,22 @@ impl Director {
         }
         let mac = p.mac;
         let b = f.data_mut();
-        let peer: [u8; 6] = b[6..12].try_into().expect("ethernet header");
-        b[0..6].copy_from_slice(&peer);
-        b[6..12].copy_from_slice(&mac);
+        let mut eth = crate::wire::ethernet::EthernetFrame::new_checked(&mut b[..])
+            .expect("classified: an Ethernet header");
+        let peer = eth.src();
+        eth.set_dst(peer);
+        eth.set_src(mac);
         crate::wire::ipv6::emit(
             &mut b[l2..l2 + 40],
             target,
             dst,
             crate::wire::proto::ICMPV6,
             255,
-            32,
+            nd::MESSAGE_LEN as u16,
         );
-        let na = &mut b[l2 + 40..];
-        na.fill(0);
-        na[0] = 136;
-        na[4] = if solicited { 0x60 } else { 0x20 }; // S (solicited) and O (override) flags
-        na[8..24].copy_from_slice(&target.octets());
-        na[24] = 2; // target link-layer address option
-        na[25] = 1;
-        na[26..32].copy_from_slice(&mac);
-        let pseudo = crate::checksum::pseudo_v6(target, dst, crate::wire::proto::ICMPV6, 32);
-        let c = !crate::checksum::fold(crate::checksum::sum(na, pseudo));
-        na[2..4].copy_from_slice(&c.to_be_bytes());
+        let na = &mut b[l2 + 40..l2 + 40 + nd::MESSAGE_LEN];
+        nd::write_advertisement(na, target, mac, solicited);
+        nd::fill_checksum(na, target, dst);
         Verdict::Reply { port }
     }
 }

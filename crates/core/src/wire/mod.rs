@@ -12,6 +12,7 @@ pub mod icmp;
 pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
+pub mod nd;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;
