@@ -167,11 +167,7 @@ impl Family for Ipv4Addr {
     }
 
     fn set_ttl(ip: &mut [u8], ttl: u8) {
-        let old = u16::from_be_bytes([ip[8], ip[9]]);
-        let mut p = Ipv4Packet::new_unchecked(&mut *ip);
-        let c = checksum::update16(p.checksum(), old, u16::from_be_bytes([ttl, old as u8]));
-        p.set_checksum(c);
-        ip[8] = ttl;
+        Ipv4Packet::new_unchecked(ip).set_ttl(ttl);
     }
 
     fn set_src(ip: &mut [u8], a: Self) {
@@ -205,16 +201,8 @@ impl Family for Ipv4Addr {
     }
 
     #[inline]
-    fn nat_header(ip: &mut [u8], src: bool, old: Self, new: Self) {
-        let at = if src { 12 } else { 16 };
-        let (ow, _) = old.words();
-        let (nw, _) = new.words();
-        let ttl_proto = u16::from_be_bytes([ip[8], ip[9]]);
-        let c = u16::from_be_bytes([ip[10], ip[11]]);
-        let c = checksum::update_words(c, &[ow[0], ow[1], ttl_proto], &[nw[0], nw[1], ttl_proto - 0x0100]);
-        ip[at..at + 4].copy_from_slice(&new.octets());
-        ip[8] -= 1;
-        ip[10..12].copy_from_slice(&c.to_be_bytes());
+    fn nat_header(ip: &mut [u8], src: bool, _old: Self, new: Self) {
+        Ipv4Packet::new_unchecked(ip).nat_rewrite(src, new);
     }
 
     fn may_fragment(ip: &[u8]) -> bool {
@@ -353,7 +341,7 @@ impl Family for Ipv6Addr {
     }
 
     fn set_ttl(ip: &mut [u8], ttl: u8) {
-        ip[7] = ttl;
+        Ipv6Packet::new_unchecked(ip).set_hop_limit(ttl);
     }
 
     fn set_src(ip: &mut [u8], a: Self) {
@@ -375,9 +363,7 @@ impl Family for Ipv6Addr {
 
     #[inline]
     fn nat_header(ip: &mut [u8], src: bool, _old: Self, new: Self) {
-        let at = if src { 8 } else { 24 };
-        ip[at..at + 16].copy_from_slice(&new.octets());
-        ip[7] -= 1;
+        Ipv6Packet::new_unchecked(ip).nat_rewrite(src, new);
     }
 
     fn may_fragment(_ip: &[u8]) -> bool {

@@ -100,6 +100,40 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         be16(self.buf.as_ref(), field::FLAGS_FRAG) & (FLAG_MF | FRAG_OFFSET) != 0
     }
 
+    /// NAT's header rewrite: the source (`src`) or destination address becomes `new` and the
+    /// TTL drops by one, with one fused checksum update (RFC 1624). The TTL must be above 1.
+    #[inline(always)]
+    pub fn nat_rewrite(&mut self, src: bool, new: Ipv4Addr)
+    where
+        T: AsMut<[u8]>,
+    {
+        // One bounds check for the fixed header, none per field.
+        let b: &mut [u8; 20] = (&mut self.buf.as_mut()[..20])
+            .try_into()
+            .expect("a checked view holds its 20-byte header");
+        let at = if src { field::SRC } else { field::DST };
+        let o = [b[at], b[at + 1], b[at + 2], b[at + 3]];
+        let n = new.octets();
+        let ttl_proto = u16::from_be_bytes([b[field::TTL], b[field::PROTO]]);
+        let c = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
+        let c = crate::checksum::update_words(
+            c,
+            &[
+                u16::from_be_bytes([o[0], o[1]]),
+                u16::from_be_bytes([o[2], o[3]]),
+                ttl_proto,
+            ],
+            &[
+                u16::from_be_bytes([n[0], n[1]]),
+                u16::from_be_bytes([n[2], n[3]]),
+                ttl_proto - 0x0100,
+            ],
+        );
+        b[at..at + 4].copy_from_slice(&n);
+        b[field::TTL] -= 1;
+        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+    }
+
     /// The flags-and-offset field, for one read of both (`MORE_FRAGMENTS`, `FRAG_OFFSET`).
     #[inline]
     pub fn flags_frag(&self) -> u16 {
@@ -151,6 +185,17 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    /// Sets the TTL, updating the header checksum.
+    pub fn set_ttl(&mut self, ttl: u8) {
+        let b = self.buf.as_mut();
+        let old = u16::from_be_bytes([b[field::TTL], b[field::PROTO]]);
+        let new = u16::from_be_bytes([ttl, b[field::PROTO]]);
+        let c = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
+        let c = crate::checksum::update16(c, old, new);
+        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+        b[field::TTL] = ttl;
+    }
+
     pub fn set_src(&mut self, a: Ipv4Addr) {
         let old = u32::from(self.src());
         let c = checksum::update32(self.checksum(), old, a.into());

@@ -156,6 +156,20 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv6Packet<T> {
+    /// NAT's header rewrite: the source (`src`) or destination address becomes `new` and the
+    /// hop limit drops by one (no header checksum in IPv6). The hop limit must be above 1.
+    #[inline]
+    pub fn nat_rewrite(&mut self, src: bool, new: Ipv6Addr) {
+        let b = self.buf.as_mut();
+        let at = if src { field::SRC } else { field::DST };
+        b[at].copy_from_slice(&new.octets());
+        b[field::HOP_LIMIT] -= 1;
+    }
+
+    pub fn set_hop_limit(&mut self, hop_limit: u8) {
+        self.buf.as_mut()[field::HOP_LIMIT] = hop_limit;
+    }
+
     pub fn set_src(&mut self, a: Ipv6Addr) {
         self.buf.as_mut()[field::SRC].copy_from_slice(&a.octets());
     }

@@ -10,7 +10,7 @@ use super::super::{Pkt, Verdict};
 use super::Quoted;
 use crate::conn::{Conn, CONN_CLIENT_VIA_GW};
 use crate::tables::Tables;
-use crate::wire::{l4, proto, tcp};
+use crate::wire::l4;
 
 /// A client's packet: destination VIP:vport -> RIP:rport, toward the real server.
 #[inline]
@@ -103,29 +103,14 @@ pub(in crate::path) fn rewrite_src<A: Family>(b: &mut [u8], l2: usize, ip: &IpIn
 fn nat<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, src: bool, addr: A, port: u16) {
     let old = if src { ip.src } else { ip.dst };
     A::nat_header(&mut b[l2..], src, old, addr);
-    let seg = &mut b[l2 + ip.l4..l2 + ip.end];
-    let at = if src { 0 } else { 2 };
-    let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
-    seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
-    let csum_at = match ip.proto {
-        proto::TCP => tcp::CHECKSUM_AT,
-        proto::UDP => crate::wire::udp::CHECKSUM_AT,
-        _ => return l4::finish(ip.proto, seg),
-    };
-    let c = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
-    if ip.proto == proto::UDP && c == 0 && A::HEADER_LEN == 20 {
-        return; // IPv4 UDP without a checksum stays without one
-    }
     let ((ow, n), (nw, _)) = (old.words(), addr.words());
-    let mut olds = [0u16; 9];
-    let mut news = [0u16; 9];
-    olds[..n].copy_from_slice(&ow[..n]);
-    news[..n].copy_from_slice(&nw[..n]);
-    olds[n] = old_port;
-    news[n] = port;
-    let mut c = crate::checksum::update_words(c, &olds[..=n], &news[..=n]);
-    if ip.proto == proto::UDP && c == 0 {
-        c = 0xffff;
-    }
-    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+    l4::nat_rewrite(
+        ip.proto,
+        &mut b[l2 + ip.l4..l2 + ip.end],
+        src,
+        port,
+        &ow[..n],
+        &nw[..n],
+        A::HEADER_LEN == 20,
+    );
 }
