@@ -239,28 +239,68 @@ impl Rvsd {
         Rvsd::start_named(lab, ns, "rvs", config)
     }
 
-    /// The same, with a config file of its own (several rvsd in one lab).
+    /// The same, with a config file of its own (several rvsd in one lab). Returns once the
+    /// control socket answers (or rvsd has stopped, or 30 s have passed).
+    ///
+    /// DPDK's af_packet PMD names its fanout group after `getpid() ^ ifindex`, and groups are
+    /// per namespace: two rvsd of concurrent tests in one namespace can draw the same group,
+    /// and the second then fails to attach its port ("could not set PACKET_FANOUT"). Such a
+    /// start is retried: a new process draws another group.
     pub fn start_named(lab: &Lab, ns: Option<&str>, name: &str, config: &str) -> Rvsd {
         let path = std::env::temp_dir().join(format!("{}-{name}.toml", lab.p));
         std::fs::write(&path, config).unwrap();
-        let mut cmd = match ns {
-            // `ip netns exec` execs rvsd after entering the namespace: the pid stays rvsd's.
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_rvsd")]);
-                c
+        let socket = config
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("socket = \"")?.strip_suffix('"'))
+            .map(std::path::PathBuf::from);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut cmd = match ns {
+                // `ip netns exec` execs rvsd after entering the namespace: the pid stays rvsd's.
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_rvsd")]);
+                    c
+                }
+                None => Command::new(env!("CARGO_BIN_EXE_rvsd")),
+            };
+            let mut child = cmd
+                .arg("--config")
+                .arg(&path)
+                .args(["--duration", "120"])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let Some(sock) = &socket else {
+                return Rvsd { child, config: path };
+            };
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(30) {
+                if std::os::unix::net::UnixStream::connect(sock).is_ok() {
+                    return Rvsd { child, config: path };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        use std::io::Read;
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    if err.contains("PACKET_FANOUT") && attempt < 4 {
+                        eprintln!("rvsd drew a fanout group in use; starting it again: {err}");
+                        break;
+                    }
+                    // Any other failure is the test's to see: put the error back in front.
+                    eprintln!("rvsd stopped at start: {err}");
+                    return Rvsd { child, config: path };
+                }
+                std::thread::sleep(Duration::from_millis(50));
             }
-            None => Command::new(env!("CARGO_BIN_EXE_rvsd")),
-        };
-        let child = cmd
-            .arg("--config")
-            .arg(&path)
-            .args(["--duration", "120"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        Rvsd { child, config: path }
+            if start.elapsed() >= Duration::from_secs(30) {
+                return Rvsd { child, config: path };
+            }
+        }
     }
 
     /// SIGKILL: rvsd dies at once (its twins vanish with it).
