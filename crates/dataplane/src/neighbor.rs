@@ -42,9 +42,10 @@ impl Neighbors {
         }
     }
 
-    /// The current map, for a worker to keep for one poll loop.
-    pub fn snapshot(&self) -> Arc<NeighborMap> {
-        self.map.load_full()
+    /// The current map behind an arc-swap guard: what a worker reads for one poll loop
+    /// without touching the shared reference count.
+    pub fn current(&self) -> arc_swap::Guard<Arc<NeighborMap>> {
+        self.map.load()
     }
 
     pub fn lookup(&self, ip: IpAddr) -> Option<Mac> {

@@ -317,14 +317,17 @@ impl Worker {
         let mut loops = 0u32;
         let mut burst = Burst::new();
         let mut verdicts = [Verdict::Neighbor; BURST_SIZE];
-        while !self.shared.stop.load(Ordering::Relaxed) {
+        // The tables and the neighbor map are read through arc-swap guards, not cloned Arcs:
+        // a clone per loop is a write to a reference count every worker shares.
+        let shared = self.shared.clone();
+        while !shared.stop.load(Ordering::Relaxed) {
             let loop_start = dpdk::tsc();
             let (rx_before, tx_before) = (self.director.stats.rx, self.tx);
             let now = self.now_ms();
-            let generation = self.shared.generation.load(Ordering::SeqCst);
-            let tables = self.shared.tables.load_full();
-            self.shared.seen[self.id as usize].store(generation, Ordering::Release);
-            let neigh = self.shared.neighbors.snapshot();
+            let generation = shared.generation.load(Ordering::SeqCst);
+            let tables = shared.tables.load();
+            shared.seen[self.id as usize].store(generation, Ordering::Release);
+            let neigh = shared.neighbors.current();
             for p in 0..self.ports.rx.len() {
                 let n = self.ports.rx[p].rx_burst(&mut burst);
                 if n == 0 {
