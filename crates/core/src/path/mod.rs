@@ -246,6 +246,19 @@ pub(crate) struct Pkt<A> {
     pub now: u64,
 }
 
+impl<A> Pkt<A> {
+    #[inline]
+    fn new(port: u16, l2: usize, ip: IpInfo<A>, l4: L4, now: u64) -> Pkt<A> {
+        Pkt {
+            port,
+            l2,
+            ip,
+            l4,
+            now,
+        }
+    }
+}
+
 /// The transport header's fields the path needs (ports zero for ICMP).
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct L4 {
@@ -396,82 +409,12 @@ impl Director {
             Class::Drop(r) => Verdict::Drop(r),
             Class::Other { dst, reason } => host_or_drop(t, port, dst, reason),
             Class::Arp { l2 } => self.arp(t, port, f, l2),
-            Class::First4 { l2, ip, l4 } => self.first_fragment(
-                t,
-                f,
-                Pkt {
-                    port,
-                    l2,
-                    ip,
-                    l4,
-                    now,
-                },
-                h,
-            ),
-            Class::First6 { l2, ip, l4 } => self.first_fragment(
-                t,
-                f,
-                Pkt {
-                    port,
-                    l2,
-                    ip,
-                    l4,
-                    now,
-                },
-                h,
-            ),
-            Class::V4 { l2, ip, l4 } => self.ip(
-                t,
-                f,
-                Pkt {
-                    port,
-                    l2,
-                    ip,
-                    l4,
-                    now,
-                },
-                h,
-            ),
-            Class::V6 { l2, ip, l4 } => self.ip(
-                t,
-                f,
-                Pkt {
-                    port,
-                    l2,
-                    ip,
-                    l4,
-                    now,
-                },
-                h,
-            ),
-            Class::Frag4 { l2, ip } => {
-                let l4 = L4::default();
-                self.later_fragment(
-                    t,
-                    f,
-                    Pkt {
-                        port,
-                        l2,
-                        ip,
-                        l4,
-                        now,
-                    },
-                )
-            }
-            Class::Frag6 { l2, ip } => {
-                let l4 = L4::default();
-                self.later_fragment(
-                    t,
-                    f,
-                    Pkt {
-                        port,
-                        l2,
-                        ip,
-                        l4,
-                        now,
-                    },
-                )
-            }
+            Class::First4 { l2, ip, l4 } => self.first_fragment(t, f, Pkt::new(port, l2, ip, l4, now), h),
+            Class::First6 { l2, ip, l4 } => self.first_fragment(t, f, Pkt::new(port, l2, ip, l4, now), h),
+            Class::V4 { l2, ip, l4 } => self.ip(t, f, Pkt::new(port, l2, ip, l4, now), h),
+            Class::V6 { l2, ip, l4 } => self.ip(t, f, Pkt::new(port, l2, ip, l4, now), h),
+            Class::Frag4 { l2, ip } => self.later_fragment(t, f, Pkt::new(port, l2, ip, L4::default(), now)),
+            Class::Frag6 { l2, ip } => self.later_fragment(t, f, Pkt::new(port, l2, ip, L4::default(), now)),
         }
     }
 

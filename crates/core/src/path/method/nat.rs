@@ -54,17 +54,7 @@ pub(in crate::path) fn icmp_to_client<A: Family>(
     q: &Quoted<A>,
     c: &Conn<A>,
 ) -> Verdict {
-    let (l2, ip) = (p.l2, &p.ip);
-    let (outer_src, outer_dst) = (c.vaddr, ip.dst);
-    A::set_src(&mut b[l2..], outer_src);
-    A::decrement_ttl(&mut b[l2..]);
-    let quoted = &mut b[q.at..q.end];
-    A::set_dst(quoted, c.vaddr);
-    let seg = &mut quoted[q.ip.l4..];
-    A::pseudo_changed(q.ip.proto, seg, q.ip.dst, c.vaddr);
-    l4::set_dst_port(q.ip.proto, seg, c.vport);
-    finish_icmp::<A>(&mut b[l2 + ip.l4..q.end], outer_src, outer_dst);
-    route(t, b, c.client.ip())
+    icmp_translate(t, b, p, q, c, true)
 }
 
 /// An error sent to a VIP about a reply (quoted VIP -> client): back to the real server,
@@ -76,17 +66,52 @@ pub(in crate::path) fn icmp_to_real<A: Family>(
     q: &Quoted<A>,
     c: &Conn<A>,
 ) -> Verdict {
+    icmp_translate(t, b, p, q, c, false)
+}
+
+/// One translation, either way: toward the client the outer source and the quoted
+/// destination become the VIP (and its port); toward the real server the outer destination and
+/// the quoted source become the server's address (and port). The quoted transport checksum is
+/// updated, the ICMP checksum recomputed.
+fn icmp_translate<A: Family>(
+    t: &Tables,
+    b: &mut [u8],
+    p: &Pkt<A>,
+    q: &Quoted<A>,
+    c: &Conn<A>,
+    to_client: bool,
+) -> Verdict {
     let (l2, ip) = (p.l2, &p.ip);
-    let (outer_src, outer_dst) = (ip.src, c.raddr);
-    A::set_dst(&mut b[l2..], outer_dst);
+    let (addr, port, next) = if to_client {
+        (c.vaddr, c.vport, c.client.ip())
+    } else {
+        (c.raddr, c.rport, c.raddr.ip())
+    };
+    let (outer_src, outer_dst) = if to_client { (addr, ip.dst) } else { (ip.src, addr) };
+    if to_client {
+        A::set_src(&mut b[l2..], addr);
+    } else {
+        A::set_dst(&mut b[l2..], addr);
+    }
     A::decrement_ttl(&mut b[l2..]);
+    // The quoted packet went the other way: its other side is the one rewritten.
     let quoted = &mut b[q.at..q.end];
-    A::set_src(quoted, c.raddr);
+    let old = if to_client {
+        A::set_dst(quoted, addr);
+        q.ip.dst
+    } else {
+        A::set_src(quoted, addr);
+        q.ip.src
+    };
     let seg = &mut quoted[q.ip.l4..];
-    A::pseudo_changed(q.ip.proto, seg, q.ip.src, c.raddr);
-    l4::set_src_port(q.ip.proto, seg, c.rport);
+    A::pseudo_changed(q.ip.proto, seg, old, addr);
+    if to_client {
+        l4::set_dst_port(q.ip.proto, seg, port);
+    } else {
+        l4::set_src_port(q.ip.proto, seg, port);
+    }
     finish_icmp::<A>(&mut b[l2 + ip.l4..q.end], outer_src, outer_dst);
-    route(t, b, c.raddr.ip())
+    route(t, b, next)
 }
 
 /// NAT inbound: destination VIP:vport -> RIP:rport, TTL decremented; each checksum gets one
