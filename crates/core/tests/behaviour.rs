@@ -427,3 +427,96 @@ fn a_full_table_under_a_syn_flood_gives_half_open_places_to_new_clients_never_es
     );
     assert_eq!(d.stats.half_open_evicted, 2);
 }
+
+#[test]
+fn a_syn_on_a_tuple_in_time_wait_is_a_new_connection_scheduled_again() {
+    // IPVS's conn_reuse_mode 1: a client reusing its port within TIME_WAIT's two minutes gets
+    // a new connection, to the server the scheduler picks now, not the old one's.
+    let t = tables();
+    let mut d = director();
+    let rs3 = [192, 168, 1, 3];
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""), 0);
+    run(
+        &mut d,
+        &t,
+        1,
+        tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, SYNACK, b""),
+        1,
+    );
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 64, 40000, 80, ACK, b""), 2);
+    run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, FINACK, b""),
+        3,
+    );
+    run(
+        &mut d,
+        &t,
+        1,
+        tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40000, FINACK, b""),
+        4,
+    );
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(TcpState::from_u8(c.state), TcpState::TimeWait);
+    assert_eq!((counts(&t, 0), counts(&t, 1)), ((0, 1, 0), (0, 0, 0)));
+
+    // The same port again, 10 s later: rr's next server.
+    let (v, out) = run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""),
+        10_000,
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: 1,
+            next_hop: ip4(rs3)
+        }
+    );
+    assert_eq!(&out[30..34], &rs3);
+    verify(&out);
+    assert_eq!(d.conns_v4().len(), 1, "the entry is reused");
+    assert_eq!(
+        (counts(&t, 0), counts(&t, 1)),
+        ((0, 0, 0), (0, 1, 0)),
+        "the old server's count released, the new one's taken"
+    );
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(TcpState::from_u8(c.state), TcpState::SynRecv);
+    // Its reply finds it, from the new server.
+    let (v, _) = run(
+        &mut d,
+        &t,
+        1,
+        tcp4(from_rs(ip4(rs3)), rs3, CLIENT, 64, 8080, 40000, SYNACK, b""),
+        10_001,
+    );
+    assert!(matches!(v, Verdict::Forward { port: 0, .. }), "{v:?}");
+    assert_eq!((d.stats.conns_created, d.stats.conns_expired), (2, 1));
+    // A retransmitted SYN of a connection that is not in TIME_WAIT stays on its server.
+    let (v, _) = run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40000, 80, SYN, b""),
+        10_002,
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: 1,
+            next_hop: ip4(rs3)
+        }
+    );
+    assert_eq!(d.stats.conns_created, 2);
+    d.advance(&t, 10_000_000);
+    assert_eq!(
+        (counts(&t, 0), counts(&t, 1)),
+        ((0, 0, 0), (0, 0, 0)),
+        "expiry releases all"
+    );
+}

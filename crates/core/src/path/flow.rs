@@ -150,7 +150,7 @@ impl Director {
             Err(r) => return Verdict::Drop(r),
         };
         self.stats.sloppy_created += mid_flow as u64;
-        self.inbound(t, f, p, idx)
+        self.inbound_known(t, f, p, idx)
     }
 
     /// One-packet scheduling: the datagram is scheduled and forwarded, and nothing is kept.
@@ -299,6 +299,19 @@ impl Director {
         p: &Pkt<A>,
         idx: u32,
     ) -> Verdict {
+        // A bare SYN on a known tuple: one flag test on the established path (the flags are
+        // zero for UDP and SCTP).
+        if p.l4.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) == tcp::flags::SYN {
+            if let Err(r) = self.reuse_time_wait(t, p, idx) {
+                return Verdict::Drop(r);
+            }
+        }
+        self.inbound_known(t, f, p, idx)
+    }
+
+    /// A client's packet on connection `idx` as it stands (a connection just made goes here
+    /// straight: it is in no TIME_WAIT).
+    fn inbound_known<A: Family, F: Frame>(&mut self, t: &Tables, f: &mut F, p: &Pkt<A>, idx: u32) -> Verdict {
         let table = A::table(self);
         let old = Self::step(table, &t.reals, &t.timeouts, idx, Direction::Input, &p.l4, p.now);
         let c = *table.get(idx);
@@ -312,6 +325,53 @@ impl Director {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         self.forward_in(t, f, p, &c)
+    }
+
+    /// IPVS's `conn_reuse_mode` (1, its default): a SYN that finds its TCP connection in
+    /// TIME_WAIT (a client reusing a port within those two minutes) starts a new connection,
+    /// scheduled again, instead of going to the old one's server. The entry is reused in
+    /// place: its old server's count released, bound to the new server. Not under
+    /// persistence, where the template decides (IPVS: not a controlled connection). A flow
+    /// whose service is gone keeps its entry, as before.
+    #[cold]
+    #[inline(never)]
+    fn reuse_time_wait<A: Family>(&mut self, t: &Tables, p: &Pkt<A>, idx: u32) -> Result<(), DropReason> {
+        let c = A::table(self).get(idx);
+        if c.state != TcpState::TimeWait as u8 || c.template != NIL {
+            return Ok(());
+        }
+        let svc = Protocol::from_number(p.ip.proto).and_then(|pr| t.lookup(pr, p.ip.dst.ip(), p.l4.dport));
+        let Some(svc) = svc else {
+            return Ok(());
+        };
+        let (real, template) = self.pick(t, svc, p)?;
+        let fresh = bound_conn(t, p.ip, p.l4, real)?;
+        let reg = &t.reals;
+        let table = A::table(self);
+        let old = *table.get(idx);
+        let was = reg.get(old.real);
+        if old.flags & CONN_INACTIVE != 0 {
+            was.inactive.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            was.active.fetch_sub(1, Ordering::Relaxed);
+        }
+        was.update_overload();
+        table.rebind(idx, fresh.raddr, fresh.rport, fresh.forward, fresh.real);
+        let e = table.get_mut(idx);
+        e.flags = fresh.flags | CONN_INACTIVE;
+        e.rs_port = fresh.rs_port;
+        e.client_port = fresh.client_port;
+        e.state = TcpState::None as u8;
+        e.template = template;
+        e.persist_s = svc.persistence.map_or(0, |pe| pe.timeout_s);
+        let new = reg.get(real.id);
+        new.inactive.fetch_add(1, Ordering::Relaxed);
+        new.conns.fetch_add(1, Ordering::Relaxed);
+        new.update_overload();
+        // The old connection ended and a new one began (the entry count stays the same).
+        self.stats.conns_expired += 1;
+        self.stats.conns_created += 1;
+        Ok(())
     }
 
     /// A reply from a real server of a NAT connection.
