@@ -81,13 +81,6 @@ impl ServiceKey {
         }
     }
 
-    pub fn is_v6(&self) -> bool {
-        match *self {
-            ServiceKey::Addr { vip, .. } => vip.is_ipv6(),
-            ServiceKey::Fwmark { v6, .. } => v6,
-        }
-    }
-
     /// The unspecified address of the service's family with its port: what real servers are
     /// checked against (family, default port).
     pub fn family_addr(&self) -> std::net::SocketAddr {

@@ -144,11 +144,6 @@ impl Tables {
         self
     }
 
-    /// The classifier's rules.
-    pub fn marks(&self) -> &[MarkRule] {
-        &self.marks
-    }
-
     /// Whether there are classifier rules at all (a new flow skips them when there are none).
     #[inline]
     pub fn has_marks(&self) -> bool {
