@@ -104,6 +104,13 @@ drop_reasons! {
     NoRoute => "no_route",
     /// The frame has no headroom for the tunnel header.
     NoHeadroom => "no_headroom",
+    /// The frame has no room at its end for what FullNAT inserts (the PROXY header, TOA).
+    NoTailroom => "no_tailroom",
+    /// A FullNAT service has no local address of the client's family.
+    NoLocalAddress => "no_local_address",
+    /// Every local port this worker owns on the service's local addresses is in use: add
+    /// local addresses. A live tuple is never reused.
+    LocalPortsExhausted => "local_ports_exhausted",
     /// A tunnelled packet over the MTU that may be fragmented: rvs does not fragment.
     TunNeedsFragmentation => "tun_needs_fragmentation",
 }

@@ -193,6 +193,48 @@ impl Announce {
     }
 }
 
+/// How a FullNAT service tells its real servers the client's address (TCP only; off by
+/// default, as the server must expect it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum ProxyProtocol {
+    #[default]
+    Off,
+    /// HAProxy's PROXY protocol version 1: one text line before the client's first byte.
+    V1,
+    /// Version 2: the binary header.
+    V2,
+}
+
+impl ProxyProtocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyProtocol::Off => "off",
+            ProxyProtocol::V1 => "v1",
+            ProxyProtocol::V2 => "v2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ProxyProtocol> {
+        match s {
+            "off" | "disable" | "none" => Some(ProxyProtocol::Off),
+            "v1" => Some(ProxyProtocol::V1),
+            "v2" => Some(ProxyProtocol::V2),
+            _ => None,
+        }
+    }
+}
+
+/// What a FullNAT service needs besides its real servers: the local addresses its
+/// connections come from (DPVS's laddrs), and how the client's address is delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FullNatConfig {
+    pub laddrs: Vec<IpAddr>,
+    pub proxy: ProxyProtocol,
+    /// The client's address and port in a TCP option (kind 254, DPVS's TOA) of the SYN and
+    /// of the segments that start the client's stream.
+    pub toa: bool,
+}
+
 #[derive(Debug)]
 pub struct Service {
     pub key: ServiceKey,
@@ -209,6 +251,11 @@ pub struct Service {
     /// ipvsadm's `-o` (one-packet scheduling, UDP): every datagram is scheduled on its own and
     /// no connection is kept (DNS, syslog).
     pub one_packet: bool,
+    /// Local addresses and client-address delivery, for FullNAT real servers.
+    pub fullnat: FullNatConfig,
+    /// Some real server is FullNAT (a service's are all FullNAT or none: the config and the
+    /// control plane refuse a mix).
+    has_fullnat: bool,
 }
 
 impl Service {
@@ -221,6 +268,7 @@ impl Service {
         reals: Vec<RealServer>,
     ) -> Result<Service, SchedError> {
         let scheduler = Scheduler::new(scheduler, flags, &reals)?;
+        let has_fullnat = reals.iter().any(|r| r.forward == Forward::FullNat);
         Ok(Service {
             key,
             scheduler,
@@ -230,7 +278,23 @@ impl Service {
             announce: Announce::Always,
             sloppy: false,
             one_packet: false,
+            fullnat: FullNatConfig::default(),
+            has_fullnat,
         })
+    }
+
+    /// The same service with FullNAT's local addresses and client-address delivery.
+    pub fn with_fullnat(mut self, fullnat: FullNatConfig) -> Service {
+        self.fullnat = fullnat;
+        self
+    }
+
+    /// Are its connections FullNAT ones? Then they belong to the worker that receives their
+    /// first packet (the local port is chosen so that replies come back to it), not to the
+    /// worker the client's address hashes to.
+    #[inline]
+    pub fn is_fullnat(&self) -> bool {
+        self.has_fullnat
     }
 
     /// The same service, answered as `announce` says.

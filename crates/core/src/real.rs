@@ -15,6 +15,9 @@ pub enum Forward {
     Dr,
     /// IP-in-IP tunnelling to the real server.
     Tun,
+    /// Full NAT: both addresses rewritten, the client's to one of the service's local
+    /// addresses, so replies come back to the director wherever the real server sits.
+    FullNat,
 }
 
 impl Forward {
@@ -24,6 +27,7 @@ impl Forward {
             Forward::Nat => "nat",
             Forward::Dr => "dr",
             Forward::Tun => "tun",
+            Forward::FullNat => "fullnat",
         }
     }
 
@@ -33,7 +37,15 @@ impl Forward {
             Forward::Nat => "Masq",
             Forward::Dr => "Route",
             Forward::Tun => "Tunnel",
+            Forward::FullNat => "FullNat",
         }
+    }
+
+    /// Do the real server's replies come back through the director (NAT, FullNAT)? Then
+    /// the connection has a second key, its reply's.
+    #[inline]
+    pub fn has_replies(self) -> bool {
+        matches!(self, Forward::Nat | Forward::FullNat)
     }
 }
 

@@ -38,6 +38,8 @@ pub mod flags {
     pub const MASQ: u32 = 0x0000;
     pub const TUNNEL: u32 = 0x0002;
     pub const DROUTE: u32 = 0x0003;
+    /// FullNAT (DPVS's forwarding mode 5; IPVS has none).
+    pub const FULLNAT: u32 = 0x0005;
     pub const SYNC: u32 = 0x0020;
     pub const HASHED: u32 = 0x0040;
     pub const NOOUTPUT: u32 = 0x0080;

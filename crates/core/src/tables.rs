@@ -57,6 +57,8 @@ pub struct Tables {
     /// The classifier's rules, first match wins, and the `-f` services by (mark, IPv6?).
     marks: Vec<MarkRule>,
     by_mark: FastMap<(u32, bool), usize>,
+    /// FullNAT's local addresses (every service's): answered for (ARP/ND) on every port.
+    laddrs: FastMap<IpAddr, ()>,
 }
 
 impl Tables {
@@ -103,7 +105,12 @@ impl Tables {
                 }
             }
         }
+        let laddrs: FastMap<IpAddr, ()> = services
+            .iter()
+            .flat_map(|s| s.fullnat.laddrs.iter().map(|&a| (a, ())))
+            .collect();
         let mut own: FastMap<IpAddr, ()> = vips.keys().map(|&a| (a, ())).collect();
+        own.extend(laddrs.iter().map(|(&a, _)| (a, ())));
         for p in &net.ports {
             own.extend(p.v4.iter().map(|&(a, _)| (IpAddr::V4(a), ())));
             own.extend(p.v6.iter().map(|&(a, _)| (IpAddr::V6(a), ())));
@@ -120,6 +127,7 @@ impl Tables {
             own,
             marks: Vec::new(),
             by_mark,
+            laddrs,
         }
     }
 
@@ -256,6 +264,19 @@ impl Tables {
     #[inline]
     pub fn is_vip(&self, a: IpAddr) -> bool {
         self.vips.contains_key(&a)
+    }
+
+    /// Is `a` a local address of a FullNAT service?
+    #[inline]
+    pub fn is_laddr(&self, a: IpAddr) -> bool {
+        !self.laddrs.is_empty() && self.laddrs.contains_key(&a)
+    }
+
+    /// Does the data plane answer ARP/ND and echo for `a` on `port`: a VIP answered there
+    /// now, or a FullNAT local address?
+    #[inline]
+    pub fn answers(&self, port: u16, a: IpAddr) -> bool {
+        self.is_vip_on(port, a) || self.is_laddr(a)
     }
 
     /// Is `a` a VIP answered on `port` now: always, or while the port's twin holds it?

@@ -81,7 +81,7 @@ pub struct Tuple<A> {
 pub enum KeyKind {
     /// client:cport -> vip:vport
     In = 1,
-    /// rip:rport -> client:cport (NAT replies)
+    /// rip:rport -> client:cport (NAT replies), rip:rport -> laddr:lport (FullNAT's)
     Out = 2,
 }
 
@@ -94,6 +94,10 @@ pub const CONN_NO_OUTPUT: u8 = 0x04;
 pub const CONN_RS_VIA_GW: u8 = 0x08;
 /// The client is reached through its port's gateway.
 pub const CONN_CLIENT_VIA_GW: u8 = 0x10;
+/// FullNAT: the PROXY protocol header to insert is version 2 (else version 1).
+pub const CONN_PROXY_V2: u8 = 0x01;
+/// FullNAT: the client's address goes to the server in a TOA option.
+pub const CONN_TOA: u8 = 0x20;
 /// A slab slot holding no entry (never used, or released).
 const CONN_FREE: u8 = 0x80;
 
@@ -104,9 +108,9 @@ pub struct Conn<A> {
     pub client: A,
     pub vaddr: A,
     pub raddr: A,
-    /// When the sync daemon last sent it, in seconds of the worker's clock plus one (0: never).
-    /// Placed here it fills the IPv4 entry's padding.
-    pub synced_s: u32,
+    /// The address the real server sees the connection come from, and its port: FullNAT's
+    /// local address and port; the client's own for NAT (so the reply key is one shape).
+    pub laddr: A,
     /// Absolute expiry time, milliseconds.
     pub expires: u64,
     pub real: RealId,
@@ -115,9 +119,18 @@ pub struct Conn<A> {
     /// Under a template: its persistence timeout, seconds (the connection keeps it alive).
     pub persist_s: u32,
     wheel_next: u32,
+    /// FullNAT with the client's address delivered: the client's first sequence number
+    /// after its SYN (where the PROXY header goes, and from where its stream is shifted).
+    pub isn: u32,
+    /// When the sync daemon last sent it, in seconds of the worker's clock plus one (0: never).
+    pub synced_s: u32,
     pub cport: u16,
     pub vport: u16,
     pub rport: u16,
+    pub lport: u16,
+    /// FullNAT: the PROXY protocol header's length, by which the client's sequence numbers
+    /// are shifted toward the server and the server's acknowledgements back (0: none).
+    pub proxy_len: u8,
     pub proto: u8,
     pub state: u8,
     pub forward: Forward,
@@ -147,15 +160,19 @@ impl<A: Addr> Conn<A> {
             client,
             vaddr,
             raddr,
+            laddr: client,
             synced_s: 0,
             expires: 0,
             real,
             template: NIL,
             persist_s: 0,
             wheel_next: NIL,
+            isn: 0,
             cport,
             vport,
             rport,
+            lport: cport,
+            proxy_len: 0,
             proto,
             state: 0,
             forward,
@@ -176,9 +193,9 @@ impl<A: Addr> Conn<A> {
             },
             KeyKind::Out => Tuple {
                 src: self.raddr,
-                dst: self.client,
+                dst: self.laddr,
                 sport: self.rport,
-                dport: self.cport,
+                dport: self.lport,
                 proto: self.proto,
             },
         }
@@ -360,7 +377,7 @@ impl<A: Addr> ConnTable<A> {
     /// Binds a connection to another real server (a sync record that says so), keeping its
     /// keys right: a NAT entry's reply key names the real server.
     pub fn rebind(&mut self, idx: u32, raddr: A, rport: u16, forward: Forward, real: RealId) {
-        if self.entries[idx as usize].forward == Forward::Nat {
+        if self.entries[idx as usize].forward.has_replies() {
             self.unindex(idx, KeyKind::Out);
         }
         let c = &mut self.entries[idx as usize];
@@ -368,7 +385,7 @@ impl<A: Addr> ConnTable<A> {
         c.rport = rport;
         c.forward = forward;
         c.real = real;
-        if forward == Forward::Nat {
+        if forward.has_replies() {
             self.index(idx, KeyKind::Out);
         }
     }
@@ -378,7 +395,7 @@ impl<A: Addr> ConnTable<A> {
         let idx = self.free.pop().ok_or(Full)?;
         self.entries[idx as usize] = conn;
         self.index(idx, KeyKind::In);
-        if conn.forward == Forward::Nat {
+        if conn.forward.has_replies() {
             self.index(idx, KeyKind::Out);
         }
         self.link(idx);
@@ -444,7 +461,7 @@ impl<A: Addr> ConnTable<A> {
     fn release(&mut self, idx: u32) {
         let c = self.entries[idx as usize];
         self.unindex(idx, KeyKind::In);
-        if c.forward == Forward::Nat {
+        if c.forward.has_replies() {
             self.unindex(idx, KeyKind::Out);
         }
         self.entries[idx as usize].flags |= CONN_FREE;
@@ -591,8 +608,8 @@ mod tests {
             std::mem::size_of::<Conn<Ipv4Addr>>() <= 64,
             "a v4 entry fits a cache line"
         );
-        assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 56);
-        assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 96);
+        assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 64);
+        assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 112);
     }
 
     #[test]

@@ -74,6 +74,8 @@ pub(crate) trait Family: Addr {
     fn parse_quoted(b: &[u8]) -> Option<IpInfo<Self>>;
     fn from_ip(a: IpAddr) -> Option<Self>;
     fn table(d: &mut Director) -> &mut ConnTable<Self>;
+    /// The family's table and the worker's local ports, borrowed together.
+    fn table_and_ports(d: &mut Director) -> (&mut ConnTable<Self>, &mut super::lport::LocalPorts);
     fn decrement_ttl(ip: &mut [u8]);
     fn set_ttl(ip: &mut [u8], ttl: u8);
     fn set_src(ip: &mut [u8], a: Self);
@@ -103,6 +105,11 @@ pub(crate) trait Family: Addr {
     fn is_error(icmp_type: u8) -> bool;
     fn echo_request() -> u8;
     fn echo_reply() -> u8;
+    /// Sets the length of a packet whose IP header is at the start of `ip` to `len` bytes in
+    /// all (the header checksum follows).
+    fn set_packet_len(ip: &mut [u8], len: usize);
+    /// Recomputes a TCP/UDP checksum over `seg` from scratch (after bytes were inserted).
+    fn fill_l4_checksum(proto: u8, seg: &mut [u8], src: Self, dst: Self);
 }
 
 impl Family for Ipv4Addr {
@@ -160,6 +167,10 @@ impl Family for Ipv4Addr {
 
     fn table(d: &mut Director) -> &mut ConnTable<Self> {
         &mut d.conns4
+    }
+
+    fn table_and_ports(d: &mut Director) -> (&mut ConnTable<Self>, &mut super::lport::LocalPorts) {
+        (&mut d.conns4, &mut d.lports)
     }
 
     fn decrement_ttl(ip: &mut [u8]) {
@@ -276,6 +287,20 @@ impl Family for Ipv4Addr {
         icmp::v4::ECHO_REQUEST
     }
 
+    fn set_packet_len(ip: &mut [u8], len: usize) {
+        let mut p = Ipv4Packet::new_unchecked(ip);
+        p.set_total_len(len as u16);
+        p.fill_checksum();
+    }
+
+    fn fill_l4_checksum(proto: u8, seg: &mut [u8], src: Self, dst: Self) {
+        let at = l4_checksum_at(proto);
+        seg[at..at + 2].fill(0);
+        let pseudo = checksum::pseudo_v4(src, dst, proto, seg.len() as u16);
+        let c = finish_l4(proto, checksum::fold(checksum::sum(seg, pseudo)));
+        seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+
     fn echo_reply() -> u8 {
         icmp::v4::ECHO_REPLY
     }
@@ -334,6 +359,10 @@ impl Family for Ipv6Addr {
 
     fn table(d: &mut Director) -> &mut ConnTable<Self> {
         &mut d.conns6
+    }
+
+    fn table_and_ports(d: &mut Director) -> (&mut ConnTable<Self>, &mut super::lport::LocalPorts) {
+        (&mut d.conns6, &mut d.lports)
     }
 
     fn decrement_ttl(ip: &mut [u8]) {
@@ -410,6 +439,18 @@ impl Family for Ipv6Addr {
         icmp::v6::ECHO_REQUEST
     }
 
+    fn set_packet_len(ip: &mut [u8], len: usize) {
+        Ipv6Packet::new_unchecked(ip).set_payload_len((len - 40) as u16);
+    }
+
+    fn fill_l4_checksum(proto: u8, seg: &mut [u8], src: Self, dst: Self) {
+        let at = l4_checksum_at(proto);
+        seg[at..at + 2].fill(0);
+        let pseudo = checksum::pseudo_v6(src, dst, proto, seg.len() as u32);
+        let c = finish_l4(proto, checksum::fold(checksum::sum(seg, pseudo)));
+        seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    }
+
     fn echo_reply() -> u8 {
         icmp::v6::ECHO_REPLY
     }
@@ -438,5 +479,24 @@ impl QuotedV6<'_> {
             off += len;
         }
         None
+    }
+}
+
+/// Where a TCP or UDP checksum sits in its header.
+fn l4_checksum_at(proto: u8) -> usize {
+    if proto == proto::UDP {
+        crate::wire::udp::CHECKSUM_AT
+    } else {
+        crate::wire::tcp::CHECKSUM_AT
+    }
+}
+
+/// The checksum to write from the folded sum (UDP writes 0 as all ones).
+fn finish_l4(proto: u8, folded: u16) -> u16 {
+    let c = !folded;
+    if proto == proto::UDP && c == 0 {
+        0xffff
+    } else {
+        c
     }
 }

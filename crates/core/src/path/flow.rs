@@ -6,11 +6,13 @@ use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 
 use super::family::{Family, IpInfo};
+use super::lport::LocalPorts;
 use super::{Director, Pkt, Verdict, L4};
 use crate::conn::persist::TemplateKey;
 use crate::conn::state::{sctp_next, tcp_next, Direction, SctpState, TcpState, Timeouts};
 use crate::conn::{
-    Addr, Conn, ConnTable, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW, NIL,
+    Addr, Conn, ConnTable, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_PROXY_V2, CONN_RS_VIA_GW,
+    CONN_TOA, NIL,
 };
 use crate::drop::DropReason;
 use crate::frame::Frame;
@@ -90,7 +92,17 @@ impl Director {
         } else {
             (dst, l4.dport)
         };
-        let owner = self.owner(ip.proto, client, cport);
+        // A FullNAT flow belongs to the worker its first packet reached (the local port it
+        // gets makes the replies that worker's too): nothing crosses between workers.
+        let svc = match (inbound, protocol) {
+            (true, Some(pr)) => marked.or_else(|| t.service(pr, dst, l4.dport)),
+            _ => None,
+        };
+        let owner = if svc.is_some_and(|s| s.is_fullnat()) {
+            self.worker()
+        } else {
+            self.owner(ip.proto, client, cport)
+        };
         if owner != self.worker() {
             return Verdict::Redirect { worker: owner };
         }
@@ -114,7 +126,7 @@ impl Director {
         let Some(protocol) = protocol else {
             return Verdict::Drop(DropReason::UnsupportedProtocol);
         };
-        let Some(svc) = marked.or_else(|| t.service(protocol, dst, l4.dport)) else {
+        let Some(svc) = svc else {
             // A VIP the kernel also holds takes what no service claims, as a Linux director
             // whose VIP is a local address does.
             return super::host_or_drop(t, port, dst, DropReason::NoService);
@@ -142,10 +154,10 @@ impl Director {
         if !initial {
             return Verdict::Drop(DropReason::NoConnNotInitial);
         }
-        if svc.one_packet && protocol == Protocol::Udp {
+        if svc.one_packet && protocol == Protocol::Udp && !svc.is_fullnat() {
             return self.one_packet(t, svc, f, p);
         }
-        let idx = match self.create(t, svc, p) {
+        let idx = match self.create(t, svc, p, tcp_seq(f.data(), p)) {
             Ok(idx) => idx,
             Err(r) => return Verdict::Drop(r),
         };
@@ -226,28 +238,46 @@ impl Director {
 
     /// Picks the real server (through the client's persistence template if the service has
     /// one) and inserts the connection.
-    fn create<A: Family>(&mut self, t: &Tables, svc: &Service, p: &Pkt<A>) -> Result<u32, DropReason> {
+    fn create<A: Family>(
+        &mut self,
+        t: &Tables,
+        svc: &Service,
+        p: &Pkt<A>,
+        seq: u32,
+    ) -> Result<u32, DropReason> {
         let Pkt { ip, l4, now, .. } = *p;
         let reg = &t.reals;
         let evict = self.evict_half_open();
         let (real, template) = self.pick(t, svc, p)?;
         let persist_s = svc.persistence.map_or(0, |p| p.timeout_s);
-        let table = A::table(self);
         let mut c = bound_conn(t, ip, l4, real)?;
         c.flags |= CONN_INACTIVE;
         c.template = template;
         c.persist_s = persist_s;
         c.expires = now + state_timeout_ms(&t.timeouts, ip.proto, 0);
+        if c.forward == Forward::FullNat {
+            self.bind_local(svc, &mut c, p, seq)?;
+        }
+        let (table, lports) = A::table_and_ports(self);
         let mut evicted = 0;
-        let idx = match table.insert(c) {
-            Ok(i) => i,
+        let inserted = match table.insert(c) {
+            Ok(i) => Ok(i),
             // A full table under a SYN flood: a half-open connection makes room for this one,
             // so new clients still get in while established flows are never touched.
             Err(_) if evict && ip.proto == proto::TCP => {
                 evicted = 1;
-                insert_evicting(table, reg, c)?
+                insert_evicting(table, reg, lports, c)
             }
-            Err(_) => return Err(DropReason::ConnTableFull),
+            Err(_) => Err(DropReason::ConnTableFull),
+        };
+        let idx = match inserted {
+            Ok(i) => i,
+            Err(r) => {
+                if c.forward == Forward::FullNat {
+                    self.lports.release(c.laddr.ip(), c.proto, c.lport);
+                }
+                return Err(r);
+            }
         };
         let shared = reg.get(real.id);
         shared.inactive.fetch_add(1, Ordering::Relaxed);
@@ -256,6 +286,54 @@ impl Director {
         self.stats.conns_created += 1;
         self.stats.half_open_evicted += evicted;
         Ok(idx)
+    }
+
+    /// A FullNAT connection's local address and port (this worker's share of the service's
+    /// local addresses), and how the client's address reaches the server: the PROXY header's
+    /// length and version, TOA. The client's first sequence number is its SYN's plus one
+    /// (a connection a sloppy service makes mid-flow has no SYN: no PROXY header for it).
+    fn bind_local<A: Family>(
+        &mut self,
+        svc: &Service,
+        c: &mut Conn<A>,
+        p: &Pkt<A>,
+        seq: u32,
+    ) -> Result<(), DropReason> {
+        let (laddr, lport) = self
+            .lports
+            .take(
+                &svc.fullnat.laddrs,
+                A::HEADER_LEN != 20,
+                c.proto,
+                self.cfg.worker,
+                self.cfg.workers,
+            )
+            .map_err(|e| match e {
+                super::lport::NoPort::NoAddress => DropReason::NoLocalAddress,
+                super::lport::NoPort::Exhausted => DropReason::LocalPortsExhausted,
+            })?;
+        c.laddr = A::from_ip(laddr).ok_or(DropReason::NoLocalAddress)?;
+        c.lport = lport;
+        let syn = p.l4.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK) == tcp::flags::SYN;
+        if c.proto == proto::TCP {
+            let f = &svc.fullnat;
+            if syn {
+                c.isn = seq.wrapping_add(1);
+                if f.proxy != crate::model::ProxyProtocol::Off {
+                    let v2 = f.proxy == crate::model::ProxyProtocol::V2;
+                    let client = std::net::SocketAddr::new(c.client.ip(), c.cport);
+                    let dst = std::net::SocketAddr::new(c.vaddr.ip(), c.vport);
+                    c.proxy_len = crate::wire::proxy::header_len(v2, client, dst) as u8;
+                    if v2 {
+                        c.flags |= CONN_PROXY_V2;
+                    }
+                }
+            }
+            if f.toa {
+                c.flags |= CONN_TOA;
+            }
+        }
+        Ok(())
     }
 
     /// Steps the connection's state for a packet in `dir`, refreshes its expiry and moves it
@@ -302,7 +380,7 @@ impl Director {
         // A bare SYN on a known tuple: one flag test on the established path (the flags are
         // zero for UDP and SCTP).
         if p.l4.tcp_flags & (tcp::flags::SYN | tcp::flags::ACK | tcp::flags::RST) == tcp::flags::SYN {
-            if let Err(r) = self.reuse_time_wait(t, p, idx) {
+            if let Err(r) = self.reuse_time_wait(t, p, idx, tcp_seq(f.data(), p)) {
                 return Verdict::Drop(r);
             }
         }
@@ -321,7 +399,7 @@ impl Director {
         if self.sync_on {
             self.sync_check::<A>(idx, old, p.now);
         }
-        if c.forward == Forward::Nat && p.ip.ttl <= 1 {
+        if c.forward.has_replies() && p.ip.ttl <= 1 {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         self.forward_in(t, f, p, &c)
@@ -335,7 +413,13 @@ impl Director {
     /// whose service is gone keeps its entry, as before.
     #[cold]
     #[inline(never)]
-    fn reuse_time_wait<A: Family>(&mut self, t: &Tables, p: &Pkt<A>, idx: u32) -> Result<(), DropReason> {
+    fn reuse_time_wait<A: Family>(
+        &mut self,
+        t: &Tables,
+        p: &Pkt<A>,
+        idx: u32,
+        seq: u32,
+    ) -> Result<(), DropReason> {
         let c = A::table(self).get(idx);
         if c.state != TcpState::TimeWait as u8 || c.template != NIL {
             return Ok(());
@@ -358,7 +442,12 @@ impl Director {
         was.update_overload();
         table.rebind(idx, fresh.raddr, fresh.rport, fresh.forward, fresh.real);
         let e = table.get_mut(idx);
-        e.flags = fresh.flags | CONN_INACTIVE;
+        // A FullNAT entry keeps its local address and port (they are this worker's) and how
+        // the client's address is delivered; the new SYN starts a new stream.
+        e.flags = fresh.flags | CONN_INACTIVE | (old.flags & (CONN_PROXY_V2 | CONN_TOA));
+        if old.forward == Forward::FullNat {
+            e.isn = seq.wrapping_add(1);
+        }
         e.rs_port = fresh.rs_port;
         e.client_port = fresh.client_port;
         e.state = TcpState::None as u8;
@@ -418,8 +507,9 @@ impl Director {
             self.templates.sweep(1024, now, reg);
         }
         self.expire_fragments(now, new_tick);
-        let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, i));
-        let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, i));
+        let lports = &mut self.lports;
+        let n4 = self.conns4.advance(now, |tb, i| expire(tb, reg, lports, i));
+        let n6 = self.conns6.advance(now, |tb, i| expire(tb, reg, lports, i));
         self.stats.conns_expired += (n4 + n6) as u64;
     }
 }
@@ -433,14 +523,14 @@ fn bound_conn<A: Family>(
     l4: L4,
     real: &RealServer,
 ) -> Result<Conn<A>, DropReason> {
-    if real.forward == Forward::Nat && ip.ttl <= 1 {
+    if real.forward.has_replies() && ip.ttl <= 1 {
         return Err(DropReason::TtlExceeded);
     }
     let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
     let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(DropReason::NoRoute)?;
     let mut flags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
     let mut client_port = 0;
-    if real.forward == Forward::Nat {
+    if real.forward.has_replies() {
         let (p, hop) = t.net.route(ip.src.ip()).ok_or(DropReason::NoRoute)?;
         client_port = p;
         if hop != ip.src.ip() {
@@ -466,6 +556,16 @@ fn bound_conn<A: Family>(
     c.rs_port = rs_port as u8;
     c.client_port = client_port as u8;
     Ok(c)
+}
+
+/// A TCP segment's sequence number (0 for anything else): read off the frame where a
+/// connection needs it, so that the per-packet header summary stays small.
+fn tcp_seq<A: Family>(b: &[u8], p: &Pkt<A>) -> u32 {
+    if p.ip.proto != proto::TCP {
+        return 0;
+    }
+    b.get(p.l2 + p.ip.l4 + 4..p.l2 + p.ip.l4 + 8)
+        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
 }
 
 /// Moves a connection between its real server's inactive and active counts (IPVS's
@@ -502,10 +602,11 @@ fn l4_intact<A: Family>(b: &[u8], l2: usize, ip: &IpInfo<A>) -> bool {
 fn insert_evicting<A: Addr>(
     table: &mut ConnTable<A>,
     reg: &RealRegistry,
+    lports: &mut LocalPorts,
     c: Conn<A>,
 ) -> Result<u32, DropReason> {
     if !table.evict_one(half_open, |tb, i| {
-        expire(tb, reg, i);
+        expire(tb, reg, lports, i);
     }) {
         return Err(DropReason::ConnTableFull);
     }
@@ -524,8 +625,16 @@ fn half_open<A: Addr>(c: &Conn<A>) -> bool {
 
 /// The expiry of one connection: its real server's counts settled; None removes it (the
 /// table would keep an entry given a new time; connections are never kept).
-fn expire<A: Addr>(table: &mut ConnTable<A>, reg: &RealRegistry, idx: u32) -> Option<u64> {
+fn expire<A: Addr>(
+    table: &mut ConnTable<A>,
+    reg: &RealRegistry,
+    lports: &mut LocalPorts,
+    idx: u32,
+) -> Option<u64> {
     let c = *table.get(idx);
+    if c.forward == Forward::FullNat {
+        lports.release(c.laddr.ip(), c.proto, c.lport);
+    }
     let shared = reg.get(c.real);
     if c.flags & CONN_INACTIVE != 0 {
         shared.inactive.fetch_sub(1, Ordering::Relaxed);

@@ -89,6 +89,8 @@ enum Rewrite {
     None,
     Src(IpAddr),
     Dst(IpAddr),
+    /// FullNAT: both.
+    Both(IpAddr, IpAddr),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -184,7 +186,9 @@ impl Director {
                 real: conn.map(|c| c.0),
             };
         }
-        let rewrite = if out.src.ip() != src {
+        let rewrite = if out.src.ip() != src && out.dst.ip() != dst {
+            Rewrite::Both(out.src.ip(), out.dst.ip())
+        } else if out.src.ip() != src {
             Rewrite::Src(out.src.ip())
         } else if out.dst.ip() != dst {
             Rewrite::Dst(out.dst.ip())
@@ -262,6 +266,16 @@ impl Director {
                             return Verdict::Drop(DropReason::Fragment);
                         };
                         A::nat_header(&mut b[l2..], is_src, old, new);
+                    }
+                    Rewrite::Both(s, d) => {
+                        if ip.ttl <= 1 {
+                            return Verdict::Drop(DropReason::TtlExceeded);
+                        }
+                        let (Some(s), Some(d)) = (A::from_ip(s), A::from_ip(d)) else {
+                            return Verdict::Drop(DropReason::Fragment);
+                        };
+                        A::nat_header(&mut b[l2..], true, ip.src, s);
+                        A::set_dst(&mut b[l2..], d);
                     }
                 }
                 let Some(p) = t.net.ports.get(port as usize) else {

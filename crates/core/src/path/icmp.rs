@@ -14,7 +14,6 @@ use super::{Director, Pkt, Verdict};
 use crate::conn::{KeyKind, Tuple};
 use crate::drop::DropReason;
 use crate::frame::Frame;
-use crate::model::Forward;
 use crate::tables::Tables;
 use crate::wire::icmp::HEADER_LEN as ICMP_HDR;
 use crate::wire::{l4, nd, proto};
@@ -29,7 +28,7 @@ impl Director {
         let dst = ip.dst.ip();
         if msg_type == A::echo_request() {
             // rvs answers for its VIPs; the kernel for the addresses it holds on a twin.
-            return if t.is_vip_on(port, dst) {
+            return if t.answers(port, dst) {
                 self.echo(t, port, f, l2, ip)
             } else if t.net.to_host(port, dst) {
                 Verdict::ToHost { port, learn: false }
@@ -95,7 +94,7 @@ impl Director {
             return Verdict::Drop(DropReason::IcmpNoConn);
         };
         let c = *A::table(self).get(idx);
-        if ip.ttl <= 1 && (kind == KeyKind::Out || c.forward == Forward::Nat) {
+        if ip.ttl <= 1 && (kind == KeyKind::Out || c.forward.has_replies()) {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         let q = Quoted {

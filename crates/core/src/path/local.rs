@@ -32,7 +32,7 @@ impl Director {
                 Verdict::Neighbor
             };
         }
-        if !t.is_vip_on(port, target) {
+        if !t.answers(port, target) {
             // The kernel answers for the addresses it holds (and learns the asker).
             if twin && t.net.host_holds(target) {
                 return Verdict::ToHost { port, learn: true };
@@ -117,7 +117,7 @@ impl Director {
         let (IpAddr::V6(src), Some(p)) = (src, t.net.port(port)) else {
             return Verdict::Drop(DropReason::NdNotForUs);
         };
-        if !t.is_vip_on(port, IpAddr::V6(target)) {
+        if !t.answers(port, IpAddr::V6(target)) {
             if twin && t.net.host_holds(IpAddr::V6(target)) {
                 return Verdict::ToHost { port, learn: false };
             }

@@ -14,6 +14,7 @@ mod flow;
 mod frag;
 mod icmp;
 mod local;
+pub mod lport;
 mod method;
 mod sync;
 
@@ -133,6 +134,11 @@ worker_stats! {
     frag_followed,
     frag_held,
     frag_released,
+    /// FullNAT: PROXY protocol headers inserted (retransmitted first segments included), TOA
+    /// options inserted, and segments whose TCP header had no room for TOA.
+    proxy_headers,
+    toa_options,
+    toa_no_room,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -186,6 +192,8 @@ pub struct Director {
     frags: frag::Frags,
     /// The frame being processed was steered here by another worker.
     steered: bool,
+    /// FullNAT's local ports this worker owns.
+    pub(crate) lports: lport::LocalPorts,
 }
 
 /// What the first pass learns about a frame.
@@ -291,6 +299,7 @@ impl Director {
             swept_tick: 0,
             frags: frag::Frags::default(),
             steered: false,
+            lports: lport::LocalPorts::default(),
         }
     }
 
@@ -326,6 +335,11 @@ impl Director {
                 t.out_bytes += bytes as u64;
             }
         }
+    }
+
+    /// FullNAT local ports this worker has handed out (or holds for synced connections).
+    pub fn local_ports_in_use(&self) -> u64 {
+        self.lports.in_use()
     }
 
     pub fn conns_v4(&self) -> &ConnTable<Ipv4Addr> {

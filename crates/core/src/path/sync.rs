@@ -89,9 +89,10 @@ fn record<A: Addr>(c: &Conn<A>, now: u64) -> SyncConn {
         Forward::Nat => flags::MASQ,
         Forward::Dr => flags::DROUTE,
         Forward::Tun => flags::TUNNEL,
+        Forward::FullNat => flags::FULLNAT,
     };
     let mut f = fwd;
-    if c.flags & CONN_NO_OUTPUT != 0 || c.forward != Forward::Nat {
+    if c.flags & CONN_NO_OUTPUT != 0 || !c.forward.has_replies() {
         f |= flags::NOOUTPUT;
     }
     if c.flags & CONN_INACTIVE != 0 {
@@ -331,7 +332,7 @@ impl Director {
         let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(SyncRefusal::NoRoute)?;
         let mut cflags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
         let mut client_port = 0;
-        if real.forward == Forward::Nat {
+        if real.forward.has_replies() {
             let (p, hop) = t.net.route(r.client).ok_or(SyncRefusal::NoRoute)?;
             client_port = p;
             if hop != r.client {
@@ -413,6 +414,7 @@ fn template_record(v: &TemplateView, daddr: IpAddr, dport: u16, forward: Forward
         Forward::Nat => flags::MASQ,
         Forward::Dr => flags::DROUTE | flags::NOOUTPUT,
         Forward::Tun => flags::TUNNEL | flags::NOOUTPUT,
+        Forward::FullNat => flags::FULLNAT,
     };
     SyncConn {
         protocol: v.key.proto,

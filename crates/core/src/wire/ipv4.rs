@@ -224,6 +224,11 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
         put16(self.buf.as_mut(), field::CHECKSUM, c);
     }
 
+    /// Sets the total length (the caller refills or updates the checksum).
+    pub fn set_total_len(&mut self, n: u16) {
+        put16(self.buf.as_mut(), field::TOTAL_LEN, n);
+    }
+
     /// Recomputes the header checksum from scratch (for headers rvs builds).
     pub fn fill_checksum(&mut self) {
         self.set_checksum(0);

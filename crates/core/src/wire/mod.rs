@@ -13,6 +13,7 @@ pub mod ipv4;
 pub mod ipv6;
 pub mod l4;
 pub mod nd;
+pub mod proxy;
 pub mod sctp;
 pub mod tcp;
 pub mod udp;

@@ -2,10 +2,10 @@
 //! made (`Conn::forward`, as IPVS binds its xmit function), and the path asks the method, here,
 //! what a client's packet becomes (inbound), what a real server's reply becomes (outbound: only
 //! NAT's replies come back through the director), and what an ICMP error about the connection
-//! becomes. Each method is one file: `nat.rs`, `dr.rs`, `tun.rs`; a new one (FullNAT) is one
-//! more file and one more arm in each dispatch below.
+//! becomes. Each method is one file: `nat.rs`, `dr.rs`, `tun.rs`, `fullnat.rs`.
 
 pub(super) mod dr;
+pub(super) mod fullnat;
 pub(super) mod nat;
 mod tun;
 
@@ -41,11 +41,12 @@ impl Director {
             Forward::Nat => nat::inbound(t, f.data_mut(), p, c),
             Forward::Dr => dr::inbound(t, f.data_mut(), c),
             Forward::Tun => self.tunnel::<A, F>(t, f, p, c.raddr),
+            Forward::FullNat => self.fullnat_in(t, f, p, c),
         }
     }
 
-    /// A real server's reply, back to the client (NAT: the only method whose replies come
-    /// through the director).
+    /// A real server's reply, back to the client (NAT and FullNAT: the methods whose replies
+    /// come through the director).
     #[inline]
     pub(super) fn forward_out<A: Family, F: Frame>(
         &mut self,
@@ -55,6 +56,9 @@ impl Director {
         c: &Conn<A>,
     ) -> Verdict {
         self.account(c.real, false, p.ip.end);
+        if c.forward == Forward::FullNat {
+            return fullnat::outbound(t, f.data_mut(), p, c);
+        }
         nat::outbound(t, f.data_mut(), p, c)
     }
 
@@ -70,6 +74,8 @@ impl Director {
         c: &Conn<A>,
     ) -> Verdict {
         match (kind, c.forward) {
+            (KeyKind::Out, Forward::FullNat) => fullnat::icmp_to_client(t, f.data_mut(), p, q, c),
+            (_, Forward::FullNat) => fullnat::icmp_to_real(t, f.data_mut(), p, q, c),
             (KeyKind::Out, _) => nat::icmp_to_client(t, f.data_mut(), p, q, c),
             (_, Forward::Nat) => nat::icmp_to_real(t, f.data_mut(), p, q, c),
             (_, Forward::Dr) => dr::icmp_to_real(t, f.data_mut(), c),
