@@ -44,7 +44,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 
 use rvs_core::conn::state::Timeouts;
-use rvs_core::model::{Announce, Forward, Persistence, Protocol, ServiceKey};
+use rvs_core::model::{Announce, Forward, FullNatConfig, Persistence, Protocol, ProxyProtocol, ServiceKey};
 use rvs_core::sched::{SchedFlags, Scheduler};
 use rvs_core::wire::ethernet::Mac;
 use serde::Deserialize;
@@ -209,6 +209,15 @@ pub struct RawService {
     pub hysteresis: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sorry_server: Option<String>,
+    /// FullNAT: the local addresses its connections come from (DPVS's laddrs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub local_addresses: Option<Vec<String>>,
+    /// FullNAT over TCP: off, v1 or v2 (the PROXY protocol header before the client's bytes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
+    /// FullNAT over TCP: the client's address in a TCP option (TOA).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub toa: Option<bool>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub real: Vec<RawReal>,
 }
@@ -287,8 +296,13 @@ pub struct ServiceConfig {
     pub hysteresis: u32,
     /// Takes new connections while the quorum is lost.
     pub sorry: Option<RealConfig>,
+    /// FullNAT's local addresses and client-address delivery.
+    pub fullnat: FullNatConfig,
     pub reals: Vec<RealConfig>,
 }
+
+/// Local addresses a service may have.
+pub const MAX_LOCAL_ADDRESSES: usize = 256;
 
 /// The control socket's limits and access.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -525,6 +539,89 @@ fn on_link(ports: &[PortConfig], a: IpAddr) -> bool {
     net.route(a).is_some()
 }
 
+/// A service's FullNAT settings: local addresses of its family, each once; PROXY protocol and
+/// TOA only over TCP; real servers all FullNAT or none (a FullNAT flow belongs to the worker
+/// that received it, any other to the worker its client hashes to: one service cannot be
+/// both), FullNAT ones with local addresses and without one-packet scheduling. SCTP is
+/// refused: its INIT chunks carry addresses FullNAT would have to rewrite too.
+fn validate_fullnat(
+    e: &mut Errors,
+    f: &dyn Fn(&str) -> String,
+    s: &RawService,
+    protocol: Option<Protocol>,
+    v6: bool,
+    reals: &[RealConfig],
+    one_packet: bool,
+) -> FullNatConfig {
+    let mut out = FullNatConfig::default();
+    for (k, a) in s.local_addresses.iter().flatten().enumerate() {
+        match a.parse::<IpAddr>() {
+            Ok(ip) if ip.is_ipv6() != v6 => e.add(
+                f(&format!("local_addresses[{k}]")),
+                format!("{ip} is not of the service's family"),
+            ),
+            Ok(ip) if ip.is_unspecified() || ip.is_multicast() || ip.is_loopback() => e.add(
+                f(&format!("local_addresses[{k}]")),
+                format!("{ip} cannot be a local address"),
+            ),
+            Ok(ip) if out.laddrs.contains(&ip) => e.add(
+                f(&format!("local_addresses[{k}]")),
+                format!("{ip} is listed twice"),
+            ),
+            Ok(ip) => out.laddrs.push(ip),
+            Err(_) => e.add(
+                f(&format!("local_addresses[{k}]")),
+                format!("{a:?} is not an IPv4/IPv6 address"),
+            ),
+        }
+    }
+    if out.laddrs.len() > MAX_LOCAL_ADDRESSES {
+        e.add(
+            f("local_addresses"),
+            format!("no more than {MAX_LOCAL_ADDRESSES}"),
+        );
+    }
+    if let Some(pp) = s.proxy_protocol.as_deref() {
+        match ProxyProtocol::parse(pp) {
+            Some(p) => out.proxy = p,
+            None => e.add(f("proxy_protocol"), format!("{pp:?} is not one of off, v1, v2")),
+        }
+    }
+    out.toa = s.toa.unwrap_or(false);
+    let tcp = protocol.is_none_or(|p| p == Protocol::Tcp);
+    if out.proxy != ProxyProtocol::Off && !tcp {
+        e.add(f("proxy_protocol"), "is for TCP services");
+    }
+    if out.toa && !tcp {
+        e.add(f("toa"), "is for TCP services (a TCP option)");
+    }
+    let fnat = reals.iter().filter(|r| r.forward == Forward::FullNat).count();
+    if fnat > 0 && fnat < reals.len() {
+        e.add(
+            f("real"),
+            "real servers are all fullnat or none: a FullNAT flow stays on the worker that received it, others go to the worker their client hashes to",
+        );
+    }
+    if fnat > 0 {
+        if out.laddrs.is_empty() {
+            e.add(
+                f("local_addresses"),
+                "missing: fullnat real servers need local addresses to connect from",
+            );
+        }
+        if protocol == Some(Protocol::Sctp) {
+            e.add(f("real"), "fullnat is for TCP and UDP services");
+        }
+        if one_packet {
+            e.add(
+                f("one_packet"),
+                "cannot go with fullnat: a FullNAT flow needs its connection (its local port)",
+            );
+        }
+    }
+    out
+}
+
 /// Validates one service as the control socket receives it, against the daemon's ports;
 /// errors name fields under `service`.
 pub fn validate_service(raw: &RawService, ports: &[PortConfig]) -> Result<ServiceConfig, ConfigError> {
@@ -569,7 +666,8 @@ impl ServiceConfig {
             rvs_core::model::Service::new(self.key, &self.scheduler, self.flags, self.persistence, reals)?
                 .with_announce(self.announce)
                 .with_sloppy(self.sloppy)
-                .with_one_packet(self.one_packet),
+                .with_one_packet(self.one_packet)
+                .with_fullnat(self.fullnat.clone()),
         )
     }
 
@@ -613,6 +711,11 @@ impl ServiceConfig {
                 .sorry
                 .as_ref()
                 .map(|r| SocketAddr::new(r.addr, r.port).to_string()),
+            local_addresses: (!self.fullnat.laddrs.is_empty())
+                .then(|| self.fullnat.laddrs.iter().map(|a| a.to_string()).collect()),
+            proxy_protocol: (self.fullnat.proxy != ProxyProtocol::Off)
+                .then(|| self.fullnat.proxy.name().to_string()),
+            toa: self.fullnat.toa.then_some(true),
             real: self.reals.iter().map(real).collect(),
         }
     }
@@ -1209,6 +1312,7 @@ impl RawConfig {
                 }
             }
             let reals = self.validate_reals(e, i, s, vip, ports);
+            let fullnat = validate_fullnat(e, &f, s, protocol, v6, &reals, one_packet);
             let quorum = match s.quorum {
                 None => 0,
                 Some(q) if in_range(q, 1, 1 << 24) => q as u32,
@@ -1233,7 +1337,7 @@ impl RawConfig {
                 let forward = reals.first().map_or(Forward::Nat, |r| r.forward);
                 match parse_real_addr(a, vport) {
                     Some((ip, port)) if vip.is_none_or(|v| v.is_ipv4() == ip.is_ipv4()) => {
-                        if forward != Forward::Nat && port != vport {
+                        if !matches!(forward, Forward::Nat | Forward::FullNat) && port != vport {
                             e.add(f("sorry_server"), format!("port {port} differs from the virtual port {vport}: the real servers use DR or TUN"));
                         }
                         Some(RealConfig {
@@ -1279,6 +1383,7 @@ impl RawConfig {
                     quorum,
                     hysteresis,
                     sorry,
+                    fullnat,
                     reals,
                 });
             }
@@ -1319,8 +1424,12 @@ impl RawConfig {
                 None | Some("dr") | Some("route") | Some("gatewaying") => Some(Forward::Dr),
                 Some("nat") | Some("masq") | Some("masquerading") => Some(Forward::Nat),
                 Some("tun") | Some("tunnel") | Some("ipip") => Some(Forward::Tun),
+                Some("fullnat") | Some("fnat") => Some(Forward::FullNat),
                 Some(other) => {
-                    e.add(f("method"), format!("{other:?} is not one of nat, dr, tun"));
+                    e.add(
+                        f("method"),
+                        format!("{other:?} is not one of nat, dr, tun, fullnat"),
+                    );
                     None
                 }
             };
@@ -1355,8 +1464,8 @@ impl RawConfig {
                     continue;
                 }
             }
-            if forward != Forward::Nat && port != vport {
-                e.add(f("address"), format!("port {port} differs from the virtual port {vport}: DR and TUN cannot change the port (use nat)"));
+            if !matches!(forward, Forward::Nat | Forward::FullNat) && port != vport {
+                e.add(f("address"), format!("port {port} differs from the virtual port {vport}: DR and TUN cannot change the port (use nat or fullnat)"));
             }
             if !ports.is_empty()
                 && !ports.iter().any(|p| p.gateway4.is_some() || p.gateway6.is_some())

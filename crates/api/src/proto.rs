@@ -87,6 +87,17 @@ pub enum Op {
         service: ServiceId,
         address: String,
     },
+    /// `-P` (DPVS's `--add-laddr`): a FullNAT local address for a service.
+    AddLocalAddress {
+        service: ServiceId,
+        address: String,
+    },
+    /// `-Q` (DPVS's `--del-laddr`): the address is no longer used for new connections; those
+    /// made from it go on until they end.
+    DeleteLocalAddress {
+        service: ServiceId,
+        address: String,
+    },
     /// `-L`: services with real servers, counts, stats and rates.
     List {
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -330,7 +341,7 @@ pub struct Stats {
 pub struct RealView {
     pub address: String,
     pub port: u16,
-    /// nat | dr | tun
+    /// nat | dr | tun | fullnat
     pub method: String,
     pub weight: u32,
     pub upper: u32,
@@ -367,6 +378,15 @@ pub struct ServiceView {
     /// ipvsadm's `-o` (one-packet scheduling).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub one_packet: bool,
+    /// FullNAT's local addresses (DPVS's laddrs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub local_addresses: Vec<String>,
+    /// FullNAT's PROXY protocol version (v1, v2), if on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_protocol: Option<String>,
+    /// FullNAT's TOA, if on.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub toa: bool,
     pub stats: Stats,
     pub reals: Vec<RealView>,
 }

@@ -61,6 +61,11 @@ pub enum Cmd {
     StopDaemon(String),
     /// `--drain` / `--undrain` (rvs).
     Drain(bool),
+    /// `-P` / `--add-laddr`, `-Q` / `--del-laddr` (DPVS's): a FullNAT local address (`-z`).
+    AddLocalAddress(ServiceId, String),
+    DeleteLocalAddress(ServiceId, String),
+    /// `-G` / `--get-laddr` (DPVS's): the local addresses of one service or all.
+    ListLocalAddresses(Option<ServiceId>),
     /// `--add-mark` / `--delete-mark` (rvs): a classifier rule.
     AddMark(rvs_api::mark::RawMark),
     DeleteMark(rvs_api::mark::RawMark),
@@ -72,7 +77,7 @@ pub enum Cmd {
 /// (`-Ln` -> `-L -n`), a value attached to its short option (`-p600`, `-w3`), and
 /// `--option=value`.
 fn expand(args: &[String]) -> Vec<String> {
-    const TAKES_VALUE: &str = "tufsMbrwxypR";
+    const TAKES_VALUE: &str = "tufsMbrwxypRz";
     let mut out = Vec::new();
     for a in args {
         if let Some((opt, value)) = a.strip_prefix("--").and_then(|l| l.split_once('=')) {
@@ -149,7 +154,7 @@ fn option_bit(o: &str) -> Option<u32> {
         "-p" | "--persistent" => 4,
         "-M" | "--netmask" => 5,
         "-r" | "--real-server" => 6,
-        "-g" | "--gatewaying" | "-i" | "--ipip" | "-m" | "--masquerading" => 7,
+        "-g" | "--gatewaying" | "-i" | "--ipip" | "-m" | "--masquerading" | "--fullnat" => 7,
         "-w" | "--weight" => 8,
         "-x" | "--u-threshold" => 9,
         "-y" | "--l-threshold" => 10,
@@ -383,6 +388,9 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     let mut announce = None;
     let mut sloppy = None;
     let mut one_packet = None;
+    let mut proxy_protocol = None;
+    let mut toa = None;
+    let mut laddr: Option<String> = None;
     let mut real = None;
     let mut method = None;
     let (mut weight, mut upper, mut lower) = (None, None, None);
@@ -492,6 +500,34 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
                 i += 1;
             }
             "-g" | "--gatewaying" => method = Some("dr"),
+            // DPVS spells it -b, which is ipvsadm's --sched-flags: rvsadm keeps ipvsadm's.
+            "--fullnat" => method = Some("fullnat"),
+            "-P" | "--add-laddr" => set_cmd(&mut cmd, 'P')?,
+            "-Q" | "--del-laddr" => set_cmd(&mut cmd, 'Q')?,
+            "-G" | "--get-laddr" => set_cmd(&mut cmd, 'G')?,
+            "-z" | "--laddr" => {
+                let v = next.ok_or(format!("{o} needs a local address"))?;
+                v.parse::<std::net::IpAddr>()
+                    .map_err(|_| format!("{o}: {v:?} is not an IPv4/IPv6 address"))?;
+                laddr = Some(v.clone());
+                i += 1;
+            }
+            "--proxy-protocol" => {
+                let v = next.ok_or("--proxy-protocol needs v1, v2 or off")?;
+                if rvs_core::model::ProxyProtocol::parse(v).is_none() {
+                    return Err(format!("--proxy-protocol: {v:?} is not one of v1, v2, off"));
+                }
+                proxy_protocol = Some(v.clone());
+                i += 1;
+            }
+            "--toa" => {
+                toa = Some(match next.map(String::as_str) {
+                    Some("on") => true,
+                    Some("off") => false,
+                    _ => return Err("--toa needs on or off".into()),
+                });
+                i += 1;
+            }
             "-i" | "--ipip" => method = Some("tun"),
             "-m" | "--masquerading" => method = Some("nat"),
             "-w" | "--weight" => {
@@ -604,6 +640,15 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
     if rule_opts && !matches!(cmd, Some('k' | 'K')) {
         return Err("--proto, --dest and --dports go with --add-mark or --delete-mark".into());
     }
+    if laddr.is_some() && !matches!(cmd, Some('P' | 'Q')) {
+        return Err("-z goes with -P (--add-laddr) or -Q (--del-laddr)".into());
+    }
+    if (proxy_protocol.is_some() || toa.is_some()) && !matches!(cmd, Some('A' | 'E')) {
+        return Err("--proxy-protocol and --toa go with -A or -E".into());
+    }
+    if matches!(cmd, Some('P' | 'Q' | 'G')) && given & !(1 << 2) != 0 {
+        return Err("-P, -Q and -G take only a service (and -z)".into());
+    }
     if matches!(cmd, Some('k' | 'K')) && given != 0 {
         return Err("--add-mark and --delete-mark take only --proto, --dest and --dports".into());
     }
@@ -638,6 +683,8 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             announce: announce.clone(),
             sloppy,
             one_packet,
+            proxy_protocol: proxy_protocol.clone(),
+            toa,
             real: Vec::new(),
             ..RawService::default()
         })
@@ -674,6 +721,16 @@ pub fn parse(args: &[String]) -> Result<Cmd, String> {
             nosort: opts.nosort,
             marks: opts.marks,
         },
+        Some('P') | Some('Q') => {
+            let id = need_svc()?;
+            let a = laddr.clone().ok_or("-P and -Q need -z LOCAL-ADDRESS")?;
+            if cmd == Some('P') {
+                Cmd::AddLocalAddress(id, a)
+            } else {
+                Cmd::DeleteLocalAddress(id, a)
+            }
+        }
+        Some('G') => Cmd::ListLocalAddresses(svc.clone().map(to_id).transpose()?),
         Some('k') => Cmd::AddMark(rule),
         Some('K') => Cmd::DeleteMark(rule),
         Some('a') => Cmd::AddReal(need_svc()?, raw_real()?),
@@ -792,6 +849,7 @@ fn method_title(m: &str) -> &'static str {
     match m {
         "nat" => "Masq",
         "tun" => "Tunnel",
+        "fullnat" => "FullNat",
         _ => "Route",
     }
 }
@@ -1078,6 +1136,27 @@ pub fn fmt_marks(marks: &[rvs_api::mark::MarkConfig]) -> String {
     out
 }
 
+/// `-G` (DPVS's `--get-laddr`): each local address of each service, one line each.
+pub fn fmt_laddrs(services: &[ServiceView]) -> String {
+    let mut out = format!("{:<28} {:<7} {}\n", "VIP:VPORT", "TOTAL", "SNAT_IP");
+    for s in services.iter().filter(|s| !s.local_addresses.is_empty()) {
+        let vs = match s.fwmark {
+            Some(m) => format!("FWM {m}"),
+            None => std::net::SocketAddr::new(
+                s.address
+                    .parse()
+                    .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)),
+                s.port,
+            )
+            .to_string(),
+        };
+        for a in &s.local_addresses {
+            let _ = writeln!(out, "{vs:<28} {:<7} {a}", s.local_addresses.len());
+        }
+    }
+    out
+}
+
 /// `ipvsadm -S`: commands that rebuild the table.
 pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
     let mut out = String::new();
@@ -1102,11 +1181,21 @@ pub fn fmt_save(services: &[ServiceView], numeric: bool) -> String {
         if s.sloppy {
             line.push_str(" --sloppy");
         }
+        if let Some(p) = &s.proxy_protocol {
+            let _ = write!(line, " --proxy-protocol {p}");
+        }
+        if s.toa {
+            line.push_str(" --toa on");
+        }
         let _ = writeln!(out, "{line}");
+        for a in &s.local_addresses {
+            let _ = writeln!(out, "-P {vs} -z {a}");
+        }
         for r in &s.reals {
             let m = match r.method.as_str() {
                 "nat" => "-m",
                 "tun" => "-i",
+                "fullnat" => "--fullnat",
                 _ => "-g",
             };
             let mut line = format!(

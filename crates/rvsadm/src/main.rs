@@ -21,6 +21,7 @@ rvsadm (ipvsadm-compatible) -- rvs administration over the control socket
 Usage:
   rvsadm -A|E virtual-service [-s scheduler] [-p [timeout]] [-M netmask] [-b sched-flags] [-o]
          [--announce always|follow-host] [--sloppy|--no-sloppy]
+         [--proxy-protocol v1|v2|off] [--toa on|off]
   rvsadm -D virtual-service
   rvsadm -C
   rvsadm -R
@@ -29,6 +30,8 @@ Usage:
   rvsadm -d virtual-service -r server-address
   rvsadm -L|l [virtual-service] [options]
   rvsadm -Z [virtual-service]
+  rvsadm -P|Q virtual-service -z local-address
+  rvsadm -G [virtual-service]
   rvsadm --set tcp tcpfin udp
   rvsadm --start-daemon {master|backup} --mcast-interface IF [--syncid N] [--sync-maxlen N]
          [--mcast-group A] [--mcast-port P] [--mcast-ttl T]
@@ -50,6 +53,9 @@ Commands (long or short, as ipvsadm):
   --delete-server   -d        delete a real server
   --list            -L|-l     list the table
   --zero            -Z        zero the counters of a service or all
+  --add-laddr       -P        (DPVS) add a FullNAT local address (-z) to a service
+  --del-laddr       -Q        (DPVS) remove one: new connections stop using it, made ones go on
+  --get-laddr       -G        (DPVS) list the local addresses of a service or all
   --set tcp tcpfin udp        set the connection timeouts (0: keep)
   --start-daemon              start the IPVS connection sync daemon (master or backup)
   --stop-daemon               stop it
@@ -81,6 +87,13 @@ Options:
   --gatewaying   -g                   direct routing (default)
   --ipip         -i                   IP-in-IP tunnel
   --masquerading -m                   NAT
+  --fullnat                           FullNAT: the server sees a local address, not the client
+                                      (DPVS's -b; here -b stays ipvsadm's --sched-flags)
+  --laddr        -z local-address     with -P/-Q: a FullNAT local address
+  --proxy-protocol v1|v2|off          (rvs) FullNAT over TCP: the PROXY header before the
+                                      client's first byte (default off)
+  --toa on|off                        (rvs) FullNAT over TCP: the client's address in a TCP
+                                      option (TOA, kind 254; default off)
   --tun-type ipip                     the only tunnel type (gue/gre refused)
   --weight       -w weight            0..65535 (0: quiesced)
   --u-threshold  -x uthreshold        overloaded at this many connections (0: none)
@@ -198,6 +211,8 @@ fn change_op(cmd: Cmd) -> Result<Op, Box<Cmd>> {
         Cmd::Drain(drain) => Op::Drain { drain },
         Cmd::AddMark(mark) => Op::AddMark { mark },
         Cmd::DeleteMark(mark) => Op::DeleteMark { mark },
+        Cmd::AddLocalAddress(service, address) => Op::AddLocalAddress { service, address },
+        Cmd::DeleteLocalAddress(service, address) => Op::DeleteLocalAddress { service, address },
         other => return Err(Box::new(other)),
     })
 }
@@ -302,6 +317,11 @@ fn run(cmd: Cmd, socket: &str) -> Result<(), String> {
                 .read_to_string(&mut text)
                 .map_err(|e| format!("reading stdin: {e}"))?;
             restore(&mut c()?, &text)?;
+        }
+        Cmd::ListLocalAddresses(service) => {
+            let (_, mut services) = c()?.services(service)?;
+            ipvsadm::sort_like_ipvsadm(&mut services);
+            print!("{}", ipvsadm::fmt_laddrs(&services));
         }
         Cmd::List { service, opts } => {
             let mut client = c()?;

@@ -179,6 +179,9 @@ fn sample() -> Vec<ServiceView> {
             announce: None,
             sloppy: false,
             one_packet: false,
+            local_addresses: Vec::new(),
+            proxy_protocol: None,
+            toa: false,
             protocol: "tcp".into(),
             address: "10.0.0.100".into(),
             port: 80,
@@ -219,6 +222,9 @@ fn sample() -> Vec<ServiceView> {
             announce: None,
             sloppy: false,
             one_packet: false,
+            local_addresses: Vec::new(),
+            proxy_protocol: None,
+            toa: false,
             protocol: "udp".into(),
             address: "2001:db8::1".into(),
             port: 53,
@@ -536,6 +542,9 @@ fn listings_sort_as_ipvsadm_sorts_including_its_int_wraparound() {
         announce: None,
         sloppy: false,
         one_packet: false,
+        local_addresses: Vec::new(),
+        proxy_protocol: None,
+        toa: false,
         stats: Default::default(),
         reals: reals
             .iter()
@@ -653,6 +662,9 @@ fn one_packet_services_show_and_save_as_ipvsadm_writes_them() {
         announce: None,
         sloppy: false,
         one_packet: true,
+        local_addresses: Vec::new(),
+        proxy_protocol: None,
+        toa: false,
         stats: Default::default(),
         reals: vec![],
     };
@@ -913,5 +925,108 @@ UDP  [2001:db8::1]:53 sh (sh-fallback,sh-port)
     assert!(parse(&args("-Ln --tun-info")).is_ok());
     assert!(
         fmt_save(&v, true).contains("-a -u [2001:db8::1]:53 -r [2001:db8::5]:53 -i -w 1 --tun-type ipip\n")
+    );
+}
+
+#[test]
+fn fullnat_services_parse_list_and_save_as_dpvs_ipvsadm_writes_them() {
+    match parse(&args("-A -t 10.0.0.1:80 -s rr --proxy-protocol v2 --toa on")).unwrap() {
+        Cmd::AddService(s) => {
+            assert_eq!(s.proxy_protocol.as_deref(), Some("v2"));
+            assert_eq!(s.toa, Some(true));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        parse(&args("-P -t 10.0.0.1:80 -z 192.168.1.250")).unwrap(),
+        Cmd::AddLocalAddress(ServiceId::addr("tcp", "10.0.0.1:80"), "192.168.1.250".into())
+    );
+    assert_eq!(
+        parse(&args("--del-laddr -t 10.0.0.1:80 -z192.168.1.250")).unwrap(),
+        Cmd::DeleteLocalAddress(ServiceId::addr("tcp", "10.0.0.1:80"), "192.168.1.250".into())
+    );
+    assert_eq!(parse(&args("-G")).unwrap(), Cmd::ListLocalAddresses(None));
+    match parse(&args("-a -t 10.0.0.1:80 -r 192.168.7.2:8080 --fullnat -w 2")).unwrap() {
+        Cmd::AddReal(_, r) => assert_eq!(r.method.as_deref(), Some("fullnat")),
+        other => panic!("{other:?}"),
+    }
+    for (bad, says) in [
+        ("-P -t 10.0.0.1:80", "-z"),
+        ("-P -t 10.0.0.1:80 -z nowhere", "not an IPv4/IPv6 address"),
+        (
+            "-a -t 10.0.0.1:80 -r 192.168.7.2 -z 192.168.1.250",
+            "-z goes with",
+        ),
+        ("-A -t 10.0.0.1:80 --proxy-protocol v3", "not one of v1, v2, off"),
+        ("-a -t 10.0.0.1:80 -r 192.168.7.2 --toa on", "go with -A or -E"),
+        ("-A -t 10.0.0.1:80 --toa yes", "on or off"),
+        (
+            "-a -t 10.0.0.1:80 -r 192.168.7.2 --fullnat -m",
+            "multiple 'forwarding-method'",
+        ),
+        ("-G -t 10.0.0.1:80 -s rr", "take only a service"),
+    ] {
+        let e = parse(&args(bad)).unwrap_err();
+        assert!(e.contains(says), "{bad}: {e}");
+    }
+    let s = ServiceView {
+        fwmark: None,
+        protocol: "tcp".into(),
+        address: "10.0.0.1".into(),
+        port: 80,
+        scheduler: "rr".into(),
+        flags: vec![],
+        persistence: None,
+        netmask: None,
+        announce: None,
+        sloppy: false,
+        one_packet: false,
+        local_addresses: vec!["192.168.1.250".into(), "192.168.1.251".into()],
+        proxy_protocol: Some("v2".into()),
+        toa: true,
+        stats: Default::default(),
+        reals: vec![RealView {
+            address: "192.168.7.2".into(),
+            port: 8080,
+            method: "fullnat".into(),
+            weight: 2,
+            upper: 0,
+            lower: 0,
+            active: 1,
+            inactive: 0,
+            persistent: 0,
+            stats: Default::default(),
+        }],
+    };
+    let saved = fmt_save(std::slice::from_ref(&s), true);
+    assert_eq!(
+        saved,
+        "-A -t 10.0.0.1:80 -s rr --proxy-protocol v2 --toa on\n\
+         -P -t 10.0.0.1:80 -z 192.168.1.250\n\
+         -P -t 10.0.0.1:80 -z 192.168.1.251\n\
+         -a -t 10.0.0.1:80 -r 192.168.7.2:8080 --fullnat -w 2\n"
+    );
+    // What -S writes, -R reads back.
+    for line in saved.lines() {
+        parse(&args(line)).unwrap_or_else(|e| panic!("{line}: {e}"));
+    }
+    let l = fmt_list(
+        4096,
+        std::slice::from_ref(&s),
+        &ListOpts {
+            numeric: true,
+            ..Default::default()
+        },
+    );
+    assert!(
+        l.lines()
+            .any(|x| x.starts_with("  -> 192.168.7.2:8080") && x.contains("FullNat")),
+        "{l}"
+    );
+    assert_eq!(
+        fmt_laddrs(&[s]),
+        "VIP:VPORT                    TOTAL   SNAT_IP\n\
+         10.0.0.1:80                  2       192.168.1.250\n\
+         10.0.0.1:80                  2       192.168.1.251\n"
     );
 }

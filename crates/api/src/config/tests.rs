@@ -409,3 +409,90 @@ fn fwmark_services_and_their_rules_validate_and_round_trip() {
         assert!(e.contains(want), "{want:?} in:\n{e}");
     }
 }
+
+#[test]
+fn fullnat_services_need_local_addresses_and_keep_their_rules() {
+    let base = "[dataplane]\nworkers = [1]\n[[port]]\nname = \"p\"\ndevice = \"net_null0\"\naddresses = [\"10.0.0.1/24\"]\ngateway = \"10.0.0.254\"\n";
+    let svc = |proto: &str, extra: &str, reals: &str| {
+        format!(
+            "{base}[[service]]\nprotocol = \"{proto}\"\naddress = \"10.0.1.1:80\"\n{extra}real = [{reals}]\n"
+        )
+    };
+    let fnat = "{ address = \"172.16.5.2:8080\", method = \"fullnat\" }";
+    let ok = svc(
+        "tcp",
+        "local_addresses = [\"10.0.0.250\", \"10.0.0.251\"]\nproxy_protocol = \"v2\"\ntoa = true\n",
+        fnat,
+    );
+    let c = Config::from_toml(&ok).unwrap();
+    let s = &c.services[0];
+    assert_eq!(s.reals[0].forward, Forward::FullNat);
+    assert_eq!(s.reals[0].port, 8080, "FullNAT may change the port");
+    assert_eq!(s.fullnat.laddrs.len(), 2);
+    assert_eq!(s.fullnat.proxy, ProxyProtocol::V2);
+    assert!(s.fullnat.toa);
+    assert_eq!(validate_service(&s.to_raw(), &c.ports).unwrap(), *s);
+    assert!(s.build(Vec::new()).unwrap().fullnat.toa);
+    for (bad, field, says) in [
+        (svc("tcp", "", fnat), "service[0].local_addresses", "missing"),
+        (
+            svc("tcp", "local_addresses = [\"2001:db8::1\"]\n", fnat),
+            "service[0].local_addresses[0]",
+            "family",
+        ),
+        (
+            svc(
+                "tcp",
+                "local_addresses = [\"10.0.0.250\", \"10.0.0.250\"]\n",
+                fnat,
+            ),
+            "service[0].local_addresses[1]",
+            "twice",
+        ),
+        (
+            svc("tcp", "local_addresses = [\"0.0.0.0\"]\n", fnat),
+            "service[0].local_addresses[0]",
+            "cannot be",
+        ),
+        (
+            svc(
+                "tcp",
+                "local_addresses = [\"10.0.0.250\"]\nproxy_protocol = \"v3\"\n",
+                fnat,
+            ),
+            "service[0].proxy_protocol",
+            "not one of",
+        ),
+        (
+            svc("udp", "local_addresses = [\"10.0.0.250\"]\ntoa = true\n", fnat),
+            "service[0].toa",
+            "TCP",
+        ),
+        (
+            svc(
+                "udp",
+                "local_addresses = [\"10.0.0.250\"]\none_packet = true\n",
+                fnat,
+            ),
+            "service[0].one_packet",
+            "cannot go with fullnat",
+        ),
+        (
+            svc("sctp", "local_addresses = [\"10.0.0.250\"]\n", fnat),
+            "service[0].real",
+            "TCP and UDP",
+        ),
+        (
+            svc(
+                "tcp",
+                "local_addresses = [\"10.0.0.250\"]\n",
+                &format!("{fnat}, {{ address = \"172.16.5.3:8080\", method = \"nat\" }}"),
+            ),
+            "service[0].real",
+            "all fullnat or none",
+        ),
+    ] {
+        let e = Config::from_toml(&bad).unwrap_err().to_string();
+        assert!(e.contains(field) && e.contains(says), "{field} / {says} in {e}");
+    }
+}

@@ -16,7 +16,7 @@ use rvs_api::proto::{
     ConnView, HealthRealView, HealthServiceView, HostPathView, Op, PortView, Reply, ServiceId, Stats,
 };
 use rvs_core::conn::state::Timeouts;
-use rvs_core::model::{Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
+use rvs_core::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
 use rvs_core::net::Network;
 use rvs_core::{DropReason, Tables};
 use rvs_dataplane::{Command, DpDrop, Shared};
@@ -485,6 +485,38 @@ impl ControlState {
         })
     }
 
+    /// `-P`/`-Q`: adds or removes a FullNAT local address of a service, checked by the same
+    /// rules as a config file's.
+    fn local_address(&mut self, service: &ServiceId, address: &str, add: bool) -> Result<(), OpError> {
+        let i = self.find(&parse_id(service)?)?;
+        let a: IpAddr = address
+            .parse()
+            .map_err(|_| ("invalid", format!("{address:?} is not an IPv4/IPv6 address")))?;
+        let mut cfg = self.entries[i].cfg.clone();
+        match (add, cfg.fullnat.laddrs.iter().position(|&x| x == a)) {
+            (true, Some(_)) => {
+                return Err((
+                    "exists",
+                    format!("{a} is already a local address of {}", describe(&cfg.key)),
+                ))
+            }
+            (false, None) => {
+                return Err((
+                    "not_found",
+                    format!("{a} is not a local address of {}", describe(&cfg.key)),
+                ))
+            }
+            (true, None) => cfg.fullnat.laddrs.push(a),
+            (false, Some(k)) => {
+                cfg.fullnat.laddrs.remove(k);
+            }
+        }
+        let mut raw = cfg.to_raw();
+        raw.real.clear();
+        self.validate(&raw)?;
+        self.replace(i, cfg, self.entries[i].ids.clone())
+    }
+
     pub fn apply(&mut self, op: Op) -> Result<Option<Reply>, OpError> {
         match op {
             Op::Batch { ops } => return Ok(Some(self.batch(ops))),
@@ -593,6 +625,15 @@ impl ControlState {
                 if keep.one_packet.is_none() {
                     cfg.one_packet = old.one_packet;
                 }
+                if keep.local_addresses.is_none() {
+                    cfg.fullnat.laddrs = old.fullnat.laddrs.clone();
+                }
+                if keep.proxy_protocol.is_none() {
+                    cfg.fullnat.proxy = old.fullnat.proxy;
+                }
+                if keep.toa.is_none() {
+                    cfg.fullnat.toa = old.fullnat.toa;
+                }
                 if keep.announce.is_none() {
                     cfg.announce = old.announce;
                 }
@@ -651,6 +692,38 @@ impl ControlState {
                         ),
                     ));
                 }
+                let fullnat = self.entries[i]
+                    .cfg
+                    .reals
+                    .first()
+                    .map(|x| x.forward == Forward::FullNat);
+                if fullnat.is_some_and(|f| f != (r.forward == Forward::FullNat)) {
+                    return Err((
+                        "invalid",
+                        format!(
+                            "real servers of {} are all fullnat or none: a FullNAT flow stays on the worker that received it, others go to the worker their client hashes to",
+                            describe(&self.entries[i].cfg.key)
+                        ),
+                    ));
+                }
+                if r.forward == Forward::FullNat {
+                    let cfg = &self.entries[i].cfg;
+                    if matches!(
+                        cfg.key,
+                        ServiceKey::Addr {
+                            protocol: Protocol::Sctp,
+                            ..
+                        }
+                    ) {
+                        return Err(("invalid", "fullnat is for TCP and UDP services".into()));
+                    }
+                    if cfg.one_packet {
+                        return Err((
+                            "invalid",
+                            "fullnat cannot go with one-packet scheduling: a FullNAT flow needs its connection (its local port)".into(),
+                        ));
+                    }
+                }
                 let id = self.id_for((self.entries[i].cfg.key, r.addr, r.port), false, &[])?;
                 let (mut cfg, mut ids) = (self.entries[i].cfg.clone(), self.entries[i].ids.clone());
                 cfg.reals.push(r);
@@ -687,6 +760,8 @@ impl ControlState {
                 ids.remove(k);
                 self.replace(i, cfg, ids)?;
             }
+            Op::AddLocalAddress { service, address } => self.local_address(&service, &address, true)?,
+            Op::DeleteLocalAddress { service, address } => self.local_address(&service, &address, false)?,
             Op::Restore { services, .. } => {
                 self.too_many(services.len())?;
                 let mut fresh = Vec::new();

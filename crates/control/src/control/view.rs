@@ -58,6 +58,10 @@ pub fn service_view(s: &Service, reg: &RealRegistry, stats: impl Fn(RealId) -> S
         announce: (s.announce != Announce::Always).then(|| s.announce.name().into()),
         sloppy: s.sloppy,
         one_packet: s.one_packet,
+        local_addresses: s.fullnat.laddrs.iter().map(|a| a.to_string()).collect(),
+        proxy_protocol: (s.fullnat.proxy != rvs_core::model::ProxyProtocol::Off)
+            .then(|| s.fullnat.proxy.name().to_string()),
+        toa: s.fullnat.toa,
         stats: total,
         reals,
     }
