@@ -10,7 +10,7 @@ set -euo pipefail
 
 PACKAGES=(libdpdk-dev libclang-dev clang pkg-config libpcap-dev build-essential valgrind
           iproute2 iputils-ping ethtool tcpdump curl python3 openssl fonts-dejavu-core
-          keepalived tshark bird2)
+          keepalived tshark bird2 nginx-light wrk)
 HUGEPAGES=${RVS_HUGEPAGES:-512}
 
 if [ "$(id -u)" -eq 0 ]; then
