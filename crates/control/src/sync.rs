@@ -372,7 +372,11 @@ fn backup(
                 }
                 continue;
             }
-            let w = owner_of(r.protocol, r.client, r.cport, workers.max(1));
+            // A FullNAT connection belongs to the worker that owns its local port.
+            let w = match &r.fullnat {
+                Some(f) => owner_of(r.protocol, f.laddr, f.lport, workers.max(1)),
+                None => owner_of(r.protocol, r.client, r.cport, workers.max(1)),
+            };
             if shared.sync.inbound[w as usize].push(r).is_err() {
                 add(&c.queue_full, 1);
             }

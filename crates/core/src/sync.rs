@@ -45,6 +45,8 @@ pub mod flags {
     pub const NOOUTPUT: u32 = 0x0080;
     pub const INACTIVE: u32 = 0x0100;
     pub const SEQ_MASK: u32 = 0x0600;
+    /// IP_VS_CONN_F_IN_SEQ: the record's sequence option shifts the client's numbers.
+    pub const IN_SEQ: u32 = 0x0400;
     pub const NO_CPORT: u32 = 0x0800;
     pub const TEMPLATE: u32 = 0x1000;
     pub const ONE_PACKET: u32 = 0x2000;
@@ -58,6 +60,9 @@ const OPT_PE_DATA: u8 = 2;
 const OPT_PE_NAME: u8 = 3;
 const OPT_F_PARAM: u8 = 1 << 6;
 const SEQ_OPTIONS_LEN: usize = 24;
+/// rvs's own option (optional, so a Linux backup skips it): a FullNAT connection's local
+/// address and port, and how the client's address is delivered.
+const OPT_FULLNAT: u8 = 8;
 
 /// One connection (or persistence template) as the protocol carries it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +81,35 @@ pub struct SyncConn {
     pub fwmark: u32,
     /// Seconds the receiver keeps it without news.
     pub timeout_s: u32,
+    /// What a FullNAT connection needs besides IPVS's fields.
+    pub fullnat: Option<SyncFullNat>,
+}
+
+/// A FullNAT connection's own state, in two options: the sequence shift in IPVS's own
+/// sequence option (`in_seq`: from `init_seq` on, the client's numbers move by `delta`, as
+/// the FTP helper's do) and the local address, port and delivery flags in an optional rvs
+/// option a Linux backup skips.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyncFullNat {
+    pub laddr: IpAddr,
+    pub lport: u16,
+    /// The client's first sequence number after its SYN (where the PROXY header went).
+    pub isn: u32,
+    /// The PROXY header's length (0: none).
+    pub proxy_len: u8,
+    pub proxy_v2: bool,
+    pub toa: bool,
+}
+
+impl SyncFullNat {
+    fn options_len(&self, v6: bool) -> usize {
+        let seq = if self.proxy_len != 0 {
+            2 + SEQ_OPTIONS_LEN
+        } else {
+            0
+        };
+        seq + 2 + if v6 { 16 } else { 4 } + 3
+    }
 }
 
 impl SyncConn {
@@ -87,23 +121,30 @@ impl SyncConn {
         self.client.is_ipv6()
     }
 
-    /// Bytes the record takes on the wire (no options: rvs sends none).
+    /// Bytes the record takes on the wire, with its options, padded to 4 as the kernel pads.
     pub fn wire_len(&self) -> usize {
-        if self.is_v6() {
-            V6_LEN
-        } else {
-            V4_LEN
-        }
+        (self.len() + 3) & !3
+    }
+
+    /// The record's own length (what its size field says).
+    fn len(&self) -> usize {
+        let fixed = if self.is_v6() { V6_LEN } else { V4_LEN };
+        fixed + self.fullnat.map_or(0, |f| f.options_len(self.is_v6()))
     }
 
     /// Appends the record to `out`. All three addresses must be of the client's family
     /// (records are built from one connection, so they are).
     pub fn encode(&self, out: &mut Vec<u8>) {
-        let len = self.wire_len() as u16;
+        let len = self.len() as u16;
+        let start = out.len();
+        let mut fl = self.flags & !flags::HASHED & !flags::SEQ_MASK;
+        if self.fullnat.is_some_and(|f| f.proxy_len != 0) {
+            fl |= flags::IN_SEQ;
+        }
         out.push(if self.is_v6() { 1 } else { 0 });
         out.push(self.protocol);
         out.extend_from_slice(&(len & 0x0fff).to_be_bytes());
-        out.extend_from_slice(&(self.flags & !flags::HASHED).to_be_bytes());
+        out.extend_from_slice(&fl.to_be_bytes());
         out.extend_from_slice(&self.state.to_be_bytes());
         out.extend_from_slice(&self.cport.to_be_bytes());
         out.extend_from_slice(&self.vport.to_be_bytes());
@@ -119,6 +160,30 @@ impl SyncConn {
                     out.extend_from_slice(&a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED).octets())
                 }
             }
+        }
+        if let Some(f) = &self.fullnat {
+            if f.proxy_len != 0 {
+                // struct ip_vs_sync_conn_options: in_seq {init_seq, delta, previous_delta},
+                // out_seq (unused: the server's numbers are not shifted).
+                out.extend_from_slice(&[OPT_SEQ_DATA, SEQ_OPTIONS_LEN as u8]);
+                out.extend_from_slice(&f.isn.to_be_bytes());
+                out.extend_from_slice(&(f.proxy_len as u32).to_be_bytes());
+                out.extend_from_slice(&[0; 16]);
+            }
+            let v6 = self.is_v6();
+            let alen = if v6 { 16 } else { 4 };
+            out.extend_from_slice(&[OPT_F_PARAM | OPT_FULLNAT, (alen + 3) as u8]);
+            match f.laddr {
+                IpAddr::V4(a) if !v6 => out.extend_from_slice(&a.octets()),
+                IpAddr::V6(a) if v6 => out.extend_from_slice(&a.octets()),
+                _ => out.extend_from_slice(&[0; 16][..alen]),
+            }
+            out.extend_from_slice(&f.lport.to_be_bytes());
+            out.push(f.proxy_v2 as u8 | (f.toa as u8) << 1);
+        }
+        // Padding to 4, as the kernel leaves between records.
+        while (out.len() - start) % 4 != 0 {
+            out.push(0);
         }
     }
 }
@@ -311,9 +376,11 @@ fn record(r: &[u8]) -> Result<Option<SyncConn>, SyncError> {
         return Err(SyncError::Truncated);
     }
     // Options: type, length, data; each known one at most once.
-    let mut seen = 0u8;
+    let mut seen = 0u16;
     let mut skip = false;
     let mut at = fixed;
+    let mut seq: Option<(u32, u32)> = None;
+    let mut fnat: Option<(IpAddr, u16, u8)> = None;
     while at < r.len() {
         if at + 2 > r.len() {
             return Err(SyncError::BadOption);
@@ -325,7 +392,7 @@ fn record(r: &[u8]) -> Result<Option<SyncConn>, SyncError> {
         }
         match ty & !OPT_F_PARAM {
             t @ (OPT_SEQ_DATA | OPT_PE_DATA | OPT_PE_NAME) => {
-                let bit = 1u8 << t;
+                let bit = 1u16 << t;
                 if seen & bit != 0 || (t == OPT_SEQ_DATA && len != SEQ_OPTIONS_LEN) {
                     return Err(SyncError::BadOption);
                 }
@@ -333,7 +400,25 @@ fn record(r: &[u8]) -> Result<Option<SyncConn>, SyncError> {
                 // Persistence-engine data (SIP Call-ID) needs an engine rvs does not have.
                 if t != OPT_SEQ_DATA {
                     skip = true;
+                } else {
+                    seq = Some((be32(r, at), be32(r, at + 4)));
                 }
+            }
+            OPT_FULLNAT => {
+                let bit = 1u16 << OPT_FULLNAT;
+                let alen = if v6 { 16 } else { 4 };
+                if seen & bit != 0 || len != alen + 3 {
+                    return Err(SyncError::BadOption);
+                }
+                seen |= bit;
+                let laddr = if v6 {
+                    let o: [u8; 16] = r[at..at + 16].try_into().expect("16 bytes");
+                    IpAddr::V6(Ipv6Addr::from(o))
+                } else {
+                    let o: [u8; 4] = r[at..at + 4].try_into().expect("4 bytes");
+                    IpAddr::V4(Ipv4Addr::from(o))
+                };
+                fnat = Some((laddr, be16(r, at + alen), r[at + alen + 2]));
             }
             _ if ty & OPT_F_PARAM == 0 => skip = true,
             _ => {}
@@ -374,6 +459,21 @@ fn record(r: &[u8]) -> Result<Option<SyncConn>, SyncError> {
         client: addr(0),
         vaddr: addr(1),
         daddr: addr(2),
+        fullnat: fnat.map(|(laddr, lport, f)| {
+            // A delta too large for a PROXY header is no shift rvs made: none.
+            let (isn, delta) = seq.unwrap_or((0, 0));
+            let proxy_len = u8::try_from(delta)
+                .ok()
+                .filter(|&d| d as usize <= crate::wire::proxy::MAX_LEN);
+            SyncFullNat {
+                laddr,
+                lport,
+                isn,
+                proxy_len: proxy_len.unwrap_or(0),
+                proxy_v2: f & 1 != 0,
+                toa: f & 2 != 0,
+            }
+        }),
     }))
 }
 
@@ -402,6 +502,7 @@ mod tests {
             dport: 80,
             fwmark: 0,
             timeout_s: 900,
+            fullnat: None,
         }
     }
 

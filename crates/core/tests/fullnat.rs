@@ -859,3 +859,141 @@ fn local_ports_run_out_as_a_counted_drop_and_come_back_on_expiry() {
 fn proxy_ports() -> usize {
     (rvs_core::path::lport::LPORT_MAX - rvs_core::path::lport::LPORT_MIN) as usize + 1
 }
+
+/// A FullNAT connection synced to a backup (through the wire format, IPVS's sequence option
+/// and rvs's local-address option) resumes there: the same local address and port, the
+/// client's stream still shifted by the PROXY header, the port held in the backup's share.
+#[test]
+fn sync_carries_what_a_backup_needs_to_resume_a_fullnat_connection() {
+    use rvs_core::sync::{decode, flags, MessageBuilder};
+    let t = tables(ProxyProtocol::V1, true, vec![ip(LIP)]);
+    let mut master = director(0, 1, 1024);
+    master.set_sync(true);
+    let client = SocketAddr::new(ip(CLIENT), 40010);
+    let hlen = proxy::header_len(false, client, SocketAddr::new(ip(VIP), 80)) as u32;
+    let c = |seg: Seg| tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, 40010, 80, seg);
+    let s = |seg: Seg| tcp(from_rs(ip(RS)), ip(RS), ip(LIP), 64, 8080, LPORT, seg);
+    run(
+        &mut master,
+        &t,
+        0,
+        c(Seg {
+            seq: ISN,
+            syn: true,
+            ..Seg::default()
+        }),
+        0,
+    );
+    run(
+        &mut master,
+        &t,
+        1,
+        s(Seg {
+            seq: SISN,
+            ack: Some(ISN.wrapping_add(1)),
+            syn: true,
+            ..Seg::default()
+        }),
+        1,
+    );
+    // The ACK establishes it: IPVS sends a record then.
+    run(
+        &mut master,
+        &t,
+        0,
+        c(Seg {
+            seq: ISN.wrapping_add(1),
+            ack: Some(SISN + 1),
+            ..Seg::default()
+        }),
+        2,
+    );
+    let records: Vec<_> = master.sync_out().drain(..).collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let f = records[0].fullnat.expect("the FullNAT part");
+    assert_eq!((f.laddr, f.lport, f.isn), (ip(LIP), LPORT, ISN.wrapping_add(1)));
+    assert_eq!((f.proxy_len as u32, f.proxy_v2, f.toa), (hlen, false, true));
+
+    let mut b = MessageBuilder::new(1, 1500);
+    assert!(b.push(&records[0]).is_none());
+    let msg = b.finish().unwrap();
+    assert_eq!(msg.len() % 4, 0, "records are padded to 4");
+    // IPVS's flags and sequence option, as a Linux backup reads them.
+    let rec = &msg[8..];
+    let fl = u32::from_be_bytes(rec[4..8].try_into().unwrap());
+    assert_eq!(fl & flags::FWD_MASK, flags::FULLNAT);
+    assert_eq!(fl & flags::SEQ_MASK, flags::IN_SEQ);
+    assert_eq!(&rec[36..38], &[1, 24], "IPVS_OPT_SEQ_DATA");
+    assert_eq!(
+        u32::from_be_bytes(rec[38..42].try_into().unwrap()),
+        ISN.wrapping_add(1)
+    );
+    assert_eq!(u32::from_be_bytes(rec[42..46].try_into().unwrap()), hlen);
+    assert_eq!(
+        rec[62] & 0x40,
+        0x40,
+        "rvs's option is optional (IPVS_OPT_F_PARAM)"
+    );
+    let got = decode(&msg, 1).unwrap();
+    assert_eq!(got.conns.len(), 1);
+    assert_eq!(got.conns[0].fullnat, Some(f));
+
+    let mut backup = director(0, 1, 1024);
+    backup.install(&t, &got.conns[0], 10).unwrap();
+    assert_eq!(backup.local_ports_in_use(), 1, "the port is held on the backup");
+    // The client's next bytes, after failover: shifted as on the master.
+    let (v, out) = run(
+        &mut backup,
+        &t,
+        0,
+        c(Seg {
+            seq: ISN.wrapping_add(1 + 100),
+            ack: Some(SISN + 1),
+            data: b"more",
+            ..Seg::default()
+        }),
+        20,
+    );
+    assert_eq!(v, fwd(1, ip(RS)));
+    assert_eq!(tcp_of(&out).0, ISN.wrapping_add(1 + 100 + hlen));
+    assert_eq!(&out[26..30], &LIP, "from the same local address");
+    assert_eq!(u16::from_be_bytes([out[34], out[35]]), LPORT, "and port");
+    let (_, out) = run(
+        &mut backup,
+        &t,
+        1,
+        s(Seg {
+            seq: SISN + 1,
+            ack: Some(ISN.wrapping_add(1 + 104 + hlen)),
+            ..Seg::default()
+        }),
+        21,
+    );
+    assert_eq!(tcp_of(&out).1, ISN.wrapping_add(1 + 104));
+    // A new connection on the backup does not take the held port.
+    let (_, out) = run(
+        &mut backup,
+        &t,
+        0,
+        tcp(
+            FROM_CLIENT,
+            ip(CLIENT),
+            ip(VIP),
+            64,
+            40011,
+            80,
+            Seg {
+                seq: 1,
+                syn: true,
+                ..Seg::default()
+            },
+        ),
+        22,
+    );
+    assert_ne!(u16::from_be_bytes([out[34], out[35]]), LPORT);
+    // A record without the local address cannot be resumed: refused, counted.
+    let mut bare = got.conns[0];
+    bare.fullnat = None;
+    bare.cport = 40012;
+    assert!(backup.install(&t, &bare, 30).is_err());
+}

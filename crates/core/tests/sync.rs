@@ -280,6 +280,7 @@ fn records_for_what_the_backup_does_not_have_are_refused_and_counted() {
         dport: 80,
         fwmark: 0,
         timeout_s: 60,
+        fullnat: None,
     };
     let no_svc = SyncConn { vport: 81, ..good };
     assert_eq!(b.install(&tb, &no_svc, 0), Err(SyncRefusal::UnknownService));

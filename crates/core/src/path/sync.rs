@@ -20,11 +20,11 @@ use super::Director;
 use crate::conn::persist::{TemplateKey, TemplateView};
 use crate::conn::state::{SctpState, TcpState};
 use crate::conn::{
-    Addr, Conn, ConnTable, KeyKind, Tuple, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_RS_VIA_GW,
-    NIL,
+    Addr, Conn, ConnTable, KeyKind, Tuple, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_NO_OUTPUT, CONN_PROXY_V2,
+    CONN_RS_VIA_GW, CONN_TOA, NIL,
 };
 use crate::model::{Forward, Protocol};
-use crate::sync::{flags, SyncConn};
+use crate::sync::{flags, SyncConn, SyncFullNat};
 use crate::tables::Tables;
 use crate::wire::proto;
 
@@ -48,15 +48,19 @@ pub enum SyncRefusal {
     NoRoute,
     /// The connection table is full.
     TableFull,
+    /// A FullNAT connection without its local address and port (rvs's option), or with a
+    /// local port another entry holds here.
+    NoLocalPort,
 }
 
 impl SyncRefusal {
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     pub const ALL: [SyncRefusal; SyncRefusal::COUNT] = [
         SyncRefusal::UnknownService,
         SyncRefusal::UnknownRealServer,
         SyncRefusal::NoRoute,
         SyncRefusal::TableFull,
+        SyncRefusal::NoLocalPort,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +69,7 @@ impl SyncRefusal {
             SyncRefusal::UnknownRealServer => "unknown_real_server",
             SyncRefusal::NoRoute => "no_route",
             SyncRefusal::TableFull => "table_full",
+            SyncRefusal::NoLocalPort => "no_local_port",
         }
     }
 }
@@ -115,6 +120,14 @@ fn record<A: Addr>(c: &Conn<A>, now: u64) -> SyncConn {
         dport: c.rport,
         fwmark: 0,
         timeout_s: c.expires.saturating_sub(now).div_ceil(1000).max(1) as u32,
+        fullnat: (c.forward == Forward::FullNat).then(|| SyncFullNat {
+            laddr: c.laddr.ip(),
+            lport: c.lport,
+            isn: c.isn,
+            proxy_len: c.proxy_len,
+            proxy_v2: c.flags & CONN_PROXY_V2 != 0,
+            toa: c.flags & CONN_TOA != 0,
+        }),
     }
 }
 
@@ -367,8 +380,39 @@ impl Director {
                 }
             }
         }
-        let table = A::table(self);
-        let idx = table.insert(c).map_err(|_| SyncRefusal::TableFull)?;
+        // FullNAT: the local address and port the master chose, held in this worker's share
+        // (the caller picked the worker that owns the port) so no new connection takes it.
+        let held = match (real.forward, r.fullnat) {
+            (Forward::FullNat, Some(f)) => {
+                c.laddr = A::from_ip(f.laddr).ok_or(SyncRefusal::NoLocalPort)?;
+                c.lport = f.lport;
+                c.isn = f.isn;
+                c.proxy_len = f.proxy_len;
+                if f.proxy_v2 {
+                    c.flags |= CONN_PROXY_V2;
+                }
+                if f.toa {
+                    c.flags |= CONN_TOA;
+                }
+                let (w, n) = (self.cfg.worker, self.cfg.workers);
+                if !self.lports.hold(f.laddr, r.protocol, f.lport, w, n) {
+                    return Err(SyncRefusal::NoLocalPort);
+                }
+                Some((f.laddr, f.lport))
+            }
+            (Forward::FullNat, None) => return Err(SyncRefusal::NoLocalPort),
+            _ => None,
+        };
+        let (table, lports) = A::table_and_ports(self);
+        let idx = match table.insert(c) {
+            Ok(i) => i,
+            Err(_) => {
+                if let Some((a, p)) = held {
+                    lports.release(a, r.protocol, p);
+                }
+                return Err(SyncRefusal::TableFull);
+            }
+        };
         let shared = reg.get(real.id);
         shared.inactive.fetch_add(1, Ordering::Relaxed);
         shared.conns.fetch_add(1, Ordering::Relaxed);
@@ -433,5 +477,6 @@ fn template_record(v: &TemplateView, daddr: IpAddr, dport: u16, forward: Forward
             _ => 0,
         },
         timeout_s: v.expires.saturating_sub(now).div_ceil(1000).max(1) as u32,
+        fullnat: None,
     }
 }
