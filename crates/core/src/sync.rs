@@ -447,9 +447,31 @@ fn record(r: &[u8]) -> Result<Option<SyncConn>, SyncError> {
             IpAddr::V4(Ipv4Addr::from(o))
         }
     };
+    let fullnat = fnat.map(|(laddr, lport, f)| {
+        // A delta too large for a PROXY header is no shift rvs made: none.
+        let (isn, delta) = seq.unwrap_or((0, 0));
+        let proxy_len = u8::try_from(delta)
+            .ok()
+            .filter(|&d| d as usize <= crate::wire::proxy::MAX_LEN);
+        SyncFullNat {
+            laddr,
+            lport,
+            isn,
+            proxy_len: proxy_len.unwrap_or(0),
+            proxy_v2: f & 1 != 0,
+            toa: f & 2 != 0,
+        }
+    });
+    // The sequence flags say what rvs makes of them: a FullNAT shift, or nothing (the FTP
+    // helper's adjustments, which rvs has no helper for).
+    let seq_flags = if fullnat.is_some_and(|f| f.proxy_len != 0) {
+        flags::IN_SEQ
+    } else {
+        0
+    };
     Ok(Some(SyncConn {
         protocol,
-        flags: (flags & flags::BACKUP_MASK) | flags::SYNC,
+        flags: (flags & flags::BACKUP_MASK & !flags::SEQ_MASK) | seq_flags | flags::SYNC,
         state,
         cport: be16(r, 10),
         vport: be16(r, 12),
@@ -459,21 +481,7 @@ fn record(r: &[u8]) -> Result<Option<SyncConn>, SyncError> {
         client: addr(0),
         vaddr: addr(1),
         daddr: addr(2),
-        fullnat: fnat.map(|(laddr, lport, f)| {
-            // A delta too large for a PROXY header is no shift rvs made: none.
-            let (isn, delta) = seq.unwrap_or((0, 0));
-            let proxy_len = u8::try_from(delta)
-                .ok()
-                .filter(|&d| d as usize <= crate::wire::proxy::MAX_LEN);
-            SyncFullNat {
-                laddr,
-                lport,
-                isn,
-                proxy_len: proxy_len.unwrap_or(0),
-                proxy_v2: f & 1 != 0,
-                toa: f & 2 != 0,
-            }
-        }),
+        fullnat,
     }))
 }
 
