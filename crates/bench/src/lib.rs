@@ -95,6 +95,16 @@ address = "10.0.0.103:80"
 scheduler = "rr"
 real = [{{ address = "192.168.1.5", method = "tun" }}]
 [[service]]
+address = "10.0.0.104:80"
+scheduler = "rr"
+local_addresses = ["192.168.1.250", "192.168.1.251"]
+proxy_protocol = "v2"
+real = [
+    {{ address = "192.168.1.2:8080", method = "fullnat" }},
+    {{ address = "192.168.1.3:8080", method = "fullnat" }},
+    {{ address = "192.168.1.4:8080", method = "fullnat" }},
+]
+[[service]]
 address = "[{VIP6}]:80"
 scheduler = "rr"
 real = [{{ address = "[2001:db8:1::2]:8080", method = "nat" }}]

@@ -1,7 +1,9 @@
 //! Drives one data-path case through `Director::process_burst` in bursts of 32, for counting
 //! instructions with callgrind (see benches/callgrind.sh at the top of the repository):
 //!
-//!   callgrind_paths CASE N        CASE: nat-in | nat-reply | syn | dr-in
+//!   callgrind_paths CASE N        CASE: nat-in | nat-reply | syn | dr-in | fnat-in |
+//!                                 fnat-reply | fnat-pp-in | fnat-pp-reply (FullNAT, and
+//!                                 FullNAT with the PROXY protocol's sequence shift)
 //!   callgrind_paths memory        size of the connection table at 1M and 10M entries
 //!
 //! Frames are built before the measured function, `measure`, which callgrind is told to count
@@ -52,7 +54,12 @@ fn main() {
     let t = tables();
     let flows = 1024u32.min(n);
     // Established flows first (handshake done), outside the measurement.
-    let vip = if case == "dr-in" { VIP_DR } else { VIP };
+    let vip = match case {
+        "dr-in" => VIP_DR,
+        "fnat-in" | "fnat-reply" => VIP_FN,
+        "fnat-pp-in" | "fnat-pp-reply" => VIP_FN_PP,
+        _ => VIP,
+    };
     let setup_flows = if case == "syn" { 0 } else { flows };
     let mut d = director_with_flows(&t, setup_flows, (n + flows) as usize * 2, vip);
     let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
@@ -75,6 +82,27 @@ fn main() {
                 })
                 .collect(),
         ),
+        // The client's data after its first bytes (shifted when the PROXY header is on).
+        "fnat-in" | "fnat-pp-in" => (
+            0,
+            (0..n)
+                .map(|i| {
+                    let (c, p) = client(i % flows);
+                    VecFrame::new(&tcp_seq(c, vip, p, 80, ACK, 101, 1))
+                })
+                .collect(),
+        ),
+        // The server's acknowledgement of them (moved back over the header).
+        "fnat-reply" | "fnat-pp-reply" => (
+            1,
+            (0..n)
+                .map(|i| {
+                    let k = i % flows;
+                    let f = tcp_seq(rs[(k % 2) as usize], LADDR, 8080, fullnat_port(k), ACK, 1, 200);
+                    VecFrame::new(&f)
+                })
+                .collect(),
+        ),
         "syn" => (
             0,
             (0..n)
@@ -85,7 +113,7 @@ fn main() {
                 .collect(),
         ),
         other => {
-            eprintln!("unknown case {other:?}: nat-in | nat-reply | syn | dr-in | memory");
+            eprintln!("unknown case {other:?}: nat-in | nat-reply | syn | dr-in | fnat-in | fnat-reply | fnat-pp-in | fnat-pp-reply | memory");
             std::process::exit(2);
         }
     };

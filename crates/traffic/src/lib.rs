@@ -140,10 +140,23 @@ pub const TCP_ACK: u8 = 0x10;
 
 /// Ethernet + IPv4 + TCP (no options) with valid checksums.
 pub fn tcp_v4(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, data: &[u8]) -> Vec<u8> {
+    tcp_v4_seq(src, dst, sport, dport, flags, 1000, data)
+}
+
+/// The same with sequence number `seq`.
+pub fn tcp_v4_seq(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    data: &[u8],
+) -> Vec<u8> {
     let mut l4 = vec![0u8; 20];
     l4[0..2].copy_from_slice(&sport.to_be_bytes());
     l4[2..4].copy_from_slice(&dport.to_be_bytes());
-    l4[4..8].copy_from_slice(&1000u32.to_be_bytes());
+    l4[4..8].copy_from_slice(&seq.to_be_bytes());
     l4[12] = 5 << 4;
     l4[13] = flags;
     l4[14..16].copy_from_slice(&65535u16.to_be_bytes());

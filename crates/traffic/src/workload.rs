@@ -21,6 +21,9 @@ pub enum Kind {
     Dr,
     Tun,
     Ipv6,
+    /// FullNAT TCP with the PROXY protocol (v2): each flow's SYN, then data after the
+    /// client's first bytes, every segment's sequence number shifted by the header.
+    FullNat,
     /// A user's capture (`rvs-bench --pcap`), with the services of a user's config.
     Capture,
 }
@@ -66,6 +69,7 @@ pub fn workloads(smoke: bool) -> Vec<Workload> {
         Workload::new("dr-1k", Dr, 1000, false),
         Workload::new("tun-1k", Tun, 1000, false),
         Workload::new("ipv6-1k", Ipv6, 1000, false),
+        Workload::new("fullnat-1k", FullNat, 1000, false),
     ]
 }
 
@@ -74,6 +78,7 @@ pub const VIP_ONE: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
 pub const VIP_DR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 102);
 pub const VIP_TUN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 103);
 pub const VIP6: &str = "2001:db8::100";
+pub const VIP_FULLNAT: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 104);
 
 fn client(i: u32) -> (Ipv4Addr, u16) {
     (
@@ -171,6 +176,20 @@ pub fn frames(w: &Workload) -> Vec<Vec<u8>> {
                 for i in 0..n {
                     let (c, p) = client(i);
                     out.push(udp_v4(c, VIP, p, 53, &pad(60, 42)));
+                }
+            }
+        }
+        Kind::FullNat => {
+            for r in 0..8 {
+                for i in 0..n {
+                    let (c, p) = client(i);
+                    // The SYN's sequence number is 1000: data from 1101 on is shifted.
+                    let (flags, seq) = if r == 0 {
+                        (TCP_SYN, 1000)
+                    } else {
+                        (TCP_ACK | TCP_PSH, 1101)
+                    };
+                    out.push(crate::tcp_v4_seq(c, VIP_FULLNAT, p, 80, flags, seq, &pad(60, 54)));
                 }
             }
         }

@@ -7,13 +7,19 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 
 use rvs_core::conn::state::Timeouts;
-use rvs_core::model::{Forward, Protocol, RealId, RealRegistry, RealServer, Service, ServiceKey};
+use rvs_core::model::{
+    Forward, FullNatConfig, Protocol, ProxyProtocol, RealId, RealRegistry, RealServer, Service, ServiceKey,
+};
 use rvs_core::net::{Network, PortNet};
 use rvs_core::sched::SchedFlags;
 use rvs_core::{checksum, Director, DirectorConfig, Tables, VecFrame};
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 100);
 pub const VIP_DR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
+/// FullNAT, without and with the PROXY protocol (v2), from one local address.
+pub const VIP_FN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 102);
+pub const VIP_FN_PP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 103);
+pub const LADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 250);
 
 pub fn tables() -> Tables {
     let mut p0 = PortNet::new([2, 0, 0, 0, 0, 0xa0]);
@@ -30,20 +36,47 @@ pub fn tables() -> Tables {
         upper: 0,
         lower: 0,
     };
-    let svc = |vip, reals| {
+    let svc = |vip, reals, proxy| {
         let key = ServiceKey::Addr {
             protocol: Protocol::Tcp,
             vip: IpAddr::V4(vip),
             port: 80,
         };
-        Arc::new(Service::new(key, "rr", SchedFlags::default(), None, reals).unwrap())
+        let fullnat = FullNatConfig {
+            laddrs: vec![IpAddr::V4(LADDR)],
+            proxy,
+            toa: false,
+        };
+        Arc::new(
+            Service::new(key, "rr", SchedFlags::default(), None, reals)
+                .unwrap()
+                .with_fullnat(fullnat),
+        )
     };
+    let off = ProxyProtocol::Off;
     let services = vec![
         svc(
             VIP,
             vec![real(0, 2, Forward::Nat, 8080), real(1, 3, Forward::Nat, 8080)],
+            off,
         ),
-        svc(VIP_DR, vec![real(2, 4, Forward::Dr, 80)]),
+        svc(VIP_DR, vec![real(2, 4, Forward::Dr, 80)], off),
+        svc(
+            VIP_FN,
+            vec![
+                real(3, 2, Forward::FullNat, 8080),
+                real(4, 3, Forward::FullNat, 8080),
+            ],
+            off,
+        ),
+        svc(
+            VIP_FN_PP,
+            vec![
+                real(5, 2, Forward::FullNat, 8080),
+                real(6, 3, Forward::FullNat, 8080),
+            ],
+            ProxyProtocol::V2,
+        ),
     ];
     Tables::new(
         Network { ports: vec![p0, p1] },
@@ -55,6 +88,19 @@ pub fn tables() -> Tables {
 
 /// Ethernet/IPv4/TCP, 64 bytes on the wire without FCS (6 bytes of payload).
 pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> Vec<u8> {
+    tcp_seq(src, dst, sport, dport, flags, 0, 0)
+}
+
+/// The same with sequence and acknowledgement numbers.
+pub fn tcp_seq(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    seq: u32,
+    ack: u32,
+) -> Vec<u8> {
     let mut f = vec![0u8; 60];
     f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 0xa0]);
     f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
@@ -69,6 +115,8 @@ pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8) -> V
     f[24..26].copy_from_slice(&c.to_be_bytes());
     f[34..36].copy_from_slice(&sport.to_be_bytes());
     f[36..38].copy_from_slice(&dport.to_be_bytes());
+    f[38..42].copy_from_slice(&seq.to_be_bytes());
+    f[42..46].copy_from_slice(&ack.to_be_bytes());
     f[46] = 5 << 4;
     f[47] = flags;
     f[54..60].copy_from_slice(b"abcdef");
@@ -101,16 +149,25 @@ pub fn director_with_flows(t: &Tables, flows: u32, capacity: usize, vip: Ipv4Add
         evict_half_open: true,
     });
     let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
+    let fullnat = vip == VIP_FN || vip == VIP_FN_PP;
     for i in 0..flows {
         let (c, p) = client(i);
+        // FullNAT: the server answers the local address and port (one worker hands the
+        // ports out in order from 1025).
+        let (to, dport) = if fullnat { (LADDR, fullnat_port(i)) } else { (c, p) };
         let setup = [
             (0, tcp(c, vip, p, 80, SYN)),
-            (1, tcp(rs[(i % 2) as usize], c, 8080, p, SYNACK)),
-            (0, tcp(c, vip, p, 80, ACK)),
+            (1, tcp_seq(rs[(i % 2) as usize], to, 8080, dport, SYNACK, 0, 1)),
+            (0, tcp_seq(c, vip, p, 80, ACK, 1, 1)),
         ];
         for (port, f) in setup {
             d.process(t, port, &mut VecFrame::new(&f), 0);
         }
     }
     d
+}
+
+/// The local port of the `i`th FullNAT connection of a one-worker director.
+pub fn fullnat_port(i: u32) -> u16 {
+    1025 + i as u16
 }

@@ -68,7 +68,9 @@ fn growth<A: Family>(c: &Conn<A>) -> u16 {
 
 impl Director {
     /// A client's packet: `client:cport -> vip:vport` becomes `laddr:lport -> rip:rport`.
-    #[inline]
+    /// Out of line: inlined, it made the dispatch of every method bigger (callgrind: +35
+    /// instructions per NAT and DR packet).
+    #[inline(never)]
     pub(in crate::path) fn fullnat_in<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
@@ -177,8 +179,8 @@ impl Director {
 
 /// A real server's reply: `rip:rport -> laddr:lport` becomes `vip:vport -> client:cport`,
 /// its acknowledgement and SACK blocks moved back over the PROXY header, the MSS of its
-/// SYN-ACK lowered by what the client's first segments grow by.
-#[inline]
+/// SYN-ACK lowered by what the client's first segments grow by. Out of line, as inbound.
+#[inline(never)]
 pub(in crate::path) fn outbound<A: Family>(t: &Tables, b: &mut [u8], p: &Pkt<A>, c: &Conn<A>) -> Verdict {
     let (l2, ip) = (p.l2, p.ip);
     let mut word = None;
