@@ -904,3 +904,73 @@ fn save_restore_round_trip_with_marks_port_zero_ipv6_and_tunnels() {
     }
     assert_eq!(d.ok("-S -n --marks"), saved);
 }
+
+/// FullNAT services through rvsadm: local addresses added and removed at run time, the save
+/// restores them, and bad FullNAT changes are refused with nothing changed.
+#[test]
+fn fullnat_local_addresses_at_run_time_and_their_refusals() {
+    let mut d = Daemon::start("f", 1, &[], "");
+    for cmd in [
+        "-A -t 10.0.0.104:80 -s rr --proxy-protocol v2 --toa on",
+        "-P -t 10.0.0.104:80 -z 192.168.1.250",
+        "-P -t 10.0.0.104:80 -z 192.168.1.251",
+        "-a -t 10.0.0.104:80 -r 192.168.7.2:8080 --fullnat",
+        "-a -t 10.0.0.104:80 -r 192.168.7.3:8080 --fullnat -w 2",
+    ] {
+        d.ok(cmd);
+    }
+    let want = "\
+-A -t 10.0.0.104:80 -s rr --proxy-protocol v2 --toa on
+-P -t 10.0.0.104:80 -z 192.168.1.250
+-P -t 10.0.0.104:80 -z 192.168.1.251
+-a -t 10.0.0.104:80 -r 192.168.7.2:8080 --fullnat -w 1
+-a -t 10.0.0.104:80 -r 192.168.7.3:8080 --fullnat -w 2
+";
+    assert_eq!(d.ok("-S -n"), want);
+    assert!(
+        d.ok("-Ln")
+            .contains("  -> 192.168.7.2:8080             FullNat 1"),
+        "{}",
+        d.ok("-Ln")
+    );
+    assert_eq!(
+        d.ok("-G"),
+        "VIP:VPORT                    TOTAL   SNAT_IP\n\
+         10.0.0.104:80                2       192.168.1.250\n\
+         10.0.0.104:80                2       192.168.1.251\n"
+    );
+    // -E without the FullNAT options keeps them (ipvsadm's -E knows nothing of them).
+    d.ok("-E -t 10.0.0.104:80 -s wrr");
+    assert!(d
+        .ok("-S -n")
+        .starts_with("-A -t 10.0.0.104:80 -s wrr --proxy-protocol v2 --toa on\n"));
+    d.ok("-Q -t 10.0.0.104:80 -z 192.168.1.251");
+    let saved = d.ok("-S -n");
+    assert!(!saved.contains("192.168.1.251"), "{saved}");
+    d.ok("-C");
+    assert!(d.restore(&saved).status.success());
+    assert_eq!(d.ok("-S -n"), saved, "a save restores FullNAT services whole");
+
+    for (bad, says) in [
+        ("-P -t 10.0.0.104:80 -z 192.168.1.250", "already a local address"),
+        ("-Q -t 10.0.0.104:80 -z 192.168.1.99", "is not a local address"),
+        (
+            "-P -t 10.0.0.104:80 -z 2001:db8::1",
+            "not of the service's family",
+        ),
+        ("-P -t 10.0.0.104:80 -z 0.0.0.0", "cannot be a local address"),
+        ("-P -t 10.0.0.199:80 -z 192.168.1.250", "no service"),
+        (
+            "-a -t 10.0.0.104:80 -r 192.168.7.4:8080 -m",
+            "all fullnat or none",
+        ),
+        ("-A -u 10.0.0.105:53 --toa on", "TCP"),
+    ] {
+        let o = d.adm(bad);
+        assert_eq!(o.status.code(), Some(1), "{bad}");
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert!(e.contains(says), "{bad}: {e}");
+        assert_eq!(d.ok("-S -n"), saved, "{bad} changed the table");
+    }
+    d.stop();
+}
