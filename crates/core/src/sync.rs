@@ -182,7 +182,7 @@ impl SyncConn {
             out.push(f.proxy_v2 as u8 | (f.toa as u8) << 1);
         }
         // Padding to 4, as the kernel leaves between records.
-        while (out.len() - start) % 4 != 0 {
+        while !(out.len() - start).is_multiple_of(4) {
             out.push(0);
         }
     }
