@@ -997,3 +997,87 @@ fn sync_carries_what_a_backup_needs_to_resume_a_fullnat_connection() {
     bare.cport = 40012;
     assert!(backup.install(&t, &bare, 30).is_err());
 }
+
+/// A client reusing its port while the connection is in TIME_WAIT starts a new connection
+/// (IPVS's conn_reuse_mode): the entry keeps its local port, and the PROXY header goes before
+/// the new stream's first byte.
+#[test]
+fn a_syn_in_time_wait_starts_a_new_stream_on_the_same_local_port() {
+    let t = tables(ProxyProtocol::V1, false, vec![ip(LIP)]);
+    let mut d = director(0, 1, 1024);
+    let c = |seg: Seg| tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, 40020, 80, seg);
+    let s = |seg: Seg| tcp(from_rs(ip(RS)), ip(RS), ip(LIP), 64, 8080, LPORT, seg);
+    let a = |seq: u32, ack: u32, fin: bool| Seg {
+        seq,
+        ack: Some(ack),
+        fin,
+        ..Seg::default()
+    };
+    run(
+        &mut d,
+        &t,
+        0,
+        c(Seg {
+            seq: 100,
+            syn: true,
+            ..Seg::default()
+        }),
+        0,
+    );
+    run(
+        &mut d,
+        &t,
+        1,
+        s(Seg {
+            seq: SISN,
+            ack: Some(101),
+            syn: true,
+            ..Seg::default()
+        }),
+        1,
+    );
+    run(&mut d, &t, 0, c(a(101, SISN + 1, false)), 2);
+    run(&mut d, &t, 0, c(a(101, SISN + 1, true)), 3);
+    run(&mut d, &t, 1, s(a(SISN + 1, 102, true)), 4);
+    run(&mut d, &t, 0, c(a(102, SISN + 2, false)), 5);
+    let (_, conn) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(conn.state, rvs_core::conn::state::TcpState::TimeWait as u8);
+    // The port comes back: a new SYN with a new ISN.
+    let (v, out) = run(
+        &mut d,
+        &t,
+        0,
+        c(Seg {
+            seq: 5000,
+            syn: true,
+            ..Seg::default()
+        }),
+        6,
+    );
+    assert_eq!(v, fwd(1, ip(RS)));
+    assert_eq!(
+        u16::from_be_bytes([out[34], out[35]]),
+        LPORT,
+        "the same local port"
+    );
+    assert_eq!(d.conns_v4().len(), 1);
+    let (_, out) = run(
+        &mut d,
+        &t,
+        0,
+        c(Seg {
+            seq: 5001,
+            ack: Some(1),
+            data: b"GET",
+            ..Seg::default()
+        }),
+        7,
+    );
+    let (seq, _, _, payload) = tcp_of(&out);
+    assert_eq!(seq, 5001);
+    assert!(
+        payload.starts_with(b"PROXY TCP4 198.51.100.7 10.0.0.110 40020 80\r\n"),
+        "{payload:?}"
+    );
+    assert!(payload.ends_with(b"GET"));
+}

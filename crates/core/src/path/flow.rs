@@ -430,6 +430,11 @@ impl Director {
         };
         let (real, template) = self.pick(t, svc, p)?;
         let fresh = bound_conn(t, p.ip, p.l4, real)?;
+        if (A::table(self).get(idx).forward == Forward::FullNat) != (fresh.forward == Forward::FullNat) {
+            // The service moved to or from FullNAT since: the entry has no local port to keep
+            // (or one the new method would not use). It runs out its TIME_WAIT as it is.
+            return Ok(());
+        }
         let reg = &t.reals;
         let table = A::table(self);
         let old = *table.get(idx);
