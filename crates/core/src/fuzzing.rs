@@ -95,6 +95,21 @@ pub fn tables() -> Tables {
             )
             .expect("rr builds"),
         ),
+        // FullNAT with the PROXY protocol (v1) and TOA, from one local address.
+        Arc::new(
+            Arc::try_unwrap(service(
+                Protocol::Tcp,
+                "10.0.0.103",
+                80,
+                &[(7, "192.168.1.7", 8080, FullNat)],
+            ))
+            .expect("just made")
+            .with_fullnat(crate::model::FullNatConfig {
+                laddrs: vec!["192.168.1.250".parse().expect("literal")],
+                proxy: crate::model::ProxyProtocol::V1,
+                toa: true,
+            }),
+        ),
     ];
     let rule = |protocol, dst: &str, prefix_len, ports| MarkRule {
         mark: 1,
@@ -233,6 +248,23 @@ pub fn world() -> (Tables, Director) {
             0,
             frame4(client, ip("10.0.0.102"), 40003, 80, Some(0x02), b"", (GW, P0)),
         ),
+        // FullNAT: the first local port of one worker is 1025.
+        (
+            0,
+            frame4(client, ip("10.0.0.103"), 40004, 80, Some(0x02), b"", (GW, P0)),
+        ),
+        (
+            1,
+            frame4(
+                ip("192.168.1.7"),
+                ip("192.168.1.250"),
+                8080,
+                crate::path::lport::LPORT_MIN,
+                Some(0x12),
+                b"",
+                ([2, 0x11, 192, 168, 1, 7], P1),
+            ),
+        ),
     ];
     for (port, f) in opening {
         let mut fr = VecFrame::new(&f);
@@ -274,10 +306,11 @@ fn check(out: &[u8], v: Verdict, in_len: usize) {
         return;
     }
     assert!(out.len() >= 14, "{v:?}: an output frame has an Ethernet header");
-    // A tunnel adds at most 40 bytes; an ICMP error the director makes is at most 1280 bytes
-    // of IPv6 behind Ethernet and a tag.
+    // A tunnel adds at most 40 bytes, FullNAT at most a PROXY header and a TOA option; an
+    // ICMP error the director makes is at most 1280 bytes of IPv6 behind Ethernet and a tag.
+    let grown = crate::wire::proxy::MAX_LEN + crate::wire::proxy::TOA_LEN_V6;
     assert!(
-        out.len() <= (in_len + 40).max(18 + 1280),
+        out.len() <= (in_len + grown).max(18 + 1280),
         "{v:?}: {} bytes out of {in_len}",
         out.len()
     );
