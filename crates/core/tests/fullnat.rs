@@ -227,6 +227,36 @@ fn toa4(client: SocketAddr) -> Vec<u8> {
 
 const LPORT: u16 = 1025; // the first port of a worker that owns them all
 
+/// The client's SYN (sequence `isn`, from port `cport`) and the server's SYN-ACK (to the first
+/// local port), through `d`.
+fn handshake(d: &mut Director, t: &Tables, cport: u16, isn: u32) {
+    let syn = Seg {
+        seq: isn,
+        syn: true,
+        ..Seg::default()
+    };
+    run(
+        d,
+        t,
+        0,
+        tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, cport, 80, syn),
+        0,
+    );
+    let synack = Seg {
+        seq: SISN,
+        ack: Some(isn.wrapping_add(1)),
+        syn: true,
+        ..Seg::default()
+    };
+    run(
+        d,
+        t,
+        1,
+        tcp(from_rs(ip(RS)), ip(RS), ip(LIP), 64, 8080, LPORT, synack),
+        1,
+    );
+}
+
 #[test]
 fn syn_handshake_and_first_data_with_proxy_v2_and_toa_exact_frames() {
     let t = tables(ProxyProtocol::V2, true, vec![ip(LIP)]);
@@ -413,29 +443,7 @@ fn the_sequence_shift_holds_over_a_long_exchange_both_ways() {
         let hlen = proxy::header_len(v2, client, SocketAddr::new(ip(VIP), 80)) as u32;
         let c = |seg: Seg| tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, 40001, 80, seg);
         let s = |seg: Seg| tcp(from_rs(ip(RS)), ip(RS), ip(LIP), 64, 8080, LPORT, seg);
-        run(
-            &mut d,
-            &t,
-            0,
-            c(Seg {
-                seq: ISN,
-                syn: true,
-                ..Seg::default()
-            }),
-            0,
-        );
-        run(
-            &mut d,
-            &t,
-            1,
-            s(Seg {
-                seq: SISN,
-                ack: Some(ISN.wrapping_add(1)),
-                syn: true,
-                ..Seg::default()
-            }),
-            1,
-        );
+        handshake(&mut d, &t, 40001, ISN);
         // What the server received, in its numbering.
         let mut server_got: Vec<u8> = Vec::new();
         let mut sent: Vec<u8> = Vec::new();
@@ -873,29 +881,7 @@ fn sync_carries_what_a_backup_needs_to_resume_a_fullnat_connection() {
     let hlen = proxy::header_len(false, client, SocketAddr::new(ip(VIP), 80)) as u32;
     let c = |seg: Seg| tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, 40010, 80, seg);
     let s = |seg: Seg| tcp(from_rs(ip(RS)), ip(RS), ip(LIP), 64, 8080, LPORT, seg);
-    run(
-        &mut master,
-        &t,
-        0,
-        c(Seg {
-            seq: ISN,
-            syn: true,
-            ..Seg::default()
-        }),
-        0,
-    );
-    run(
-        &mut master,
-        &t,
-        1,
-        s(Seg {
-            seq: SISN,
-            ack: Some(ISN.wrapping_add(1)),
-            syn: true,
-            ..Seg::default()
-        }),
-        1,
-    );
+    handshake(&mut master, &t, 40010, ISN);
     // The ACK establishes it: IPVS sends a record then.
     run(
         &mut master,
@@ -1013,29 +999,7 @@ fn a_syn_in_time_wait_starts_a_new_stream_on_the_same_local_port() {
         fin,
         ..Seg::default()
     };
-    run(
-        &mut d,
-        &t,
-        0,
-        c(Seg {
-            seq: 100,
-            syn: true,
-            ..Seg::default()
-        }),
-        0,
-    );
-    run(
-        &mut d,
-        &t,
-        1,
-        s(Seg {
-            seq: SISN,
-            ack: Some(101),
-            syn: true,
-            ..Seg::default()
-        }),
-        1,
-    );
+    handshake(&mut d, &t, 40020, 100);
     run(&mut d, &t, 0, c(a(101, SISN + 1, false)), 2);
     run(&mut d, &t, 0, c(a(101, SISN + 1, true)), 3);
     run(&mut d, &t, 1, s(a(SISN + 1, 102, true)), 4);

@@ -323,50 +323,46 @@ fn rewrite<A: Family>(
     seg[at..at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
-/// An error from the server side about a packet sent to a FullNAT real server (quoted
-/// `laddr:lport -> rip:rport`): to the client, from the VIP, quoting the packet as the client
-/// sent it (`client:cport -> vip:vport`, its sequence number unshifted).
-pub(in crate::path) fn icmp_to_client<A: Family>(
+/// An ICMP error about a FullNAT connection, translated for the other side:
+/// - from the server side about a packet sent to the real server (quoted `laddr:lport ->
+///   rip:rport`), `to_client`: to the client from the VIP, quoting the packet as the client
+///   sent it (`client:cport -> vip:vport`, its sequence number unshifted);
+/// - sent to the VIP about a reply (quoted `vip:vport -> client:cport`): to the real server
+///   from the local address, quoting the reply as the server sent it (`rip:rport ->
+///   laddr:lport`).
+pub(in crate::path) fn icmp<A: Family>(
     t: &Tables,
     b: &mut [u8],
     p: &Pkt<A>,
     q: &Quoted<A>,
     c: &Conn<A>,
+    to_client: bool,
 ) -> Verdict {
-    icmp_translate(
-        t,
-        b,
-        p,
-        q,
-        (c.vaddr, c.client),
-        (c.client, c.cport),
-        (c.vaddr, c.vport),
-        c,
-        true,
-    )
-}
-
-/// An error sent to a VIP about a reply (quoted `vip:vport -> client:cport`): to the real
-/// server from the local address, quoting the reply as the server sent it
-/// (`rip:rport -> laddr:lport`).
-pub(in crate::path) fn icmp_to_real<A: Family>(
-    t: &Tables,
-    b: &mut [u8],
-    p: &Pkt<A>,
-    q: &Quoted<A>,
-    c: &Conn<A>,
-) -> Verdict {
-    icmp_translate(
-        t,
-        b,
-        p,
-        q,
-        (c.laddr, c.raddr),
-        (c.raddr, c.rport),
-        (c.laddr, c.lport),
-        c,
-        false,
-    )
+    if to_client {
+        icmp_translate(
+            t,
+            b,
+            p,
+            q,
+            (c.vaddr, c.client),
+            (c.client, c.cport),
+            (c.vaddr, c.vport),
+            c,
+            true,
+        )
+    } else {
+        icmp_translate(
+            t,
+            b,
+            p,
+            q,
+            (c.laddr, c.raddr),
+            (c.raddr, c.rport),
+            (c.laddr, c.lport),
+            c,
+            false,
+        )
+    }
 }
 
 /// The outer header becomes `outer` (source, destination), the quoted packet's source and

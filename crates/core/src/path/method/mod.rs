@@ -74,8 +74,7 @@ impl Director {
         c: &Conn<A>,
     ) -> Verdict {
         match (kind, c.forward) {
-            (KeyKind::Out, Forward::FullNat) => fullnat::icmp_to_client(t, f.data_mut(), p, q, c),
-            (_, Forward::FullNat) => fullnat::icmp_to_real(t, f.data_mut(), p, q, c),
+            (k, Forward::FullNat) => fullnat::icmp(t, f.data_mut(), p, q, c, k == KeyKind::Out),
             (KeyKind::Out, _) => nat::icmp_to_client(t, f.data_mut(), p, q, c),
             (_, Forward::Nat) => nat::icmp_to_real(t, f.data_mut(), p, q, c),
             (_, Forward::Dr) => dr::icmp_to_real(t, f.data_mut(), c),
