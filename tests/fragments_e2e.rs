@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::netns::{config_head, sh, wait_until, Lab, Rvsd};
+use common::netns::{config_head, sh, wait_for_link, wait_until, Lab, Rvsd};
 
 /// A UDP server on argv[1]:argv[2] answering each datagram with argv[4] bytes: its name
 /// (argv[3]) and the request's length, padded.
@@ -83,14 +83,7 @@ real = [{{ address = "{rs}", method = "nat" }}]
         );
     let mut rvsd = Some(Rvsd::start(&lab, &config));
     for (dev, ns, net) in [(format!("{p}to"), &c, o), (format!("{p}ti"), &s, i)] {
-        wait_until(Duration::from_secs(30), || {
-            Command::new("ip")
-                .args(["link", "show", &dev])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-        })
-        .unwrap_or_else(|| panic!("rvsd never made its tap {dev}"));
+        wait_for_link(&dev);
         sh(&format!(
             "ip link set {dev} netns {ns}; ip netns exec {ns} ip link set {dev} up; \
              ip netns exec {ns} {ip} addr add {net}2/{len} dev {dev}{nodad}; \

@@ -14,7 +14,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::netns::{config_head, control, curl, rvsadm, sh, wait_until, Lab, Rvsd};
+use common::netns::{config_head, control, curl, rvsadm, sh, wait_for_link, wait_until, Lab, Rvsd};
 
 const CLIENT: &str = "10.71.0.2";
 const VIP: &str = "10.71.0.100";
@@ -86,14 +86,7 @@ real = [
         // servers' subnet; nothing else: no way back to the clients.
         (format!("{p}ti"), &r, "10.72.0.2/24", ""),
     ] {
-        wait_until(Duration::from_secs(30), || {
-            Command::new("ip")
-                .args(["link", "show", &dev])
-                .output()
-                .ok()
-                .filter(|o| o.status.success())
-        })
-        .unwrap_or_else(|| panic!("rvsd never made its tap {dev}"));
+        wait_for_link(&dev);
         let route = if route.is_empty() {
             String::new()
         } else {

@@ -399,6 +399,18 @@ pub fn director_and_neighbor(lab: &mut Lab, net: &str) -> (String, String, Strin
     (d, s, port)
 }
 
+/// Waits until interface `dev` exists in the root namespace (a net_tap port rvsd creates).
+pub fn wait_for_link(dev: &str) {
+    wait_until(Duration::from_secs(30), || {
+        Command::new("ip")
+            .args(["link", "show", dev])
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+    })
+    .unwrap_or_else(|| panic!("rvsd never made its tap {dev}"));
+}
+
 /// Waits until rvsd's control socket accepts connections (it is up).
 pub fn wait_for_socket(socket: &str) {
     wait_until(Duration::from_secs(20), || {
