@@ -47,6 +47,8 @@ pub struct Report {
     pub table_size: usize,
     pub workers: usize,
     pub rx: u64,
+    /// Frames each worker received (from its rx queues, not redirected ones).
+    pub per_worker_rx: Vec<u64>,
     pub tx: u64,
     pub forwarded: u64,
     pub replies: u64,
@@ -591,6 +593,7 @@ fn make_report(
         table_size: cfg.conn_capacity,
         workers: cfg.workers.len(),
         rx: sum(&|c| c.stats().rx),
+        per_worker_rx: shared.counters.iter().map(|c| c.stats().rx).collect(),
         tx: sum(&|c| c.tx()),
         forwarded: sum(&|c| c.stats().forwarded),
         replies: sum(&|c| c.stats().replies),

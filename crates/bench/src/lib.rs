@@ -33,8 +33,21 @@ fn buffers(w: &Workload) -> (u16, u16) {
 
 /// The rvs configuration for a workload's run: outside = the replayed pcap (tx dropped),
 /// inside = a sink.
-fn config(tag: &str, pcap: &Path, w: &Workload, cpu: usize, frames: usize, socket: &Path) -> String {
+fn config(
+    tag: &str,
+    pcaps: &[PathBuf],
+    w: &Workload,
+    cpus: &[usize],
+    frames: usize,
+    socket: &Path,
+) -> String {
     let capacity = (w.flows as usize * 2).max(65536);
+    let rx = pcaps
+        .iter()
+        .map(|p| format!("rx_pcap={}", p.display()))
+        .collect::<Vec<_>>()
+        .join(",");
+    let cpus = cpus.iter().map(|c| c.to_string()).collect::<Vec<_>>().join(", ");
     let (mbuf_size, mtu) = buffers(w);
     let mut servers = String::new();
     for k in 2..6 {
@@ -45,7 +58,7 @@ fn config(tag: &str, pcap: &Path, w: &Workload, cpu: usize, frames: usize, socke
     format!(
         r#"
 [dataplane]
-workers = [{cpu}]
+workers = [{cpus}]
 conn_capacity = {capacity}
 mbufs = {mbufs}
 mbuf_size = {mbuf_size}
@@ -53,7 +66,7 @@ mbuf_size = {mbuf_size}
 socket = "{socket}"
 [[port]]
 name = "outside"
-device = "net_pcap_{tag}o,rx_pcap={pcap},infinite_rx=1"
+device = "net_pcap_{tag}o,{rx},infinite_rx=1"
 mac = "02:00:00:00:00:a0"
 mtu = {mtu}
 addresses = ["203.0.113.1/24", "2001:db8:ff::1/64"]
@@ -110,7 +123,6 @@ scheduler = "rr"
 real = [{{ address = "[2001:db8:1::2]:8080", method = "nat" }}]
 "#,
         mbufs = frames + 16384,
-        pcap = pcap.display(),
         socket = socket.display(),
     )
 }
@@ -128,8 +140,12 @@ pub struct Result1 {
     pub workload: Workload,
     pub frames_in_pcap: usize,
     pub seconds: f64,
+    /// The baseline forwarder, on one core.
     pub baseline_mpps: f64,
+    /// rvs, all workers together.
     pub rvs_mpps: f64,
+    /// rvs, each worker (its rx queue's own input).
+    pub per_worker_mpps: Vec<f64>,
     pub ratio_to_baseline: f64,
     /// New connections per second (all workloads make some; this is the rate of the run).
     pub conns_per_s: f64,
@@ -212,11 +228,12 @@ pub fn run(
     list: &[Workload],
     out: &Path,
     secs: f64,
-    cpu: usize,
+    cpus: &[usize],
     memory: Memory,
     verify: bool,
     mut progress: impl FnMut(&str),
 ) -> Result<BenchReport> {
+    let cpu = *cpus.last().context("at least one CPU")?;
     std::fs::create_dir_all(out)?;
     let prefix = format!("rvs-bench-{}", std::process::id());
     let eal = dpdk::Eal::init(rvs::ealenv::eal_args(&prefix, memory, 4096, false)).context("EAL init")?;
@@ -236,8 +253,16 @@ pub fn run(
         let f = frames(w);
         let pcap = out.join(format!("{}.pcap", w.name));
         traffic::write_pcap(&pcap, &f)?;
+        // One input per worker (its rx queue's pcap): the flows it owns, so that the workers
+        // scale rather than hand each other half of every input.
+        let mut per_queue = Vec::new();
+        for (q, part) in split_by_owner(&f, cpus.len()).iter().enumerate() {
+            let path = out.join(format!("{}-q{q}.pcap", w.name));
+            traffic::write_pcap(&path, part)?;
+            per_queue.push(path);
+        }
         let socket = out.join(format!("bench-{i}.sock"));
-        let text = config(&format!("w{i}"), &pcap, w, cpu, f.len(), &socket);
+        let text = config(&format!("w{i}"), &per_queue, w, cpus, f.len(), &socket);
         let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("bench config: {e}"))?;
         let step = format!("[{}/{}] {}", i + 1, list.len(), w.name);
         let (mbuf_size, _) = buffers(w);
@@ -253,8 +278,63 @@ pub fn run(
         };
         results.push(run.measure(w, &cfg, &step, &mut progress)?);
         let _ = std::fs::remove_file(&pcap);
+        for q in per_queue {
+            let _ = std::fs::remove_file(q);
+        }
     }
-    finish(out, memory, 1, cpu, results, verified_packets)
+    finish(out, memory, cpus.len(), cpu, results, verified_packets)
+}
+
+/// The frames of each of `n` workers: every frame goes to the worker that owns its flow by
+/// the data plane's steering function (the client's endpoint: a frame from a real server
+/// belongs to its destination's flow), so no worker redirects anything. Frames that are not
+/// TCP/UDP over IPv4/IPv6 go to the first.
+pub fn split_by_owner(frames: &[Vec<u8>], n: usize) -> Vec<Vec<Vec<u8>>> {
+    let mut out = vec![Vec::new(); n.max(1)];
+    for f in frames {
+        let w = if n <= 1 {
+            0
+        } else {
+            owner_of_frame(f, n as u16) as usize
+        };
+        out[w].push(f.clone());
+    }
+    out
+}
+
+fn owner_of_frame(f: &[u8], n: u16) -> u16 {
+    use std::net::{IpAddr, Ipv6Addr};
+    let at = |i: usize| f.get(i).copied().unwrap_or(0);
+    let (proto, src, dst, l4) = match [at(12), at(13)] {
+        [0x08, 0x00] if f.len() >= 34 => {
+            let ihl = (at(14) & 0x0f) as usize * 4;
+            let a = |i: usize| IpAddr::V4(Ipv4Addr::new(at(i), at(i + 1), at(i + 2), at(i + 3)));
+            (at(23), a(26), a(30), 14 + ihl)
+        }
+        [0x86, 0xdd] if f.len() >= 54 => {
+            let a = |i: usize| {
+                let mut o = [0u8; 16];
+                o.copy_from_slice(&f[i..i + 16]);
+                IpAddr::V6(Ipv6Addr::from(o))
+            };
+            (at(20), a(22), a(38), 54)
+        }
+        _ => return 0,
+    };
+    if f.len() < l4 + 4 || !matches!(proto, 6 | 17) {
+        return 0;
+    }
+    let (sport, dport) = (
+        u16::from_be_bytes([at(l4), at(l4 + 1)]),
+        u16::from_be_bytes([at(l4 + 2), at(l4 + 3)]),
+    );
+    // The bench's real servers are 192.168.1.0/24 and 2001:db8:1::/64.
+    let from_server = match src {
+        IpAddr::V4(a) => a.octets()[..3] == [192, 168, 1],
+        IpAddr::V6(a) => a.segments()[..4] == [0x2001, 0xdb8, 1, 0],
+    };
+    let (client, cport) = if from_server { (dst, dport) } else { (src, sport) };
+    rvs_core::path::owner_of(proto, client, cport, n)
 }
 
 /// Writes `report.json` and `report.png` into `out`.
@@ -443,6 +523,11 @@ impl Measure<'_> {
         let r = daemon::run_on(self.eal, self.memory, cfg, &when, &stop)?;
         let secs_run = r.elapsed.as_secs_f64();
         let mpps = r.rx as f64 / secs_run;
+        let per_worker_mpps: Vec<f64> = r
+            .per_worker_rx
+            .iter()
+            .map(|&n| n as f64 / secs_run / 1e6)
+            .collect();
         let lat = &r.latency;
         let result = Result1 {
             workload: w.clone(),
@@ -450,6 +535,7 @@ impl Measure<'_> {
             seconds: secs_run,
             baseline_mpps: base / 1e6,
             rvs_mpps: mpps / 1e6,
+            per_worker_mpps,
             ratio_to_baseline: if base > 0.0 { mpps / base } else { 0.0 },
             conns_per_s: r.conns_created as f64 / secs_run,
             conns_per_busy_s: {
@@ -500,19 +586,26 @@ fn verify_replay(eal: &dpdk::Eal, memory: Memory, out: &Path, cpu: usize) -> Res
     let output = out.join("verify-out.pcap");
     traffic::write_pcap(&input, &f)?;
     traffic::write_pcap(&empty, &[])?;
-    let text = config("vf", &input, &w, cpu, f.len(), &out.join("verify.sock"))
-        .replace(
-            &format!("rx_pcap={},infinite_rx=1", input.display()),
-            &format!("rx_pcap={}", input.display()),
-        )
-        .replace(
-            "net_null_vfi,no-rx=1",
-            &format!(
-                "net_pcap_vfi,rx_pcap={},tx_pcap={}",
-                empty.display(),
-                output.display()
-            ),
-        );
+    let text = config(
+        "vf",
+        std::slice::from_ref(&input),
+        &w,
+        &[cpu],
+        f.len(),
+        &out.join("verify.sock"),
+    )
+    .replace(
+        &format!("rx_pcap={},infinite_rx=1", input.display()),
+        &format!("rx_pcap={}", input.display()),
+    )
+    .replace(
+        "net_null_vfi,no-rx=1",
+        &format!(
+            "net_pcap_vfi,rx_pcap={},tx_pcap={}",
+            empty.display(),
+            output.display()
+        ),
+    );
     let cfg = rvs_api::Config::from_toml(&text).map_err(|e| anyhow::anyhow!("verify config: {e}"))?;
     let when = StopWhen {
         idle: Some(Duration::from_millis(300)),
@@ -661,4 +754,40 @@ pub fn check_capture_config(text: &str) -> std::result::Result<(), String> {
     rvs_api::Config::from_toml(&t)
         .map(drop)
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+
+    /// Each worker's input holds whole flows (requests and the servers' replies together),
+    /// each owned by that worker, and nothing is lost.
+    #[test]
+    fn each_worker_gets_the_flows_it_owns_replies_included() {
+        let w = Workload::new("m", Kind::NatMixed, 200, false);
+        let f = frames(&w);
+        let parts = split_by_owner(&f, 2);
+        assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), f.len());
+        assert!(parts.iter().all(|p| !p.is_empty()), "both workers have input");
+        let client_of = |fr: &[u8]| {
+            let (src, dst) = (&fr[26..30], &fr[30..34]);
+            let (sp, dp) = (&fr[34..36], &fr[36..38]);
+            if src[..3] == [192, 168, 1] {
+                (dst.to_vec(), dp.to_vec())
+            } else {
+                (src.to_vec(), sp.to_vec())
+            }
+        };
+        for (k, part) in parts.iter().enumerate() {
+            for fr in part {
+                assert_eq!(owner_of_frame(fr, 2) as usize, k);
+                let c = client_of(fr);
+                assert!(
+                    !parts[1 - k].iter().any(|o| client_of(o) == c),
+                    "a flow in one part only"
+                );
+            }
+        }
+        assert_eq!(split_by_owner(&f, 1)[0].len(), f.len());
+    }
 }

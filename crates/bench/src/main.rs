@@ -33,8 +33,8 @@ struct Args {
     /// Where report.json and report.png go.
     #[arg(long, default_value = "out/bench")]
     out: PathBuf,
-    /// The worker's CPU (default: the last CPU).
-    #[arg(long)]
+    /// The worker's CPU with one worker (default: the last CPU).
+    #[arg(long, conflicts_with = "workers")]
     cpu: Option<usize>,
     /// Use ordinary pages even when hugepages are available.
     #[arg(long)]
@@ -46,8 +46,9 @@ struct Args {
     /// the embedded demo's (NAT 10.0.0.100:80 over 192.168.1.2-4:8080).
     #[arg(long, value_name = "FILE", requires = "pcap")]
     config: Option<PathBuf>,
-    /// With --pcap: workers (on the last CPUs).
-    #[arg(long, default_value_t = 1, requires = "pcap", value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// Workers, on the last CPUs: each gets an rx queue with the flows it owns (generated
+    /// workloads) or a copy of the capture (--pcap). The baseline stays on one core.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     workers: u16,
     /// Compare two reports (OLD NEW) by each workload's ratio to the baseline.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"], conflicts_with_all = ["pcap", "smoke", "only"])]
@@ -141,32 +142,38 @@ fn run(args: &Args) -> Result<()> {
     if secs <= 0.0 {
         bail!("--seconds must be positive");
     }
-    let cpu = args.cpu.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get() - 1)
-            .unwrap_or(0)
-    });
+    let ncpu = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let workers = args.workers as usize;
+    if workers > ncpu {
+        bail!("--workers {workers}: this machine has {ncpu} CPUs");
+    }
+    let cpus: Vec<usize> = match args.cpu {
+        Some(c) => vec![c],
+        None => (ncpu - workers..ncpu).collect(),
+    };
+    let cpu = *cpus.last().expect("at least one worker");
     let memory = if args.no_huge {
         Memory::NoHuge
     } else {
         Memory::detect()
     };
     println!(
-        "{}; memory: {}; worker on CPU {cpu}",
+        "{}; memory: {}; workers on CPUs {cpus:?} (the baseline on {cpu})",
         rvs::version_line("rvs-bench"),
         memory.describe()
     );
     let report = match &args.pcap {
         Some(capture) => run_capture(args, capture, secs, memory)?,
-        None => bench::run(&list, &args.out, secs, cpu, memory, args.smoke, |l| {
+        None => bench::run(&list, &args.out, secs, &cpus, memory, args.smoke, |l| {
             println!("{l}")
         })?,
     };
     println!(
-        "\n{:<22} {:>9} {:>9} {:>7} {:>12} {:>8} {:>8} {:>9} {:>9}",
+        "\n{:<22} {:>9} {:>9} {:>13} {:>7} {:>12} {:>8} {:>8} {:>9} {:>9}",
         "workload",
         "base Mpps",
         "rvs Mpps",
+        "per worker",
         "ratio",
         "conns/busy-s",
         "p50 ns",
@@ -176,10 +183,15 @@ fn run(args: &Args) -> Result<()> {
     );
     for r in &report.results {
         println!(
-            "{:<22} {:>9.2} {:>9.2} {:>6.0}% {:>12.0} {:>8} {:>8} {:>9} {:>9}",
+            "{:<22} {:>9.2} {:>9.2} {:>13} {:>6.0}% {:>12.0} {:>8} {:>8} {:>9} {:>9}",
             r.workload.name,
             r.baseline_mpps,
             r.rvs_mpps,
+            r.per_worker_mpps
+                .iter()
+                .map(|m| format!("{m:.2}"))
+                .collect::<Vec<_>>()
+                .join("/"),
             r.ratio_to_baseline * 100.0,
             r.conns_per_busy_s,
             r.latency_per_burst.p50_ns,
