@@ -25,20 +25,24 @@ pub fn sum(data: &[u8], initial: u32) -> u32 {
 }
 
 #[inline]
-fn fold64(mut acc: u64) -> u32 {
-    while acc > 0xffff_ffff {
-        acc = (acc & 0xffff_ffff) + (acc >> 32);
-    }
-    acc as u32
+fn fold64(acc: u64) -> u32 {
+    // Two rounds reach 32 bits from any 64-bit sum, without a loop's branch.
+    let acc = (acc & 0xffff_ffff) + (acc >> 32);
+    ((acc & 0xffff_ffff) + (acc >> 32)) as u32
 }
 
-/// Folds a 32-bit one's-complement accumulator to 16 bits.
+/// [`fold64`] for callers that sum 32-bit words themselves (a fixed-size header).
 #[inline]
-pub fn fold(mut acc: u32) -> u16 {
-    while acc > 0xffff {
-        acc = (acc & 0xffff) + (acc >> 16);
-    }
-    acc as u16
+pub fn fold64_pub(acc: u64) -> u32 {
+    fold64(acc)
+}
+
+/// Folds a 32-bit one's-complement accumulator to 16 bits (two rounds reach 16 bits from any
+/// 32-bit sum, without a loop's branch).
+#[inline]
+pub fn fold(acc: u32) -> u16 {
+    let acc = (acc & 0xffff) + (acc >> 16);
+    ((acc & 0xffff) + (acc >> 16)) as u16
 }
 
 /// The checksum field value for `data` (RFC 1071): the complement of the folded sum.

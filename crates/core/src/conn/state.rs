@@ -222,6 +222,18 @@ impl Timeouts {
 
 #[cfg(test)]
 mod tests {
+
+    /// What the established fast path in `flow.rs` relies on: an ACK, or a segment without
+    /// flags, leaves ESTABLISHED as it is, whichever way it goes.
+    #[test]
+    fn an_ack_leaves_established_alone_in_every_direction() {
+        for dir in [Direction::Input, Direction::Output, Direction::InputOnly] {
+            for flags in [0x10, 0x18, 0x00, 0x08] {
+                assert_eq!(tcp_next(TcpState::Established, dir, flags), TcpState::Established);
+            }
+        }
+    }
+
     use super::*;
     use Direction::*;
 

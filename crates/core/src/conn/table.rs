@@ -14,6 +14,18 @@ pub trait Addr: Copy + Eq + Debug + 'static {
     fn ip(self) -> IpAddr;
 }
 
+/// A keyed tuple hash as an out key's: one more mixing round with a constant of its own (the
+/// result is as unpredictable as the keyed hash it comes from).
+#[inline]
+fn out_of(base: u64) -> u64 {
+    mix64(base, 0x5851_f42d_4c95_7f2d)
+}
+
+#[inline]
+fn fold_hash(h: u64) -> u32 {
+    (h ^ (h >> 32)) as u32
+}
+
 #[inline]
 fn mix64(h: u64, v: u64) -> u64 {
     // One round of a multiply-xorshift mixer: cheap, and good enough with a secret seed.
@@ -312,11 +324,21 @@ impl<A: Addr> ConnTable<A> {
 
     #[inline]
     pub fn hash(&self, t: &Tuple<A>, kind: KeyKind) -> u32 {
-        let mut h = self.seed ^ ((t.proto as u64) << 8 | kind as u64);
+        let base = self.base_hash(t);
+        match kind {
+            KeyKind::In => fold_hash(base),
+            KeyKind::Out => fold_hash(out_of(base)),
+        }
+    }
+
+    /// The tuple's keyed hash before its kind is mixed in: a packet is looked up as both
+    /// kinds, and the second costs one more round instead of a second pass over the tuple.
+    #[inline]
+    fn base_hash(&self, t: &Tuple<A>) -> u64 {
+        let mut h = self.seed ^ ((t.proto as u64) << 8);
         h = t.src.mix(h);
         h = t.dst.mix(h);
-        h = mix64(h, ((t.sport as u64) << 16) | t.dport as u64);
-        (h ^ (h >> 32)) as u32
+        mix64(h, ((t.sport as u64) << 16) | t.dport as u64)
     }
 
     /// Loads the first index slot for `hash` so that a later probe finds it in cache. Called
@@ -335,7 +357,8 @@ impl<A: Addr> ConnTable<A> {
     /// A tuple's hashes as an in key and as an out key, for [`Self::lookup_hashed`].
     #[inline]
     pub fn hashes(&self, t: &Tuple<A>) -> (u32, u32) {
-        (self.hash(t, KeyKind::In), self.hash(t, KeyKind::Out))
+        let base = self.base_hash(t);
+        (fold_hash(base), fold_hash(out_of(base)))
     }
 
     /// [`Self::lookup`] with the hashes computed beforehand (for a whole burst at once).
