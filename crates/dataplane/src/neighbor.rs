@@ -14,10 +14,10 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use rvs_core::tables::Fnv;
+use rvs_core::tables::KeyHasher;
 use rvs_core::wire::ethernet::Mac;
 
-pub type NeighborMap = HashMap<IpAddr, Entry, BuildHasherDefault<Fnv>>;
+pub type NeighborMap = HashMap<IpAddr, Entry, BuildHasherDefault<KeyHasher>>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Entry {

@@ -51,10 +51,10 @@ impl FragKey {
         }
     }
 
-    /// The worker every fragment of the datagram goes to first (FNV-1a over the identity).
+    /// The worker every fragment of the datagram goes to first (a hash of the identity, the same on every worker).
     fn home(&self, workers: u16) -> u16 {
         use std::hash::{Hash, Hasher};
-        let mut h = crate::tables::Fnv::default();
+        let mut h = crate::tables::KeyHasher::default();
         self.hash(&mut h);
         (h.finish() % workers as u64) as u16
     }

@@ -18,7 +18,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
 use std::net::IpAddr;
 
-use crate::tables::Fnv;
+use crate::tables::KeyHasher;
 
 /// The local ports FullNAT uses: above the well-known and registered ones a server might
 /// expect a client never to use (DPVS's default range too).
@@ -76,7 +76,7 @@ impl Share {
 /// A worker's local ports: its share of every (local address, protocol) it has used.
 #[derive(Debug, Default)]
 pub struct LocalPorts {
-    shares: HashMap<(IpAddr, u8), Share, BuildHasherDefault<Fnv>>,
+    shares: HashMap<(IpAddr, u8), Share, BuildHasherDefault<KeyHasher>>,
     /// Which local address the next connection tries first (round robin over a service's).
     next: usize,
 }
