@@ -105,6 +105,9 @@ pub struct Tables {
     by_mark: FastMap<(u32, bool), usize>,
     /// FullNAT's local addresses (every service's): answered for (ARP/ND) on every port.
     laddrs: FastMap<IpAddr, ()>,
+    /// Each real server's route (egress port, next hop), resolved once per table instead of
+    /// once per new connection.
+    real_routes: FastMap<(u32, IpAddr), (u16, IpAddr)>,
 }
 
 impl Tables {
@@ -151,6 +154,11 @@ impl Tables {
                 }
             }
         }
+        let real_routes = services
+            .iter()
+            .flat_map(|s| s.reals.iter())
+            .filter_map(|r| net.route(r.addr).map(|route| ((r.id.0, r.addr), route)))
+            .collect();
         let laddrs: FastMap<IpAddr, ()> = services
             .iter()
             .flat_map(|s| s.fullnat.laddrs.iter().map(|&a| (a, ())))
@@ -174,7 +182,18 @@ impl Tables {
             marks: Vec::new(),
             by_mark,
             laddrs,
+            real_routes,
         }
+    }
+
+    /// The route to a real server (egress port, next hop): resolved when the tables were
+    /// built, as IPVS caches a destination's route.
+    #[inline]
+    pub fn real_route(&self, r: &crate::model::RealServer) -> Option<(u16, IpAddr)> {
+        self.real_routes
+            .get(&(r.id.0, r.addr))
+            .copied()
+            .or_else(|| self.net.route(r.addr))
     }
 
     /// The same tables with the classifier's `rules` (first match wins). Each rule naming one

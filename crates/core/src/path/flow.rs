@@ -542,7 +542,7 @@ fn bound_conn<A: Family>(
         return Err(DropReason::TtlExceeded);
     }
     let raddr = A::from_ip(real.addr).ok_or(DropReason::NoRealServer)?;
-    let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(DropReason::NoRoute)?;
+    let (rs_port, rs_hop) = t.real_route(real).ok_or(DropReason::NoRoute)?;
     let mut flags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
     let mut client_port = 0;
     if real.forward.has_replies() {

@@ -342,7 +342,7 @@ impl Director {
             set_activity(e, reg, super::flow::is_active(r.protocol, state));
             return Ok(false);
         }
-        let (rs_port, rs_hop) = t.net.route(real.addr).ok_or(SyncRefusal::NoRoute)?;
+        let (rs_port, rs_hop) = t.real_route(real).ok_or(SyncRefusal::NoRoute)?;
         let mut cflags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
         let mut client_port = 0;
         if real.forward.has_replies() {
