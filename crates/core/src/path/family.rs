@@ -105,6 +105,10 @@ pub(crate) trait Family: Addr {
     fn is_error(icmp_type: u8) -> bool;
     fn echo_request() -> u8;
     fn echo_reply() -> u8;
+    /// NAT's rewrite of a whole packet (IP header at `l2`): the source (`src`) or destination
+    /// address becomes `addr` and its port `port`, the TTL drops by one, both checksums take
+    /// one incremental update each.
+    fn nat(b: &mut [u8], l2: usize, ip: &IpInfo<Self>, src: bool, addr: Self, port: u16);
     /// Sets the length of a packet whose IP header is at the start of `ip` to `len` bytes in
     /// all (the header checksum follows).
     fn set_packet_len(ip: &mut [u8], len: usize);
@@ -287,6 +291,13 @@ impl Family for Ipv4Addr {
         icmp::v4::ECHO_REQUEST
     }
 
+    #[inline]
+    fn nat(b: &mut [u8], l2: usize, ip: &IpInfo<Self>, src: bool, addr: Self, port: u16) {
+        // The address change is summed once, for the header and the pseudo-header.
+        let delta = Ipv4Packet::new_unchecked(&mut b[l2..]).nat_rewrite_delta(src, addr);
+        l4::nat_rewrite_v4(ip.proto, &mut b[l2 + ip.l4..l2 + ip.end], src, port, delta);
+    }
+
     fn set_packet_len(ip: &mut [u8], len: usize) {
         let mut p = Ipv4Packet::new_unchecked(ip);
         p.set_total_len(len as u16);
@@ -437,6 +448,22 @@ impl Family for Ipv6Addr {
 
     fn echo_request() -> u8 {
         icmp::v6::ECHO_REQUEST
+    }
+
+    #[inline]
+    fn nat(b: &mut [u8], l2: usize, ip: &IpInfo<Self>, src: bool, addr: Self, port: u16) {
+        let old = if src { ip.src } else { ip.dst };
+        Ipv6Packet::new_unchecked(&mut b[l2..]).nat_rewrite(src, addr);
+        let (ow, nw) = (old.segments(), addr.segments());
+        l4::nat_rewrite(
+            ip.proto,
+            &mut b[l2 + ip.l4..l2 + ip.end],
+            src,
+            port,
+            &ow,
+            &nw,
+            false,
+        );
     }
 
     fn set_packet_len(ip: &mut [u8], len: usize) {

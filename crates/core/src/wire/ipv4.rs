@@ -134,6 +134,30 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     }
 
+    /// NAT's header rewrite as [`Self::nat_rewrite`] does it, returning the one's-complement
+    /// sum of the address change (RFC 1624: ~old + new over its two words), which the
+    /// transport checksum's pseudo-header takes too: one computation for both checksums.
+    #[inline(always)]
+    pub fn nat_rewrite_delta(&mut self, src: bool, new: Ipv4Addr) -> u32
+    where
+        T: AsMut<[u8]>,
+    {
+        let b: &mut [u8; 20] = (&mut self.buf.as_mut()[..20])
+            .try_into()
+            .expect("a checked view holds its 20-byte header");
+        let at = if src { field::SRC } else { field::DST };
+        let o = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let n = u32::from(new);
+        let delta = (!(o >> 16) & 0xffff) + (!o & 0xffff) + (n >> 16) + (n & 0xffff);
+        let c = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
+        // The TTL/protocol word loses 0x0100: ~old + (old - 0x0100) is 0xfeff.
+        let c = !checksum::fold((!c) as u32 + delta + 0xfeff);
+        b[at..at + 4].copy_from_slice(&n.to_be_bytes());
+        b[field::TTL] -= 1;
+        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+        delta
+    }
+
     /// The flags-and-offset field, for one read of both (`MORE_FRAGMENTS`, `FRAG_OFFSET`).
     #[inline]
     pub fn flags_frag(&self) -> u16 {

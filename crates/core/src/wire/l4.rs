@@ -122,6 +122,29 @@ pub fn nat_rewrite(
     seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
 }
 
+/// [`nat_rewrite`] over IPv4, with the address change already summed (`addr_delta`, from
+/// [`super::ipv4::Ipv4Packet::nat_rewrite_delta`]): the port and one fold.
+#[inline(always)]
+pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_delta: u32) {
+    let at = if src { 0 } else { 2 };
+    let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
+    seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
+    let csum_at = match protocol {
+        proto::TCP => super::tcp::CHECKSUM_AT,
+        proto::UDP => super::udp::CHECKSUM_AT,
+        _ => return finish(protocol, seg),
+    };
+    let c = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
+    if protocol == proto::UDP && c == 0 {
+        return; // IPv4 UDP without a checksum stays without one
+    }
+    let mut c = !crate::checksum::fold((!c) as u32 + addr_delta + (!old_port) as u32 + port as u32);
+    if protocol == proto::UDP && c == 0 {
+        c = 0xffff;
+    }
+    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Recomputes what cannot be updated incrementally (SCTP's CRC32c), after all rewrites.
 #[inline]
 pub fn finish(protocol: u8, b: &mut [u8]) {

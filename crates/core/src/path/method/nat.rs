@@ -126,16 +126,5 @@ pub(in crate::path) fn rewrite_src<A: Family>(b: &mut [u8], l2: usize, ip: &IpIn
 }
 
 fn nat<A: Family>(b: &mut [u8], l2: usize, ip: &IpInfo<A>, src: bool, addr: A, port: u16) {
-    let old = if src { ip.src } else { ip.dst };
-    A::nat_header(&mut b[l2..], src, old, addr);
-    let ((ow, n), (nw, _)) = (old.words(), addr.words());
-    l4::nat_rewrite(
-        ip.proto,
-        &mut b[l2 + ip.l4..l2 + ip.end],
-        src,
-        port,
-        &ow[..n],
-        &nw[..n],
-        A::HEADER_LEN == 20,
-    );
+    A::nat(b, l2, ip, src, addr, port);
 }
