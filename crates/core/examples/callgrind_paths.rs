@@ -3,7 +3,8 @@
 //!
 //!   callgrind_paths CASE N        CASE: nat-in | nat-reply | syn | dr-in | fnat-in |
 //!                                 fnat-reply | fnat-pp-in | fnat-pp-reply (FullNAT, and
-//!                                 FullNAT with the PROXY protocol's sequence shift)
+//!                                 FullNAT with the PROXY protocol's sequence shift); any
+//!                                 CASE-offload: with a NIC's checksums-good flags
 //!   callgrind_paths memory        size of the connection table at 1M and 10M entries
 //!
 //! Frames are built before the measured function, `measure`, which callgrind is told to count
@@ -51,6 +52,11 @@ fn main() {
         return;
     }
     let n: u32 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+    // `-offload`: the frames come with a NIC's "checksums good" flags (a device that checks).
+    let (case, offload) = match case.strip_suffix("-offload") {
+        Some(c) => (c, true),
+        None => (case, false),
+    };
     let t = tables();
     let flows = 1024u32.min(n);
     // Established flows first (handshake done), outside the measurement.
@@ -117,6 +123,13 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if offload {
+        let good = rvs_core::RxChecksums {
+            ip: rvs_core::RxCheck::Good,
+            l4: rvs_core::RxCheck::Good,
+        };
+        frames = frames.into_iter().map(|f| f.with_rx_checksums(good)).collect();
+    }
     let forwarded = measure(&mut d, &t, port, &mut frames, 1);
     if forwarded != n as u64 {
         eprintln!(

@@ -2,8 +2,32 @@
 //! (tunnel headers are prepended, ICMP errors are built in place). The data plane implements it
 //! for DPDK mbufs; tests and fuzzers use [`VecFrame`].
 
+/// What the NIC said of a received frame's checksums (DPDK's `RTE_MBUF_F_RX_*_CKSUM_*`),
+/// for the checks it makes unnecessary. `Unknown` (a device that does not check, a frame
+/// made or copied in software) means the path checks itself; `Bad` is a counted drop as a
+/// failed software check is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RxCheck {
+    #[default]
+    Unknown,
+    Good,
+    Bad,
+}
+
+/// The NIC's word on the IPv4 header checksum and on the TCP/UDP checksum.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RxChecksums {
+    pub ip: RxCheck,
+    pub l4: RxCheck,
+}
+
 pub trait Frame {
     fn data(&self) -> &[u8];
+    /// What the NIC verified of this frame's checksums (nothing, by default).
+    #[inline]
+    fn rx_checksums(&self) -> RxChecksums {
+        RxChecksums::default()
+    }
     fn data_mut(&mut self) -> &mut [u8];
     fn headroom(&self) -> usize;
     /// Grows the front by `n` bytes (contents unspecified); false, and no change, if no room.
@@ -21,6 +45,7 @@ pub trait Frame {
 pub struct VecFrame {
     buf: Vec<u8>,
     start: usize,
+    rx: RxChecksums,
 }
 
 impl VecFrame {
@@ -34,13 +59,27 @@ impl VecFrame {
     pub fn with_headroom(data: &[u8], headroom: usize) -> VecFrame {
         let mut buf = vec![0u8; headroom + data.len()];
         buf[headroom..].copy_from_slice(data);
-        VecFrame { buf, start: headroom }
+        VecFrame {
+            buf,
+            start: headroom,
+            rx: RxChecksums::default(),
+        }
+    }
+
+    /// The same frame as a NIC that checked its checksums would hand it over.
+    pub fn with_rx_checksums(mut self, rx: RxChecksums) -> VecFrame {
+        self.rx = rx;
+        self
     }
 }
 
 impl Frame for VecFrame {
     fn data(&self) -> &[u8] {
         &self.buf[self.start..]
+    }
+
+    fn rx_checksums(&self) -> RxChecksums {
+        self.rx
     }
 
     fn data_mut(&mut self) -> &mut [u8] {

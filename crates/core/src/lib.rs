@@ -27,7 +27,7 @@ pub mod tables;
 pub mod wire;
 
 pub use drop::{DropCounters, DropReason};
-pub use frame::{Frame, VecFrame};
+pub use frame::{Frame, RxCheck, RxChecksums, VecFrame};
 pub use path::{
     Director, DirectorConfig, RealTraffic, SyncRefusal, SyncStats, Verdict, WorkerStats, FRAG_ENTRIES,
     FRAG_HOLD, FRAG_HOLD_MS, FRAG_TTL_MS,

@@ -1045,3 +1045,69 @@ fn a_syn_in_time_wait_starts_a_new_stream_on_the_same_local_port() {
     );
     assert!(payload.ends_with(b"GET"));
 }
+
+/// What the NIC says of the checksums replaces the path's own checks, never weakens them: a
+/// header or segment the NIC found good is not summed again, one it found bad is a counted
+/// drop even if the bytes add up, and without its word the path checks itself. (Any service
+/// would do; this file has a director at hand.)
+#[test]
+fn the_nics_checksum_flags_stand_in_for_the_software_checks() {
+    use rvs_core::{RxCheck, RxChecksums};
+    let t = tables(ProxyProtocol::Off, false, vec![ip(LIP)]);
+    let mut d = director(0, 1, 1024);
+    let syn = |cport: u16| {
+        tcp(
+            FROM_CLIENT,
+            ip(CLIENT),
+            ip(VIP),
+            64,
+            cport,
+            80,
+            Seg {
+                seq: 1,
+                syn: true,
+                ..Seg::default()
+            },
+        )
+    };
+    let nic = |ip: RxCheck, l4: RxCheck| RxChecksums { ip, l4 };
+    let go = |d: &mut Director, f: Vec<u8>, rx: RxChecksums| {
+        let mut fr = VecFrame::new(&f).with_rx_checksums(rx);
+        d.process(&t, 0, &mut fr, 0)
+    };
+    use RxCheck::*;
+    // Bad by the NIC's word: dropped, whatever the bytes say.
+    assert_eq!(
+        go(&mut d, syn(1), nic(Bad, Good)),
+        Verdict::Drop(DropReason::Ipv4BadChecksum)
+    );
+    assert_eq!(
+        go(&mut d, syn(2), nic(Good, Bad)),
+        Verdict::Drop(DropReason::BadL4Checksum)
+    );
+    // A corrupted IPv4 header checksum: the software check catches it without the NIC's word.
+    let mut broken = syn(3);
+    broken[24] ^= 0xff;
+    assert_eq!(
+        go(&mut d, broken.clone(), nic(Unknown, Unknown)),
+        Verdict::Drop(DropReason::Ipv4BadChecksum)
+    );
+    // A corrupted TCP checksum likewise.
+    let mut torn = syn(4);
+    torn[50] ^= 0xff;
+    assert_eq!(
+        go(&mut d, torn, nic(Unknown, Unknown)),
+        Verdict::Drop(DropReason::BadL4Checksum)
+    );
+    // Good by the NIC's word, good bytes: forwarded.
+    assert!(matches!(
+        go(&mut d, syn(5), nic(Good, Good)),
+        Verdict::Forward { .. }
+    ));
+    assert!(matches!(
+        go(&mut d, syn(6), nic(Unknown, Unknown)),
+        Verdict::Forward { .. }
+    ));
+    assert_eq!(d.drops.get(DropReason::Ipv4BadChecksum), 2);
+    assert_eq!(d.drops.get(DropReason::BadL4Checksum), 2);
+}

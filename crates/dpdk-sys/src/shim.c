@@ -43,6 +43,28 @@ uint8_t *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len) { return (uint8_t 
 uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return (uint8_t *)rte_pktmbuf_adj(m, len); }
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
+
+uint8_t rvs_pktmbuf_rx_csum(const struct rte_mbuf *m)
+{
+    uint64_t f = m->ol_flags;
+    uint8_t out = 0;
+    switch (f & RTE_MBUF_F_RX_IP_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_IP_CKSUM_GOOD: out |= 1; break;
+    case RTE_MBUF_F_RX_IP_CKSUM_BAD: out |= 2; break;
+    default: break;
+    }
+    switch (f & RTE_MBUF_F_RX_L4_CKSUM_MASK) {
+    case RTE_MBUF_F_RX_L4_CKSUM_GOOD: out |= 4; break;
+    case RTE_MBUF_F_RX_L4_CKSUM_BAD: out |= 8; break;
+    default: break;
+    }
+    return out;
+}
+
+uint64_t rvs_rx_csum_offloads(uint64_t capa)
+{
+    return capa & (RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM | RTE_ETH_RX_OFFLOAD_TCP_CKSUM);
+}
 uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m) { return m->port; }
 void rvs_pktmbuf_set_port(struct rte_mbuf *m, uint16_t port) { m->port = port; }
 

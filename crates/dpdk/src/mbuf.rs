@@ -178,6 +178,22 @@ impl rvs_core::Frame for Mbuf {
     }
 
     #[inline]
+    fn rx_checksums(&self) -> rvs_core::RxChecksums {
+        use rvs_core::RxCheck;
+        // SAFETY: self owns a valid mbuf; ol_flags is plain data.
+        let f = unsafe { sys::rvs_pktmbuf_rx_csum(self.0.as_ptr()) };
+        let of = |good: u8, bad: u8| match (f & good != 0, f & bad != 0) {
+            (true, _) => RxCheck::Good,
+            (_, true) => RxCheck::Bad,
+            _ => RxCheck::Unknown,
+        };
+        rvs_core::RxChecksums {
+            ip: of(1, 2),
+            l4: of(4, 8),
+        }
+    }
+
+    #[inline]
     fn data_mut(&mut self) -> &mut [u8] {
         Mbuf::data_mut(self)
     }

@@ -66,7 +66,12 @@ pub(crate) trait Family: Addr {
     /// The most an ICMP error may carry in all (RFC 1812: 576; RFC 4443: 1280).
     const ICMP_ERROR_MAX: usize;
 
-    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason>;
+    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
+        Self::parse_checked(b, crate::frame::RxCheck::Unknown)
+    }
+    /// [`Family::parse`] with what the NIC said of the header checksum (IPv4's: skipped when
+    /// the NIC found it good, a drop when it found it bad).
+    fn parse_checked(b: &[u8], nic: crate::frame::RxCheck) -> Result<IpInfo<Self>, DropReason>;
     /// The identification of the datagram a fragment (its IP header at `ip`) belongs to.
     fn frag_id(ip: &[u8]) -> u32;
     /// Parses a header quoted in an ICMP error: the packet may be cut short, so only the header
@@ -122,9 +127,15 @@ impl Family for Ipv4Addr {
     const ICMP_ERROR_MAX: usize = 576;
 
     #[inline]
-    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
+    fn parse_checked(b: &[u8], nic: crate::frame::RxCheck) -> Result<IpInfo<Self>, DropReason> {
+        use crate::frame::RxCheck;
         let ip = Ipv4Packet::new_checked(b)?;
-        if !ip.verify_checksum() {
+        let ok = match nic {
+            RxCheck::Good => true,
+            RxCheck::Bad => false,
+            RxCheck::Unknown => ip.verify_checksum(),
+        };
+        if !ok {
             return Err(DropReason::Ipv4BadChecksum);
         }
         Ok(IpInfo {
@@ -323,7 +334,7 @@ impl Family for Ipv6Addr {
     const ICMP_ERROR_MAX: usize = 1280;
 
     #[inline]
-    fn parse(b: &[u8]) -> Result<IpInfo<Self>, DropReason> {
+    fn parse_checked(b: &[u8], _nic: crate::frame::RxCheck) -> Result<IpInfo<Self>, DropReason> {
         let ip = Ipv6Packet::new_checked(b)?;
         let ul = ip.upper_layer()?;
         Ok(IpInfo {

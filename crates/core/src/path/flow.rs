@@ -120,8 +120,16 @@ impl Director {
             return Verdict::Drop(DropReason::MartianSource);
         }
         // A first fragment's checksum covers bytes still on their way: it cannot be checked.
-        if ip.fragment == super::family::Frag::Whole && !l4_intact(f.data(), l2, &ip) {
-            return Verdict::Drop(DropReason::BadL4Checksum);
+        // The NIC's word when it checked the TCP/UDP checksum; else the path's own check.
+        if ip.fragment == super::family::Frag::Whole {
+            let intact = match f.rx_checksums().l4 {
+                crate::frame::RxCheck::Good if ip.proto != proto::SCTP => true,
+                crate::frame::RxCheck::Bad if ip.proto != proto::SCTP => false,
+                _ => l4_intact(f.data(), l2, &ip),
+            };
+            if !intact {
+                return Verdict::Drop(DropReason::BadL4Checksum);
+            }
         }
         let Some(protocol) = protocol else {
             return Verdict::Drop(DropReason::UnsupportedProtocol);

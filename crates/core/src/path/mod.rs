@@ -371,7 +371,7 @@ impl Director {
         for (frames, out) in frames.chunks_mut(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
             let mut classes = [Class::Drop(DropReason::EthTruncated); MAX_BURST];
             for (c, f) in classes.iter_mut().zip(frames.iter()) {
-                *c = classify(f.data());
+                *c = classify(f.data(), f.rx_checksums().ip);
             }
             // Load the index slots of the whole burst before probing any: independent loads
             // that the CPU overlaps, instead of one cache miss after another.
@@ -514,7 +514,7 @@ fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32))
 }
 
 /// First pass: parse and check every header the path will rely on.
-fn classify(b: &[u8]) -> Class {
+fn classify(b: &[u8], nic_ip: crate::frame::RxCheck) -> Class {
     let eth = match EthernetFrame::new_checked(b) {
         Ok(e) => e,
         Err(r) => return Class::Drop(r),
@@ -522,7 +522,7 @@ fn classify(b: &[u8]) -> Class {
     let l2 = eth.header_len();
     match eth.ethertype() {
         ethertype::ARP => Class::Arp { l2 },
-        ethertype::IPV4 => match ip_class::<Ipv4Addr>(&b[l2..]) {
+        ethertype::IPV4 => match ip_class::<Ipv4Addr>(&b[l2..], nic_ip) {
             Ok((ip, None)) => Class::Frag4 { l2, ip },
             Ok((ip, Some(l4))) if ip.fragment == Frag::First => Class::First4 { l2, ip, l4 },
             Ok((ip, Some(l4))) => Class::V4 { l2, ip, l4 },
@@ -532,7 +532,7 @@ fn classify(b: &[u8]) -> Class {
                 reason,
             },
         },
-        ethertype::IPV6 => match ip_class::<Ipv6Addr>(&b[l2..]) {
+        ethertype::IPV6 => match ip_class::<Ipv6Addr>(&b[l2..], nic_ip) {
             Ok((ip, None)) => Class::Frag6 { l2, ip },
             Ok((ip, Some(l4))) if ip.fragment == Frag::First => Class::First6 { l2, ip, l4 },
             Ok((ip, Some(l4))) => Class::V6 { l2, ip, l4 },
@@ -562,8 +562,11 @@ impl<A> From<DropReason> for IpClassError<A> {
 }
 
 /// The IP header and, but for a TCP/UDP fragment after the first, the transport header.
-fn ip_class<A: Family>(b: &[u8]) -> Result<(IpInfo<A>, Option<L4>), IpClassError<A>> {
-    let ip = A::parse(b)?;
+fn ip_class<A: Family>(
+    b: &[u8],
+    nic: crate::frame::RxCheck,
+) -> Result<(IpInfo<A>, Option<L4>), IpClassError<A>> {
+    let ip = A::parse_checked(b, nic)?;
     if ip.fragment != Frag::Whole && !matches!(ip.proto, proto::TCP | proto::UDP) {
         return Err(IpClassError::NotForwarded(ip.dst, DropReason::Fragment));
     }
