@@ -261,6 +261,9 @@ impl<A: Addr> Debug for ConnTable<A> {
     }
 }
 
+/// The entry index's bits in a slot.
+const INDEX_MASK: u64 = 0x3fff_ffff;
+
 #[inline]
 fn slot_of(tag: u32, kind: KeyKind, idx: u32) -> u64 {
     ((tag as u64) << 32) | ((kind as u64) << 30) | idx as u64
@@ -374,14 +377,18 @@ impl<A: Addr> ConnTable<A> {
     #[inline]
     pub fn find(&self, t: &Tuple<A>, hash: u32, kind: KeyKind) -> Option<u32> {
         let mut i = hash as usize & self.mask;
+        // Tag and kind compared in one masked test (the slot's layout: `slot_of`).
+        let want = slot_of(hash, kind, 0);
         loop {
             let s = self.slots[i];
             if s == 0 {
                 return None;
             }
-            let (tag, k, idx) = slot_parts(s);
-            if tag == hash && k == kind && self.entries[idx as usize].key(kind) == *t {
-                return Some(idx);
+            if s & !INDEX_MASK == want {
+                let idx = (s & INDEX_MASK) as u32;
+                if self.entries[idx as usize].key(kind) == *t {
+                    return Some(idx);
+                }
             }
             i = (i + 1) & self.mask;
         }
