@@ -346,6 +346,8 @@ impl Director {
 
     /// Steps the connection's state for a packet in `dir`, refreshes its expiry and moves it
     /// between the active and inactive counts when that changes. Returns the state before.
+    /// The established case first, inlined; the rest out of line.
+    #[inline(always)]
     fn step<A: Addr>(
         table: &mut ConnTable<A>,
         reg: &RealRegistry,
@@ -367,6 +369,21 @@ impl Director {
             c.expires = now + timeouts.tcp[TcpState::Established as usize] as u64 * 1000;
             return old;
         }
+        Self::step_slow(table, reg, timeouts, idx, dir, l4, now)
+    }
+
+    #[inline(never)]
+    fn step_slow<A: Addr>(
+        table: &mut ConnTable<A>,
+        reg: &RealRegistry,
+        timeouts: &Timeouts,
+        idx: u32,
+        dir: Direction,
+        l4: &L4,
+        now: u64,
+    ) -> u8 {
+        let c = table.get_mut(idx);
+        let old = c.state;
         let dir = if c.flags & CONN_NO_OUTPUT != 0 && dir == Direction::Input {
             Direction::InputOnly
         } else {
