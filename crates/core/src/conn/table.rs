@@ -269,15 +269,6 @@ fn slot_of(tag: u32, kind: KeyKind, idx: u32) -> u64 {
     ((tag as u64) << 32) | ((kind as u64) << 30) | idx as u64
 }
 
-#[inline]
-fn slot_parts(s: u64) -> (u32, KeyKind, u32) {
-    let kind = match (s >> 30) & 3 {
-        1 => KeyKind::In,
-        _ => KeyKind::Out,
-    };
-    ((s >> 32) as u32, kind, (s & 0x3fff_ffff) as u32)
-}
-
 impl<A: Addr> ConnTable<A> {
     /// A table for `capacity` entries (connections plus templates). `seed` keys the hash: give
     /// each worker a random one so that flows cannot be crafted to collide.
