@@ -434,7 +434,7 @@ impl Director {
         if self.sync_on {
             self.sync_check::<A>(idx, old, p.now);
         }
-        if c.forward.has_replies() && p.ip.ttl <= 1 {
+        if p.ip.ttl <= 1 && c.forward.has_replies() {
             return Verdict::Drop(DropReason::TtlExceeded);
         }
         self.forward_in(t, f, p, &c)
@@ -720,6 +720,7 @@ pub(super) fn to_real<A: Addr>(t: &Tables, b: &mut [u8], c: &Conn<A>) -> Verdict
 }
 
 /// Out of `port`, to `dst` itself or to the port's gateway of its family.
+#[inline]
 pub(super) fn via(t: &Tables, b: &mut [u8], port: u8, via_gateway: bool, dst: IpAddr) -> Verdict {
     let Some(p) = t.net.ports.get(port as usize) else {
         return Verdict::Drop(DropReason::NoRoute);
