@@ -51,9 +51,22 @@ impl Mbuf {
     }
 
     /// Bytes in the first segment.
+    #[inline]
     pub fn len(&self) -> usize {
-        // SAFETY: self owns a valid mbuf.
-        unsafe { sys::rvs_pktmbuf_data_len(self.0.as_ptr()) as usize }
+        // SAFETY: self owns a valid mbuf; data_len is a plain field (read here rather than
+        // through the shim: the path asks for the data several times a packet, and a call
+        // into C each time cost more than the field read).
+        unsafe { (*self.0.as_ptr()).data_len as usize }
+    }
+
+    /// The first data byte: `rte_pktmbuf_mtod`, from the mbuf's fields.
+    #[inline]
+    fn mtod(&self) -> *mut u8 {
+        // SAFETY: self owns a valid mbuf: buf_addr + data_off is inside its buffer.
+        unsafe {
+            let m = self.0.as_ptr();
+            ((*m).buf_addr as *mut u8).add((*m).data_off as usize)
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -82,15 +95,17 @@ impl Mbuf {
     }
 
     /// The first segment's data.
+    #[inline]
     pub fn data(&self) -> &[u8] {
         // SAFETY: mtod points at data_len initialised bytes inside the mbuf's buffer, which self
         // owns and which lives as long as the borrow of self.
-        unsafe { std::slice::from_raw_parts(sys::rvs_pktmbuf_mtod(self.0.as_ptr()), self.len()) }
+        unsafe { std::slice::from_raw_parts(self.mtod(), self.len()) }
     }
 
+    #[inline]
     pub fn data_mut(&mut self) -> &mut [u8] {
         // SAFETY: as for data(), and &mut self guarantees the only access.
-        unsafe { std::slice::from_raw_parts_mut(sys::rvs_pktmbuf_mtod(self.0.as_ptr()), self.len()) }
+        unsafe { std::slice::from_raw_parts_mut(self.mtod(), self.len()) }
     }
 
     /// Grows the packet at the front by `n` bytes (for encapsulation) and returns the new bytes.
