@@ -44,21 +44,14 @@ uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len) { return (uint8_t *)r
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len) { return rte_pktmbuf_trim(m, len); }
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m) { return m->hash.rss; }
 
-uint8_t rvs_pktmbuf_rx_csum(const struct rte_mbuf *m)
+uint64_t rvs_rx_csum_flag(int which)
 {
-    uint64_t f = m->ol_flags;
-    uint8_t out = 0;
-    switch (f & RTE_MBUF_F_RX_IP_CKSUM_MASK) {
-    case RTE_MBUF_F_RX_IP_CKSUM_GOOD: out |= 1; break;
-    case RTE_MBUF_F_RX_IP_CKSUM_BAD: out |= 2; break;
-    default: break;
+    switch (which) {
+    case 0: return RTE_MBUF_F_RX_IP_CKSUM_GOOD;
+    case 1: return RTE_MBUF_F_RX_IP_CKSUM_BAD;
+    case 2: return RTE_MBUF_F_RX_L4_CKSUM_GOOD;
+    default: return RTE_MBUF_F_RX_L4_CKSUM_BAD;
     }
-    switch (f & RTE_MBUF_F_RX_L4_CKSUM_MASK) {
-    case RTE_MBUF_F_RX_L4_CKSUM_GOOD: out |= 4; break;
-    case RTE_MBUF_F_RX_L4_CKSUM_BAD: out |= 8; break;
-    default: break;
-    }
-    return out;
 }
 
 uint64_t rvs_rx_csum_offloads(uint64_t capa)

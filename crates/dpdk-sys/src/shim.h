@@ -29,9 +29,9 @@ uint8_t *rvs_pktmbuf_append(struct rte_mbuf *m, uint16_t len);
 uint8_t *rvs_pktmbuf_adj(struct rte_mbuf *m, uint16_t len);
 int rvs_pktmbuf_trim(struct rte_mbuf *m, uint16_t len);
 uint32_t rvs_pktmbuf_rss_hash(const struct rte_mbuf *m);
-/* What the NIC said of the checksums: bit 0 IP header good, 1 IP header bad, 2 L4 good,
- * 3 L4 bad (none set: unknown). */
-uint8_t rvs_pktmbuf_rx_csum(const struct rte_mbuf *m);
+/* DPDK's RX checksum flag bits, for the Rust side's constants to be checked against:
+ * 0 IP good, 1 IP bad, 2 L4 good, 3 L4 bad. */
+uint64_t rvs_rx_csum_flag(int which);
 /* The rx offloads rvs asks for (IPv4, UDP and TCP checksums) among `capa`. */
 uint64_t rvs_rx_csum_offloads(uint64_t capa);
 uint16_t rvs_pktmbuf_port(const struct rte_mbuf *m);

@@ -185,6 +185,17 @@ impl Drop for Mbuf {
     }
 }
 
+/// DPDK 22.11's RX checksum flags (`RTE_MBUF_F_RX_*_CKSUM_*`: bindgen cannot expand their
+/// `RTE_BIT64` macros; a test checks them against the C side's).
+#[cfg_attr(not(feature = "frame"), allow(dead_code))]
+const RX_IP_CKSUM_GOOD: u64 = 1 << 7;
+#[cfg_attr(not(feature = "frame"), allow(dead_code))]
+const RX_IP_CKSUM_BAD: u64 = 1 << 4;
+#[cfg_attr(not(feature = "frame"), allow(dead_code))]
+const RX_L4_CKSUM_GOOD: u64 = 1 << 8;
+#[cfg_attr(not(feature = "frame"), allow(dead_code))]
+const RX_L4_CKSUM_BAD: u64 = 1 << 3;
+
 #[cfg(feature = "frame")]
 impl rvs_core::Frame for Mbuf {
     #[inline]
@@ -195,16 +206,18 @@ impl rvs_core::Frame for Mbuf {
     #[inline]
     fn rx_checksums(&self) -> rvs_core::RxChecksums {
         use rvs_core::RxCheck;
-        // SAFETY: self owns a valid mbuf; ol_flags is plain data.
-        let f = unsafe { sys::rvs_pktmbuf_rx_csum(self.0.as_ptr()) };
-        let of = |good: u8, bad: u8| match (f & good != 0, f & bad != 0) {
-            (true, _) => RxCheck::Good,
-            (_, true) => RxCheck::Bad,
+        // SAFETY: self owns a valid mbuf; ol_flags is plain data (read here, not through the
+        // shim: once a packet).
+        let f = unsafe { (*self.0.as_ptr()).ol_flags };
+        // Both bits set means "none" (the NIC did not check), as neither does.
+        let of = |good: u64, bad: u64| match (f & good != 0, f & bad != 0) {
+            (true, false) => RxCheck::Good,
+            (false, true) => RxCheck::Bad,
             _ => RxCheck::Unknown,
         };
         rvs_core::RxChecksums {
-            ip: of(1, 2),
-            l4: of(4, 8),
+            ip: of(RX_IP_CKSUM_GOOD, RX_IP_CKSUM_BAD),
+            l4: of(RX_L4_CKSUM_GOOD, RX_L4_CKSUM_BAD),
         }
     }
 
@@ -236,5 +249,23 @@ impl rvs_core::Frame for Mbuf {
     #[inline]
     fn append(&mut self, n: usize) -> bool {
         Mbuf::append(self, n).is_ok()
+    }
+}
+
+#[cfg(test)]
+mod rx_flag_tests {
+    #[test]
+    fn rx_checksum_flags_are_the_c_sides() {
+        // SAFETY: a pure function returning constants.
+        let c = |i| unsafe { dpdk_sys::rvs_rx_csum_flag(i) };
+        assert_eq!(
+            [c(0), c(1), c(2), c(3)],
+            [
+                super::RX_IP_CKSUM_GOOD,
+                super::RX_IP_CKSUM_BAD,
+                super::RX_L4_CKSUM_GOOD,
+                super::RX_L4_CKSUM_BAD
+            ]
+        );
     }
 }
