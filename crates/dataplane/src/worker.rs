@@ -197,6 +197,9 @@ pub struct Worker {
     tx_bursts: Vec<Burst>,
     /// Port position by DPDK port id, for frames that arrive through a redirect ring.
     position: Vec<u16>,
+    /// The last next hop resolved in this loop, and its MAC (from this loop's neighbor
+    /// snapshot: forgotten when the loop takes a new one).
+    last_hop: Option<(IpAddr, rvs_core::wire::ethernet::Mac)>,
     rings_in: Vec<Arc<ArrayQueue<Mbuf>>>,
     /// Indexed by worker id; None for this worker itself.
     rings_out: Vec<Option<Arc<ArrayQueue<Mbuf>>>>,
@@ -260,6 +263,7 @@ impl Worker {
             shared,
             dp_drops: [0; DpDrop::COUNT],
             redirected_in: 0,
+            last_hop: None,
             busy_tsc: 0,
             tx: 0,
             tsc_start: dpdk::tsc(),
@@ -328,6 +332,7 @@ impl Worker {
             let tables = shared.tables.load();
             shared.seen[self.id as usize].store(generation, Ordering::Release);
             let neigh = shared.neighbors.current();
+            self.last_hop = None;
             for p in 0..self.ports.rx.len() {
                 let n = self.ports.rx[p].rx_burst(&mut burst);
                 if n == 0 {
@@ -425,13 +430,24 @@ impl Worker {
 
     fn act(&mut self, t: &Tables, neigh: &NeighborMap, mut m: Mbuf, v: Verdict, now: u64) {
         match v {
-            Verdict::Forward { port, next_hop } => match neigh.get(&next_hop) {
-                Some(e) => {
-                    m.data_mut()[0..6].copy_from_slice(&e.mac);
-                    self.send(port, m);
+            Verdict::Forward { port, next_hop } => {
+                // A burst mostly goes to a few next hops: the last one's MAC is kept for the
+                // loop (the neighbor snapshot it came from is the loop's).
+                let mac = match self.last_hop {
+                    Some((hop, mac)) if hop == next_hop => Some(mac),
+                    _ => neigh.get(&next_hop).map(|e| {
+                        self.last_hop = Some((next_hop, e.mac));
+                        e.mac
+                    }),
+                };
+                match mac {
+                    Some(mac) => {
+                        m.data_mut()[0..6].copy_from_slice(&mac);
+                        self.send(port, m);
+                    }
+                    None => self.wait_for(t, next_hop, port, m, now),
                 }
-                None => self.wait_for(t, next_hop, port, m, now),
-            },
+            }
             Verdict::Reply { port } => self.send(port, m),
             Verdict::Redirect { worker } => {
                 match self.rings_out.get(worker as usize).and_then(Option::as_ref) {
