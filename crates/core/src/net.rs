@@ -117,6 +117,33 @@ impl Network {
         })
     }
 
+    /// The same routes as [`Network::route`], flattened for lookups on the packet path:
+    /// (network, mask, port) per subnet in port order, then the first gateway of each family.
+    pub fn route_index(&self) -> RouteIndex {
+        let mut r = RouteIndex::default();
+        for (i, p) in self.ports.iter().enumerate() {
+            for &(n, l) in &p.v4 {
+                let mask = if l == 0 { 0 } else { u32::MAX << (32 - l.min(32)) };
+                r.v4.push((u32::from(n) & mask, mask, i as u16));
+            }
+            for &(n, l) in &p.v6 {
+                let mask = if l == 0 {
+                    0
+                } else {
+                    u128::MAX << (128 - l.min(128) as u32)
+                };
+                r.v6.push((u128::from(n) & mask, mask, i as u16));
+            }
+            if r.gw4.is_none() {
+                r.gw4 = p.gateway4.map(|g| (i as u16, g));
+            }
+            if r.gw6.is_none() {
+                r.gw6 = p.gateway6.map(|g| (i as u16, g));
+            }
+        }
+        r
+    }
+
     /// The director's source address on `port` for tunnels and ICMP it originates.
     pub fn source4(&self, port: u16) -> Option<Ipv4Addr> {
         self.port(port).and_then(|p| p.v4.first().map(|&(a, _)| a))
@@ -124,6 +151,38 @@ impl Network {
 
     pub fn source6(&self, port: u16) -> Option<Ipv6Addr> {
         self.port(port).and_then(|p| p.v6.first().map(|&(a, _)| a))
+    }
+}
+
+/// [`Network::route`]'s answers from flat arrays: what a new connection's route to its client
+/// costs is a few compares, not a walk over every port's address lists.
+#[derive(Debug, Clone, Default)]
+pub struct RouteIndex {
+    v4: Vec<(u32, u32, u16)>,
+    v6: Vec<(u128, u128, u16)>,
+    gw4: Option<(u16, Ipv4Addr)>,
+    gw6: Option<(u16, Ipv6Addr)>,
+}
+
+impl RouteIndex {
+    #[inline]
+    pub fn route(&self, dst: IpAddr) -> Option<(u16, IpAddr)> {
+        match dst {
+            IpAddr::V4(d) => {
+                let d32 = u32::from(d);
+                match self.v4.iter().find(|&&(n, m, _)| d32 & m == n) {
+                    Some(&(_, _, port)) => Some((port, dst)),
+                    None => self.gw4.map(|(port, g)| (port, IpAddr::V4(g))),
+                }
+            }
+            IpAddr::V6(d) => {
+                let d128 = u128::from(d);
+                match self.v6.iter().find(|&&(n, m, _)| d128 & m == n) {
+                    Some(&(_, _, port)) => Some((port, dst)),
+                    None => self.gw6.map(|(port, g)| (port, IpAddr::V6(g))),
+                }
+            }
+        }
     }
 }
 
@@ -175,5 +234,38 @@ mod tests {
         assert!(!n.to_host(0, ip("192.168.1.1")), "port 0 has no twin");
         assert!(!n.to_host(0, ip("224.0.0.18")));
         assert!(!n.to_host(7, ip("192.168.1.1")), "no such port");
+    }
+
+    #[test]
+    fn the_route_index_answers_as_the_walk_does() {
+        let mut p0 = PortNet::new([2, 0, 0, 0, 0, 1]);
+        p0.v4.push(("10.0.0.1".parse().unwrap(), 24));
+        p0.v6.push(("2001:db8::1".parse().unwrap(), 64));
+        p0.gateway4 = Some("10.0.0.254".parse().unwrap());
+        let mut p1 = PortNet::new([2, 0, 0, 0, 0, 2]);
+        p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
+        p1.v4.push(("172.16.0.1".parse().unwrap(), 12));
+        p1.gateway6 = Some("2001:db8:1::fe".parse().unwrap());
+        let n = Network { ports: vec![p0, p1] };
+        let idx = n.route_index();
+        for a in [
+            "10.0.0.7",
+            "192.168.1.9",
+            "172.31.2.3",
+            "172.32.0.1",
+            "8.8.8.8",
+            "2001:db8::5",
+            "2001:db8:9::1",
+            "::1",
+        ] {
+            let a: IpAddr = a.parse().unwrap();
+            assert_eq!(idx.route(a), n.route(a), "{a}");
+        }
+        assert_eq!(
+            Network { ports: vec![] }
+                .route_index()
+                .route("1.2.3.4".parse().unwrap()),
+            None
+        );
     }
 }

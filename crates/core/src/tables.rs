@@ -108,6 +108,8 @@ pub struct Tables {
     /// Each real server's route (egress port, next hop), resolved once per table instead of
     /// once per new connection.
     real_routes: FastMap<(u32, IpAddr), (u16, IpAddr)>,
+    /// The network's routes, flattened (a new connection's route to its client).
+    routes: crate::net::RouteIndex,
 }
 
 impl Tables {
@@ -171,7 +173,6 @@ impl Tables {
             own.extend(p.host.iter().map(|&a| (a, ())));
         }
         Tables {
-            net,
             services,
             timeouts,
             reals,
@@ -183,7 +184,15 @@ impl Tables {
             by_mark,
             laddrs,
             real_routes,
+            routes: net.route_index(),
+            net,
         }
+    }
+
+    /// The route (egress port, next hop) to `dst`, as [`Network::route`] answers it.
+    #[inline]
+    pub fn route(&self, dst: IpAddr) -> Option<(u16, IpAddr)> {
+        self.routes.route(dst)
     }
 
     /// The route to a real server (egress port, next hop): resolved when the tables were
@@ -193,7 +202,7 @@ impl Tables {
         self.real_routes
             .get(&(r.id.0, r.addr))
             .copied()
-            .or_else(|| self.net.route(r.addr))
+            .or_else(|| self.route(r.addr))
     }
 
     /// The same tables with the classifier's `rules` (first match wins). Each rule naming one

@@ -571,7 +571,7 @@ fn bound_conn<A: Family>(
     let mut flags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
     let mut client_port = 0;
     if real.forward.has_replies() {
-        let (p, hop) = t.net.route(ip.src.ip()).ok_or(DropReason::NoRoute)?;
+        let (p, hop) = t.route(ip.src.ip()).ok_or(DropReason::NoRoute)?;
         client_port = p;
         if hop != ip.src.ip() {
             flags |= CONN_CLIENT_VIA_GW;
@@ -707,7 +707,7 @@ fn schedule<'s, A: Family>(
 
 /// Routes to `dst` and sets the source MAC to the egress port's.
 pub(super) fn route(t: &Tables, b: &mut [u8], dst: IpAddr) -> Verdict {
-    let Some((port, next_hop)) = t.net.route(dst) else {
+    let Some((port, next_hop)) = t.route(dst) else {
         return Verdict::Drop(DropReason::NoRoute);
     };
     set_src_mac(b, t.net.ports[port as usize].mac);

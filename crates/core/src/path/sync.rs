@@ -346,7 +346,7 @@ impl Director {
         let mut cflags = if rs_hop != real.addr { CONN_RS_VIA_GW } else { 0 };
         let mut client_port = 0;
         if real.forward.has_replies() {
-            let (p, hop) = t.net.route(r.client).ok_or(SyncRefusal::NoRoute)?;
+            let (p, hop) = t.route(r.client).ok_or(SyncRefusal::NoRoute)?;
             client_port = p;
             if hop != r.client {
                 cflags |= CONN_CLIENT_VIA_GW;

@@ -19,7 +19,7 @@ impl Director {
         raddr: A,
     ) -> Verdict {
         let Pkt { port, l2, ip, .. } = *p;
-        let Some((egress, next_hop)) = t.net.route(raddr.ip()) else {
+        let Some((egress, next_hop)) = t.route(raddr.ip()) else {
             return Verdict::Drop(DropReason::NoRoute);
         };
         let Some(src) = A::source(&t.net, egress) else {
