@@ -127,6 +127,19 @@ pub fn nat_rewrite(
 #[inline(always)]
 pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_delta: u32) {
     let at = if src { 0 } else { 2 };
+    // TCP, the common case: the header is whole (the classifier checked), so one bounds check
+    // covers every field touched.
+    if protocol == proto::TCP {
+        if let Some(h) = seg.first_chunk_mut::<{ super::tcp::MIN_HEADER_LEN }>() {
+            let old_port = u16::from_be_bytes([h[at], h[at + 1]]);
+            h[at..at + 2].copy_from_slice(&port.to_be_bytes());
+            let k = super::tcp::CHECKSUM_AT;
+            let c = u16::from_be_bytes([h[k], h[k + 1]]);
+            let c = !crate::checksum::fold((!c) as u32 + addr_delta + (!old_port) as u32 + port as u32);
+            h[k..k + 2].copy_from_slice(&c.to_be_bytes());
+            return;
+        }
+    }
     let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
     seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
     let csum_at = match protocol {
