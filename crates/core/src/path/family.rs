@@ -45,7 +45,7 @@ impl Frag {
 }
 
 /// The IP layer of a frame, checked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct IpInfo<A> {
     pub src: A,
     pub dst: A,
