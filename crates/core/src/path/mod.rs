@@ -373,18 +373,29 @@ impl Director {
             for (c, f) in classes.iter_mut().zip(frames.iter()) {
                 classify(f.data(), f.rx_checksums().ip, c);
             }
-            // Load the index slots of the whole burst before probing any: independent loads
-            // that the CPU overlaps, instead of one cache miss after another.
+            // Ask for the index slots of the whole burst, then (once they are on their way)
+            // for the entries they name, before probing any: the cache misses of a burst
+            // overlap instead of coming one after another.
             let mut hashes = [(0u32, 0u32); MAX_BURST];
-            let mut touched = 0u64;
-            for (c, h) in classes[..frames.len()].iter().zip(hashes.iter_mut()) {
-                touched ^= match c {
-                    Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => touch(&self.conns4, ip, l4, h),
-                    Class::V6 { ip, l4, .. } | Class::First6 { ip, l4, .. } => touch(&self.conns6, ip, l4, h),
-                    _ => 0,
-                };
+            let n = frames.len();
+            for (c, h) in classes[..n].iter().zip(hashes.iter_mut()) {
+                match c {
+                    Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => {
+                        prefetch_slots(&self.conns4, ip, l4, h)
+                    }
+                    Class::V6 { ip, l4, .. } | Class::First6 { ip, l4, .. } => {
+                        prefetch_slots(&self.conns6, ip, l4, h)
+                    }
+                    _ => {}
+                }
             }
-            std::hint::black_box(touched);
+            for (c, h) in classes[..n].iter().zip(hashes.iter()) {
+                match c {
+                    Class::V4 { .. } | Class::First4 { .. } => prefetch_entries(&self.conns4, h),
+                    Class::V6 { .. } | Class::First6 { .. } => prefetch_entries(&self.conns6, h),
+                    _ => {}
+                }
+            }
             for (((c, h), f), v) in classes
                 .iter()
                 .zip(hashes)
@@ -500,8 +511,9 @@ pub(crate) fn host_or_drop(t: &Tables, port: u16, dst: IpAddr, reason: DropReaso
     }
 }
 
-/// Computes a frame's hashes and loads their first index slots.
-fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32)) -> u64 {
+/// Computes a frame's hashes and asks for their first index slots.
+#[inline]
+fn prefetch_slots<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32)) {
     let tuple = Tuple {
         src: ip.src,
         dst: ip.dst,
@@ -510,7 +522,15 @@ fn touch<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32))
         proto: ip.proto,
     };
     *h = t.hashes(&tuple);
-    t.touch(h.0) ^ t.touch(h.1)
+    t.prefetch_slot(h.0);
+    t.prefetch_slot(h.1);
+}
+
+/// Asks for the entries a frame's first index slots name (an in key, or a reply's out key).
+#[inline]
+fn prefetch_entries<A: Addr>(t: &ConnTable<A>, h: &(u32, u32)) {
+    t.prefetch_entry(h.0, KeyKind::In);
+    t.prefetch_entry(h.1, KeyKind::Out);
 }
 
 /// First pass: parse and check every header the path will rely on.
