@@ -261,6 +261,16 @@ impl<A: Addr> Debug for ConnTable<A> {
     }
 }
 
+/// `n` zeroed words, written one by one rather than taken from the allocator's zeroed pages:
+/// those are mapped on first write, so a busy table's first connections would take a page
+/// fault each (4 KiB of index per fault, hundreds of microseconds for a burst of new flows);
+/// the writes here take those faults when the table is made.
+fn prefaulted_zeros(n: usize) -> Box<[u64]> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, std::hint::black_box(0u64));
+    v.into_boxed_slice()
+}
+
 /// A hint that `x` is about to be read: its cache line is loaded while the CPU goes on.
 #[inline(always)]
 fn prefetch<T>(x: &T) {
@@ -301,7 +311,7 @@ impl<A: Addr> ConnTable<A> {
         ConnTable {
             entries: vec![free_slot; capacity].into_boxed_slice(),
             free: (0..capacity as u32).rev().collect(),
-            slots: vec![0u64; nslots].into_boxed_slice(),
+            slots: prefaulted_zeros(nslots),
             mask: nslots - 1,
             seed,
             wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
