@@ -5,23 +5,33 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// One's-complement sum of `data` as big-endian 16-bit words (odd tail padded with zero),
-/// added to `initial`, not folded. Reads 32-bit words: since 2^16 = 1 modulo 2^16 - 1, the
-/// folded sum of 32-bit words is the sum of the 16-bit ones, in half the additions.
+/// added to `initial`, not folded. Reads 64-bit words as they lie in memory and adds their
+/// 32-bit halves: since 2^16 = 1 modulo 2^16 - 1, the folded sum of wider words is the sum of
+/// the 16-bit ones, and the sum does not depend on byte order but for a swap of its two
+/// bytes at the end (RFC 1071, 2.(B)).
 #[inline]
 pub fn sum(data: &[u8], initial: u32) -> u32 {
-    let mut acc = initial as u64;
-    let mut chunks = data.chunks_exact(4);
+    let mut acc = 0u64;
+    let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {
-        acc += u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as u64;
+        let w = u64::from_ne_bytes(c.try_into().expect("8 bytes"));
+        acc += (w & 0xffff_ffff) + (w >> 32);
     }
-    let rem = chunks.remainder();
-    if rem.len() >= 2 {
-        acc += u16::from_be_bytes([rem[0], rem[1]]) as u64;
+    // The tail's words stay at even offsets from the start, as the sum needs.
+    let mut rem = chunks.remainder();
+    if let Some((w, r)) = rem.split_first_chunk::<4>() {
+        acc += u32::from_ne_bytes(*w) as u64;
+        rem = r;
     }
-    if rem.len() % 2 == 1 {
-        acc += (rem[rem.len() - 1] as u64) << 8;
+    if let Some((w, r)) = rem.split_first_chunk::<2>() {
+        acc += u16::from_ne_bytes(*w) as u64;
+        rem = r;
     }
-    fold64(acc)
+    if let [b] = rem {
+        acc += u16::from_ne_bytes([*b, 0]) as u64;
+    }
+    let native = fold(fold64(acc));
+    fold64(initial as u64 + u16::from_be(native) as u64)
 }
 
 #[inline]
@@ -172,6 +182,29 @@ pub fn crc32c(data: &[u8]) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The sum as RFC 1071 writes it: big-endian 16-bit words, one at a time.
+    fn sum_by_words(data: &[u8], initial: u32) -> u16 {
+        let mut acc = initial as u64;
+        for w in data.chunks(2) {
+            acc += ((w[0] as u64) << 8) | w.get(1).copied().unwrap_or(0) as u64;
+        }
+        fold(fold64(acc))
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_wide_sum_is_the_sum_of_16_bit_words(
+            data in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+            initial in proptest::prelude::any::<u32>(),
+            ones in proptest::prelude::any::<bool>(),
+        ) {
+            // All-ones data too: the sums that fold to 0xffff, where one's-complement has two
+            // zeros.
+            let data = if ones { vec![0xff; data.len()] } else { data };
+            proptest::prop_assert_eq!(fold(sum(&data, initial)), sum_by_words(&data, initial));
+        }
+    }
 
     #[test]
     fn rfc1071_example() {
