@@ -14,12 +14,8 @@ pub trait Addr: Copy + Eq + Debug + 'static {
     fn ip(self) -> IpAddr;
 }
 
-/// A keyed tuple hash as an out key's: one more mixing round with a constant of its own (the
-/// result is as unpredictable as the keyed hash it comes from).
-#[inline]
-fn out_of(base: u64) -> u64 {
-    mix64(base, 0x5851_f42d_4c95_7f2d)
-}
+/// What keys an out key's hash apart from an in key's of the same endpoint.
+const OUT_KEY: u64 = 0x5851_f42d_4c95_7f2d;
 
 #[inline]
 fn fold_hash(h: u64) -> u32 {
@@ -343,21 +339,31 @@ impl<A: Addr> ConnTable<A> {
 
     #[inline]
     pub fn hash(&self, t: &Tuple<A>, kind: KeyKind) -> u32 {
-        let base = self.base_hash(t);
         match kind {
-            KeyKind::In => fold_hash(base),
-            KeyKind::Out => fold_hash(out_of(base)),
+            KeyKind::In => fold_hash(self.base_hash(t)),
+            KeyKind::Out => self.out_hash(t.proto, t.dst, t.dport),
         }
     }
 
-    /// The tuple's keyed hash before its kind is mixed in: a packet is looked up as both
-    /// kinds, and the second costs one more round instead of a second pass over the tuple.
+    /// An in key's hash: the whole tuple, keyed.
     #[inline]
     fn base_hash(&self, t: &Tuple<A>) -> u64 {
         let mut h = self.seed ^ ((t.proto as u64) << 8);
         h = t.src.mix(h);
         h = t.dst.mix(h);
         mix64(h, ((t.sport as u64) << 16) | t.dport as u64)
+    }
+
+    /// An out key's hash: only the reply's destination (the client's address and port for
+    /// NAT, the local address and port for FullNAT) and the protocol, keyed. A reply finds it
+    /// as before (the full key is compared), and a new connection's out slot is known from
+    /// its first packet, before a real server is chosen, so the burst can prefetch it (one
+    /// cache miss a new connection less). A client endpoint talking to several services
+    /// shares a home slot with itself, a run of a few.
+    #[inline]
+    fn out_hash(&self, proto: u8, dst: A, dport: u16) -> u32 {
+        let h = dst.mix(self.seed ^ OUT_KEY ^ ((proto as u64) << 8));
+        fold_hash(mix64(h, dport as u64))
     }
 
     /// Asks for the first index slot of `hash` to be brought into cache (a prefetch: nothing
@@ -367,14 +373,39 @@ impl<A: Addr> ConnTable<A> {
         prefetch(&self.slots[hash as usize & self.mask]);
     }
 
-    /// Reads the first index slot of `hash` (prefetched beforehand) and, when it holds a key
-    /// of `kind` with the hash's tag, asks for the entry it names to be brought into cache.
+    /// Reads the first index slots of a packet's hashes (prefetched beforehand) and asks for
+    /// the entry whose key they name (an in key first, a reply's out key). Where neither does,
+    /// the packet may start a connection of client `src:sport`: its out key's home slot and
+    /// the `nth` next free entry are asked for instead. Returns whether it did so.
     #[inline]
-    pub fn prefetch_entry(&self, hash: u32, kind: KeyKind) {
-        let s = self.slots[hash as usize & self.mask];
-        if s & !INDEX_MASK == slot_of(hash, kind, 0) {
+    pub fn prefetch_entry(
+        &self,
+        (h_in, h_out): (u32, u32),
+        proto: u8,
+        src: A,
+        sport: u16,
+        nth: usize,
+    ) -> bool {
+        let s = self.slots[h_in as usize & self.mask];
+        if s & !INDEX_MASK == slot_of(h_in, KeyKind::In, 0) {
             prefetch(&self.entries[(s & INDEX_MASK) as usize]);
+            return false;
         }
+        let s = self.slots[h_out as usize & self.mask];
+        if s & !INDEX_MASK == slot_of(h_out, KeyKind::Out, 0) {
+            prefetch(&self.entries[(s & INDEX_MASK) as usize]);
+            return false;
+        }
+        prefetch(&self.slots[self.out_hash(proto, src, sport) as usize & self.mask]);
+        if let Some(&i) = self
+            .free
+            .len()
+            .checked_sub(nth + 1)
+            .and_then(|k| self.free.get(k))
+        {
+            prefetch(&self.entries[i as usize]);
+        }
+        true
     }
 
     /// Finds the entry a packet with tuple `t` belongs to: its in key, or (NAT) its out key.
@@ -386,8 +417,10 @@ impl<A: Addr> ConnTable<A> {
     /// A tuple's hashes as an in key and as an out key, for [`Self::lookup_hashed`].
     #[inline]
     pub fn hashes(&self, t: &Tuple<A>) -> (u32, u32) {
-        let base = self.base_hash(t);
-        (fold_hash(base), fold_hash(out_of(base)))
+        (
+            fold_hash(self.base_hash(t)),
+            self.out_hash(t.proto, t.dst, t.dport),
+        )
     }
 
     /// [`Self::lookup`] with the hashes computed beforehand (for a whole burst at once).
@@ -666,6 +699,51 @@ mod tests {
         );
         assert_eq!(std::mem::size_of::<Conn<Ipv4Addr>>(), 64);
         assert_eq!(std::mem::size_of::<Conn<Ipv6Addr>>(), 112);
+    }
+
+    #[test]
+    fn an_out_keys_slot_is_known_from_the_connections_first_packet() {
+        let mut t = ConnTable::new(1024, 7);
+        let c = conn(3, Forward::Nat, 500);
+        let first = Tuple {
+            src: c.client,
+            dst: c.vaddr,
+            sport: c.cport,
+            dport: 80,
+            proto: 6,
+        };
+        let reply_from = |raddr: Ipv4Addr, rport: u16| Tuple {
+            src: raddr,
+            dst: c.client,
+            sport: rport,
+            dport: c.cport,
+            proto: 6,
+        };
+        // The reply's hash is the client endpoint's, whichever server answers.
+        let h = t.out_hash(6, c.client, c.cport);
+        assert_eq!(t.hash(&reply_from(c.raddr, 8080), KeyKind::Out), h);
+        assert_eq!(t.hash(&reply_from(v4("192.168.1.9"), 9000), KeyKind::Out), h);
+        assert_ne!(t.out_hash(17, c.client, c.cport), h, "the protocol is keyed");
+        assert_ne!(t.out_hash(6, c.client, c.cport + 1), h);
+        // Before the connection, its first packet is a new flow (the prefetch says so);
+        // after, it and the reply are found, and neither is taken for a new one.
+        assert!(t.prefetch_entry(t.hashes(&first), 6, c.client, c.cport, 0));
+        let i = t.insert(c).unwrap();
+        assert!(!t.prefetch_entry(t.hashes(&first), 6, c.client, c.cport, 0));
+        let reply = reply_from(c.raddr, 8080);
+        assert!(!t.prefetch_entry(t.hashes(&reply), 6, reply.src, reply.sport, 0));
+        assert_eq!(t.lookup(&reply), Some((i, KeyKind::Out)));
+        // One client endpoint to two services: two out keys on one home slot, both found,
+        // and removing one keeps the other.
+        let mut d = conn(3, Forward::Nat, 1000);
+        d.vaddr = v4("10.0.0.101");
+        d.raddr = v4("192.168.1.3");
+        let j = t.insert(d).unwrap();
+        assert_eq!(t.lookup(&reply_from(d.raddr, 8080)), Some((j, KeyKind::Out)));
+        assert_eq!(t.lookup(&reply), Some((i, KeyKind::Out)));
+        assert_eq!(t.advance(600, |_, _| None), 1, "the first connection expires");
+        assert_eq!(t.lookup(&reply), None);
+        assert_eq!(t.lookup(&reply_from(d.raddr, 8080)), Some((j, KeyKind::Out)));
     }
 
     #[test]

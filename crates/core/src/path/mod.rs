@@ -389,10 +389,15 @@ impl Director {
                     _ => {}
                 }
             }
+            let (mut new4, mut new6) = (0, 0);
             for (c, h) in classes[..n].iter().zip(hashes.iter()) {
                 match c {
-                    Class::V4 { .. } | Class::First4 { .. } => prefetch_entries(&self.conns4, h),
-                    Class::V6 { .. } | Class::First6 { .. } => prefetch_entries(&self.conns6, h),
+                    Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => {
+                        new4 += self.conns4.prefetch_entry(*h, ip.proto, ip.src, l4.sport, new4) as usize;
+                    }
+                    Class::V6 { ip, l4, .. } | Class::First6 { ip, l4, .. } => {
+                        new6 += self.conns6.prefetch_entry(*h, ip.proto, ip.src, l4.sport, new6) as usize;
+                    }
                     _ => {}
                 }
             }
@@ -524,13 +529,6 @@ fn prefetch_slots<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u
     *h = t.hashes(&tuple);
     t.prefetch_slot(h.0);
     t.prefetch_slot(h.1);
-}
-
-/// Asks for the entries a frame's first index slots name (an in key, or a reply's out key).
-#[inline]
-fn prefetch_entries<A: Addr>(t: &ConnTable<A>, h: &(u32, u32)) {
-    t.prefetch_entry(h.0, KeyKind::In);
-    t.prefetch_entry(h.1, KeyKind::Out);
 }
 
 /// First pass: parse and check every header the path will rely on.
