@@ -165,10 +165,109 @@ pub fn announcement(mac: Mac, addr: IpAddr) -> Vec<u8> {
     }
 }
 
+/// The MACs of the next hops a poll loop has sent to, by address: a direct-mapped cache of
+/// 16 slots in front of the neighbor map, so that a burst spread over a few real servers and
+/// the clients' gateway looks each up once, not every frame. Valid for one loop (the loop's
+/// neighbor snapshot): [`HopCache::new_loop`] empties it without a write per slot. The
+/// fields are kept apart, each written whole (a tuple built on the stack and copied in was
+/// read back across its pieces: a store-forwarding stall).
+#[derive(Debug, Clone)]
+pub struct HopCache {
+    /// The loop that filled each slot (0: never).
+    stamps: [u64; HOP_SLOTS],
+    hops: [IpAddr; HOP_SLOTS],
+    macs: [Mac; HOP_SLOTS],
+    /// The current loop, from 1.
+    stamp: u64,
+}
+
+const HOP_SLOTS: usize = 16;
+
+impl Default for HopCache {
+    fn default() -> Self {
+        HopCache {
+            stamps: [0; HOP_SLOTS],
+            hops: [IpAddr::V4(Ipv4Addr::UNSPECIFIED); HOP_SLOTS],
+            macs: [[0; 6]; HOP_SLOTS],
+            stamp: 1,
+        }
+    }
+}
+
+impl HopCache {
+    /// A new poll loop, with its own neighbor snapshot: what the last one cached is gone.
+    #[inline]
+    pub fn new_loop(&mut self) {
+        self.stamp += 1;
+    }
+
+    #[inline]
+    fn slot(ip: &IpAddr) -> usize {
+        // The low bits of the host part: next hops on one subnet differ there.
+        let low = match ip {
+            IpAddr::V4(a) => u32::from(*a),
+            IpAddr::V6(a) => u32::from_be_bytes(a.octets()[12..16].try_into().expect("4 bytes")),
+        };
+        ((low ^ (low >> 8)) as usize) % HOP_SLOTS
+    }
+
+    #[inline]
+    pub fn get(&self, ip: &IpAddr) -> Option<Mac> {
+        let i = Self::slot(ip);
+        (self.stamps[i] == self.stamp && self.hops[i] == *ip).then_some(self.macs[i])
+    }
+
+    #[inline]
+    pub fn put(&mut self, ip: IpAddr, mac: Mac) {
+        let i = Self::slot(&ip);
+        self.stamps[i] = self.stamp;
+        self.hops[i] = ip;
+        self.macs[i] = mac;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use rvs_core::checksum;
+
+    #[test]
+    fn the_hop_cache_answers_within_a_loop_and_forgets_at_the_next() {
+        let mut c = HopCache::default();
+        let hops: Vec<IpAddr> = vec![
+            "192.168.1.2".parse().unwrap(),
+            "192.168.1.3".parse().unwrap(),
+            "192.168.1.4".parse().unwrap(),
+            "10.0.0.1".parse().unwrap(),
+            "2001:db8::9".parse().unwrap(),
+        ];
+        let slots: std::collections::HashSet<usize> = hops.iter().map(HopCache::slot).collect();
+        assert_eq!(slots.len(), hops.len(), "the test's hops take a slot each");
+        // A slot never filled answers nothing, even for the address it was made with.
+        assert_eq!(c.get(&IpAddr::V4(Ipv4Addr::UNSPECIFIED)), None);
+        for (i, h) in hops.iter().enumerate() {
+            assert_eq!(c.get(h), None);
+            c.put(*h, [2, 0, 0, 0, 0, i as u8]);
+        }
+        for (i, h) in hops.iter().enumerate() {
+            assert_eq!(c.get(h), Some([2, 0, 0, 0, 0, i as u8]), "{h}");
+        }
+        // Two hops on one slot: the later one holds it, the other is asked for again.
+        let a: IpAddr = "192.168.1.5".parse().unwrap();
+        let b: IpAddr = "192.168.1.21".parse().unwrap();
+        assert_eq!(HopCache::slot(&a), HopCache::slot(&b));
+        c.put(a, [1; 6]);
+        c.put(b, [3; 6]);
+        assert_eq!((c.get(&a), c.get(&b)), (None, Some([3; 6])));
+        // An address of the other family with the same low bits is not a hit.
+        let v6: IpAddr = "::c0a8:105".parse().unwrap();
+        c.put(a, [1; 6]);
+        assert_eq!(c.get(&v6), None);
+        c.new_loop();
+        for h in hops.iter().chain([&a, &b]) {
+            assert_eq!(c.get(h), None, "{h} survived the loop");
+        }
+    }
 
     #[test]
     fn learning_never_replaces_fixed_entries() {

@@ -197,9 +197,9 @@ pub struct Worker {
     tx_bursts: Vec<Burst>,
     /// Port position by DPDK port id, for frames that arrive through a redirect ring.
     position: Vec<u16>,
-    /// The last next hop resolved in this loop, and its MAC (from this loop's neighbor
+    /// The next hops resolved in this loop, and their MACs (from this loop's neighbor
     /// snapshot: forgotten when the loop takes a new one).
-    last_hop: Option<(IpAddr, rvs_core::wire::ethernet::Mac)>,
+    hops: crate::neighbor::HopCache,
     rings_in: Vec<Arc<ArrayQueue<Mbuf>>>,
     /// Indexed by worker id; None for this worker itself.
     rings_out: Vec<Option<Arc<ArrayQueue<Mbuf>>>>,
@@ -266,7 +266,7 @@ impl Worker {
             shared,
             dp_drops: [0; DpDrop::COUNT],
             redirected_in: 0,
-            last_hop: None,
+            hops: crate::neighbor::HopCache::default(),
             busy_tsc: 0,
             tx: 0,
             tsc_start: dpdk::tsc(),
@@ -336,7 +336,7 @@ impl Worker {
             let tables = shared.tables.load();
             shared.seen[self.id as usize].store(generation, Ordering::Release);
             let neigh = shared.neighbors.current();
-            self.last_hop = None;
+            self.hops.new_loop();
             for p in 0..self.ports.rx.len() {
                 let n = self.ports.rx[p].rx_burst(&mut burst);
                 if n == 0 {
@@ -345,7 +345,9 @@ impl Worker {
                 let t0 = dpdk::tsc();
                 self.director
                     .process_burst(&tables, p as u16, burst.as_mut_slice(), now, &mut verdicts[..n]);
-                for (m, v) in burst.drain().zip(verdicts) {
+                // Each verdict read where the core wrote it (a copy made to pass it would be
+                // read back from stores still in flight: a store-forwarding stall a frame).
+                for (m, v) in burst.drain().zip(&verdicts[..n]) {
                     self.act(&tables, &neigh, m, v, now);
                 }
                 self.flush();
@@ -432,15 +434,15 @@ impl Worker {
         }
     }
 
-    fn act(&mut self, t: &Tables, neigh: &NeighborMap, mut m: Mbuf, v: Verdict, now: u64) {
-        match v {
+    fn act(&mut self, t: &Tables, neigh: &NeighborMap, mut m: Mbuf, v: &Verdict, now: u64) {
+        match *v {
             Verdict::Forward { port, next_hop } => {
-                // A burst mostly goes to a few next hops: the last one's MAC is kept for the
-                // loop (the neighbor snapshot it came from is the loop's).
-                let mac = match self.last_hop {
-                    Some((hop, mac)) if hop == next_hop => Some(mac),
-                    _ => neigh.get(&next_hop).map(|e| {
-                        self.last_hop = Some((next_hop, e.mac));
+                // A burst mostly goes to a few next hops (the real servers, the clients'
+                // gateway): the loop's cache of them answers before the neighbor map.
+                let mac = match self.hops.get(&next_hop) {
+                    Some(mac) => Some(mac),
+                    None => neigh.get(&next_hop).map(|e| {
+                        self.hops.put(next_hop, e.mac);
                         e.mac
                     }),
                 };
@@ -526,7 +528,7 @@ impl Worker {
                     continue;
                 }
                 let v = self.director.process_steered(t, port, &mut m, now);
-                self.act(t, neigh, m, v, now);
+                self.act(t, neigh, m, &v, now);
             }
         }
         self.replay_fragments(t, neigh, now);
@@ -553,7 +555,7 @@ impl Worker {
                 m.set_port(q.port_id());
             }
             let v = self.director.process_steered(t, port, &mut m, now);
-            self.act(t, neigh, m, v, now);
+            self.act(t, neigh, m, &v, now);
         }
     }
 
