@@ -448,6 +448,7 @@ impl Director {
         }
     }
 
+    #[inline(always)]
     pub(super) fn ip<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
