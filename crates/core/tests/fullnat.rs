@@ -189,6 +189,26 @@ fn to_rs(rs: IpAddr) -> ([u8; 6], [u8; 6]) {
     (P1_MAC, neigh(rs))
 }
 
+/// A bare SYN from `CLIENT:cport` to the VIP's port 80.
+fn client_syn(cport: u16) -> Vec<u8> {
+    let syn = Seg {
+        seq: 5,
+        syn: true,
+        ..Seg::default()
+    };
+    tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, cport, 80, syn)
+}
+
+/// A segment as rvs sends it to the real server: from the local address and port, TTL 63.
+fn toward_rs(seg: Seg) -> Vec<u8> {
+    tcp(to_rs(ip(RS)), ip(LIP), ip(RS), 63, LPORT, 8080, seg)
+}
+
+/// A segment as rvs sends it back to the client `CLIENT:cport`: from the VIP, TTL 63.
+fn toward_client(cport: u16, seg: Seg) -> Vec<u8> {
+    tcp(to_client(), ip(VIP), ip(CLIENT), 63, 80, cport, seg)
+}
+
 /// Runs one frame and returns the verdict and the frame as sent (next hop's MAC filled in).
 fn run(d: &mut Director, t: &Tables, port: u16, frame: Vec<u8>, now: u64) -> (Verdict, Vec<u8>) {
     let mut f = VecFrame::new(&frame);
@@ -282,15 +302,7 @@ fn syn_handshake_and_first_data_with_proxy_v2_and_toa_exact_frames() {
     );
     assert_eq!(v, fwd(1, ip(RS)));
     let opts: Vec<u8> = mss.iter().chain(toa.iter()).copied().collect();
-    let want = tcp(
-        to_rs(ip(RS)),
-        ip(LIP),
-        ip(RS),
-        63,
-        LPORT,
-        8080,
-        Seg { opts: &opts, ..syn },
-    );
+    let want = toward_rs(Seg { opts: &opts, ..syn });
     assert_eq!(out, want, "SYN: laddr:lport -> rip:rport, with TOA");
 
     // SYN-ACK: back to the client from the VIP, its MSS lowered by the PROXY header and TOA.
@@ -310,12 +322,7 @@ fn syn_handshake_and_first_data_with_proxy_v2_and_toa_exact_frames() {
     );
     assert_eq!(v, fwd(0, ip(support::GW4)));
     let clamped = (1460 - 28 - 8u16).to_be_bytes();
-    let want = tcp(
-        to_client(),
-        ip(VIP),
-        ip(CLIENT),
-        63,
-        80,
+    let want = toward_client(
         40000,
         Seg {
             opts: &[2, 4, clamped[0], clamped[1]],
@@ -337,15 +344,7 @@ fn syn_handshake_and_first_data_with_proxy_v2_and_toa_exact_frames() {
         tcp(FROM_CLIENT, ip(CLIENT), ip(VIP), 64, 40000, 80, ack),
         2,
     );
-    let want = tcp(
-        to_rs(ip(RS)),
-        ip(LIP),
-        ip(RS),
-        63,
-        LPORT,
-        8080,
-        Seg { opts: &toa, ..ack },
-    );
+    let want = toward_rs(Seg { opts: &toa, ..ack });
     assert_eq!(out, want, "handshake ACK: TOA");
 
     // The first data: TOA, and the PROXY v2 header in front of the client's bytes.
@@ -364,19 +363,11 @@ fn syn_handshake_and_first_data_with_proxy_v2_and_toa_exact_frames() {
     let n = proxy::write_header(true, client, SocketAddr::new(ip(VIP), 80), &mut hdr);
     assert_eq!(n as u32, hdr_len);
     let body: Vec<u8> = hdr[..n].iter().chain(data.data).copied().collect();
-    let want = tcp(
-        to_rs(ip(RS)),
-        ip(LIP),
-        ip(RS),
-        63,
-        LPORT,
-        8080,
-        Seg {
-            opts: &toa,
-            data: &body,
-            ..data
-        },
-    );
+    let want = toward_rs(Seg {
+        opts: &toa,
+        data: &body,
+        ..data
+    });
     assert_eq!(out, want, "first data: PROXY v2 header first");
     let (_, _, _, payload) = tcp_of(&out);
     assert_eq!(
@@ -409,12 +400,7 @@ fn syn_handshake_and_first_data_with_proxy_v2_and_toa_exact_frames() {
         let b = ISN.wrapping_add(1 + 18 + 200).to_be_bytes();
         [1, 1, 5, 10, a[0], a[1], a[2], a[3], b[0], b[1], b[2], b[3]]
     };
-    let want = tcp(
-        to_client(),
-        ip(VIP),
-        ip(CLIENT),
-        63,
-        80,
+    let want = toward_client(
         40000,
         Seg {
             ack: Some(ISN.wrapping_add(1 + 18)),
@@ -554,20 +540,12 @@ fn icmp_errors_are_translated_both_ways() {
     );
     // A router on the server side: "fragmentation needed" about a segment the director sent
     // (laddr:lport -> rip:rport, shifted by the header).
-    let sent = tcp(
-        to_rs(ip(RS)),
-        ip(LIP),
-        ip(RS),
-        63,
-        LPORT,
-        8080,
-        Seg {
-            seq: ISN.wrapping_add(1 + hlen + 500),
-            ack: Some(SISN + 1),
-            data: &[0u8; 8],
-            ..Seg::default()
-        },
-    );
+    let sent = toward_rs(Seg {
+        seq: ISN.wrapping_add(1 + hlen + 500),
+        ack: Some(SISN + 1),
+        data: &[0u8; 8],
+        ..Seg::default()
+    });
     let quoted = &sent[14..14 + 20 + 28];
     let mut err = Vec::new();
     PacketBuilder::ethernet2(neigh(ip([192, 168, 1, 9])), P1_MAC)
@@ -596,12 +574,7 @@ fn icmp_errors_are_translated_both_ways() {
     );
 
     // The client side: "port unreachable"-style error to the VIP about a reply.
-    let reply = tcp(
-        to_client(),
-        ip(VIP),
-        ip(CLIENT),
-        63,
-        80,
+    let reply = toward_client(
         40002,
         Seg {
             seq: SISN + 1,
@@ -812,19 +785,7 @@ fn local_ports_run_out_as_a_counted_drop_and_come_back_on_expiry() {
             n += 1;
         }
     }
-    let syn = tcp(
-        FROM_CLIENT,
-        ip(CLIENT),
-        ip(VIP),
-        64,
-        1,
-        80,
-        Seg {
-            seq: 5,
-            syn: true,
-            ..Seg::default()
-        },
-    );
+    let syn = client_syn(1);
     assert_eq!(
         run(&mut d, &t, 0, syn.clone(), 0).0,
         Verdict::Drop(DropReason::LocalPortsExhausted)
@@ -838,19 +799,7 @@ fn local_ports_run_out_as_a_counted_drop_and_come_back_on_expiry() {
         Verdict::Forward { .. }
     ));
     let t0 = tables(ProxyProtocol::Off, false, vec![ip6(LIP6)]);
-    let syn2 = tcp(
-        FROM_CLIENT,
-        ip(CLIENT),
-        ip(VIP),
-        64,
-        2,
-        80,
-        Seg {
-            seq: 5,
-            syn: true,
-            ..Seg::default()
-        },
-    );
+    let syn2 = client_syn(2);
     assert_eq!(
         run(&mut d, &t0, 0, syn2, 0).0,
         Verdict::Drop(DropReason::NoLocalAddress)
