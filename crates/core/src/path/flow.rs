@@ -407,6 +407,7 @@ impl Director {
     }
 
     /// A packet from the client side of a connection.
+    #[inline(always)]
     pub(super) fn inbound<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
@@ -426,6 +427,7 @@ impl Director {
 
     /// A client's packet on connection `idx` as it stands (a connection just made goes here
     /// straight: it is in no TIME_WAIT).
+    #[inline(always)]
     fn inbound_known<A: Family, F: Frame>(&mut self, t: &Tables, f: &mut F, p: &Pkt<A>, idx: u32) -> Verdict {
         let table = A::table(self);
         let mut c = *table.get(idx);

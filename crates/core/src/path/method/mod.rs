@@ -27,7 +27,7 @@ pub(super) struct Quoted<A> {
 
 impl Director {
     /// A client's packet to its real server, by the connection's method.
-    #[inline]
+    #[inline(always)]
     pub(super) fn forward_in<A: Family, F: Frame>(
         &mut self,
         t: &Tables,
