@@ -106,8 +106,9 @@ pub struct Tables {
     /// FullNAT's local addresses (every service's): answered for (ARP/ND) on every port.
     laddrs: FastMap<IpAddr, ()>,
     /// Each real server's route (egress port, next hop), resolved once per table instead of
-    /// once per new connection.
-    real_routes: FastMap<(u32, IpAddr), (u16, IpAddr)>,
+    /// once per new connection; indexed by the server's registry id (dense), with the
+    /// address it was resolved for.
+    real_routes: Vec<Option<(IpAddr, u16, IpAddr)>>,
     /// The network's routes, flattened (a new connection's route to its client).
     routes: crate::net::RouteIndex,
 }
@@ -156,11 +157,14 @@ impl Tables {
                 }
             }
         }
-        let real_routes = services
-            .iter()
-            .flat_map(|s| s.reals.iter())
-            .filter_map(|r| net.route(r.addr).map(|route| ((r.id.0, r.addr), route)))
-            .collect();
+        let mut real_routes = Vec::new();
+        for r in services.iter().flat_map(|s| s.reals.iter()) {
+            let i = r.id.0 as usize;
+            if real_routes.len() <= i {
+                real_routes.resize(i + 1, None);
+            }
+            real_routes[i] = net.route(r.addr).map(|(port, hop)| (r.addr, port, hop));
+        }
         let laddrs: FastMap<IpAddr, ()> = services
             .iter()
             .flat_map(|s| s.fullnat.laddrs.iter().map(|&a| (a, ())))
@@ -199,10 +203,10 @@ impl Tables {
     /// built, as IPVS caches a destination's route.
     #[inline]
     pub fn real_route(&self, r: &crate::model::RealServer) -> Option<(u16, IpAddr)> {
-        self.real_routes
-            .get(&(r.id.0, r.addr))
-            .copied()
-            .or_else(|| self.route(r.addr))
+        match self.real_routes.get(r.id.0 as usize) {
+            Some(&Some((addr, port, hop))) if addr == r.addr => Some((port, hop)),
+            _ => self.route(r.addr),
+        }
     }
 
     /// The same tables with the classifier's `rules` (first match wins). Each rule naming one

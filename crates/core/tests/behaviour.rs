@@ -520,3 +520,29 @@ fn a_syn_on_a_tuple_in_time_wait_is_a_new_connection_scheduled_again() {
         "expiry releases all"
     );
 }
+
+/// A real server's route is the one resolved when the tables were built, found by its id;
+/// a server the tables do not know by that id and address is routed as any address is.
+#[test]
+fn a_real_servers_cached_route_is_its_route() {
+    let t = tables();
+    let mut n = 0;
+    for r in t.services.iter().flat_map(|s| s.reals.iter()) {
+        assert_eq!(t.real_route(r), t.net.route(r.addr), "{:?}", r.addr);
+        assert!(t.real_route(r).is_some());
+        n += 1;
+    }
+    assert!(n >= 3, "the tables have real servers");
+    let known = t.services[0].reals[0].clone();
+    // The same id with another address (a table built before the server moved).
+    let mut moved = known.clone();
+    moved.addr = "203.0.113.77".parse().unwrap();
+    assert_eq!(t.real_route(&moved), t.net.route(moved.addr));
+    assert_ne!(t.real_route(&moved), t.real_route(&known));
+    // An id the tables never saw.
+    let mut unknown = known.clone();
+    unknown.id = RealId(10_000);
+    assert_eq!(t.real_route(&unknown), t.net.route(unknown.addr));
+    unknown.addr = "198.51.100.9".parse().unwrap();
+    assert_eq!(t.real_route(&unknown), t.net.route(unknown.addr));
+}
