@@ -81,6 +81,12 @@ impl Hasher for KeyHasher {
 
 type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
+/// An IPv4 service's key as one word: the protocol's number, the port and the address.
+#[inline]
+fn v4_key(protocol: Protocol, vip: std::net::Ipv4Addr, port: u16) -> u64 {
+    ((protocol.number() as u64) << 48) | ((port as u64) << 32) | u32::from(vip) as u64
+}
+
 #[derive(Debug)]
 pub struct Tables {
     pub net: Network,
@@ -92,6 +98,9 @@ pub struct Tables {
     /// Address services by (protocol, VIP, port): a plain tuple, so that a new flow's lookup
     /// hashes no enum discriminant.
     by_key: FastMap<(Protocol, IpAddr, u16), usize>,
+    /// The IPv4 ones again, keyed by one word (`v4_key`): a new flow's lookup is one hash
+    /// round and one compare instead of a tuple's five and its enum compare.
+    by_key4: FastMap<u64, usize>,
     /// Each VIP and when it is answered: `Always` if any of its services says so.
     vips: FastMap<IpAddr, Announce>,
     /// NAT real servers of one-packet services, by (protocol, address, port): the service
@@ -123,6 +132,7 @@ impl Tables {
         reals: Arc<RealRegistry>,
     ) -> Tables {
         let mut by_key = FastMap::default();
+        let mut by_key4 = FastMap::default();
         let mut vips = FastMap::default();
         let mut one_packet_nat: FastMap<(u8, IpAddr, u16), Option<(IpAddr, u16)>> = FastMap::default();
         let mut by_mark = FastMap::default();
@@ -138,6 +148,9 @@ impl Tables {
                 }
             };
             by_key.insert((protocol, vip, port), i);
+            if let IpAddr::V4(a) = vip {
+                by_key4.insert(v4_key(protocol, a, port), i);
+            }
             let a = vips.entry(vip).or_insert(s.announce);
             if s.announce == Announce::Always {
                 *a = Announce::Always;
@@ -181,6 +194,7 @@ impl Tables {
             timeouts,
             reals,
             by_key,
+            by_key4,
             vips,
             one_packet_nat,
             own,
@@ -299,11 +313,18 @@ impl Tables {
 
     #[inline]
     pub fn service(&self, protocol: Protocol, vip: IpAddr, port: u16) -> Option<&Service> {
-        self.by_key
-            .get(&(protocol, vip, port))
-            // A port-0 service takes every port of its VIP that no service of its own has.
-            .or_else(|| self.by_key.get(&(protocol, vip, 0)))
-            .map(|&i| &*self.services[i])
+        // A port-0 service takes every port of its VIP that no service of its own has.
+        let i = match vip {
+            IpAddr::V4(a) => self
+                .by_key4
+                .get(&v4_key(protocol, a, port))
+                .or_else(|| self.by_key4.get(&v4_key(protocol, a, 0))),
+            IpAddr::V6(_) => self
+                .by_key
+                .get(&(protocol, vip, port))
+                .or_else(|| self.by_key.get(&(protocol, vip, 0))),
+        };
+        i.map(|&i| &*self.services[i])
     }
 
     /// Bytes the services take (their servers and their schedulers' tables), the part of the
