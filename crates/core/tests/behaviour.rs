@@ -546,3 +546,46 @@ fn a_real_servers_cached_route_is_its_route() {
     unknown.addr = "198.51.100.9".parse().unwrap();
     assert_eq!(t.real_route(&unknown), t.net.route(unknown.addr));
 }
+
+/// IPVS's `is_new_conn_expected`: a connection the server refused (its reset leaves the entry
+/// in CLOSE for ten seconds) is no place for a new SYN on the same port either: rescheduled,
+/// as after TIME_WAIT (a server that was down and refused the first try does not get the
+/// client's next connection just because the port came back).
+#[test]
+fn a_syn_on_a_tuple_in_close_after_a_reset_is_scheduled_again() {
+    let t = tables();
+    let mut d = director();
+    let rs3 = [192, 168, 1, 3];
+    run(&mut d, &t, 0, tcp4(IN0, CLIENT, VIP, 64, 40001, 80, SYN, b""), 0);
+    run(
+        &mut d,
+        &t,
+        1,
+        tcp4(from_rs(ip4(RS2)), RS2, CLIENT, 64, 8080, 40001, RST, b""),
+        1,
+    );
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(TcpState::from_u8(c.state), TcpState::Close);
+    assert_eq!(counts(&t, 0), (0, 1, 0));
+
+    let (v, out) = run(
+        &mut d,
+        &t,
+        0,
+        tcp4(IN0, CLIENT, VIP, 64, 40001, 80, SYN, b""),
+        2_000,
+    );
+    assert_eq!(
+        v,
+        Verdict::Forward {
+            port: 1,
+            next_hop: ip4(rs3)
+        },
+        "rr's next server, not the one that refused"
+    );
+    verify(&out);
+    assert_eq!(d.conns_v4().len(), 1, "the entry is reused");
+    assert_eq!((counts(&t, 0), counts(&t, 1)), ((0, 0, 0), (0, 1, 0)));
+    let (_, c) = d.conns_v4().iter().next().unwrap();
+    assert_eq!(TcpState::from_u8(c.state), TcpState::SynRecv);
+}

@@ -445,8 +445,9 @@ impl Director {
     }
 
     /// IPVS's `conn_reuse_mode` (1, its default): a SYN that finds its TCP connection in
-    /// TIME_WAIT (a client reusing a port within those two minutes) starts a new connection,
-    /// scheduled again, instead of going to the old one's server. The entry is reused in
+    /// TIME_WAIT (a client reusing a port within those two minutes) or CLOSE (after a reset:
+    /// a refused attempt, for ten seconds) starts a new connection, scheduled again, instead
+    /// of going to the old one's server (IPVS's `is_new_conn_expected`). The entry is reused in
     /// place: its old server's count released, bound to the new server. Not under
     /// persistence, where the template decides (IPVS: not a controlled connection). A flow
     /// whose service is gone keeps its entry, as before.
@@ -460,7 +461,8 @@ impl Director {
         seq: u32,
     ) -> Result<(), DropReason> {
         let c = A::table(self).get(idx);
-        if c.state != TcpState::TimeWait as u8 || c.template != NIL {
+        let ended = c.state == TcpState::TimeWait as u8 || c.state == TcpState::Close as u8;
+        if !ended || c.template != NIL {
             return Ok(());
         }
         let svc = Protocol::from_number(p.ip.proto).and_then(|pr| t.lookup(pr, p.ip.dst.ip(), p.l4.dport));

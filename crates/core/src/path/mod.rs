@@ -541,9 +541,9 @@ fn classify(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) {
 }
 
 /// The common frame in one pass at fixed offsets: untagged Ethernet, an IPv4 header of 20
-/// bytes, not a fragment, carrying a whole TCP segment or UDP datagram. Answers `None` for
-/// anything else (a frame it does not take, a check that fails), which [`classify_checked`]
-/// then reads layer by layer: what it accepts is exactly what that function makes of the
+/// bytes, not a fragment, carrying a whole TCP segment or UDP datagram: writes its class to
+/// `out` and answers true. Answers false, writing nothing, for anything else (a frame it does
+/// not take, a check that fails), which [`classify_checked`] then reads layer by layer: what it accepts is exactly what that function makes of the
 /// same frame (tested), so every malformed frame still meets its own drop reason there.
 #[inline(always)]
 fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) -> bool {
@@ -553,7 +553,7 @@ fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) ->
     let Some(h) = b.get(..L2 + 28) else {
         return false;
     };
-    let h: &[u8; L2 + 28] = h.try_into().expect("28 bytes");
+    let h: &[u8; L2 + 28] = h.try_into().expect("the slice is L2 + 28 bytes");
     if h[12] != 0x08 || h[13] != 0x00 || h[L2] != 0x45 {
         return false;
     }
