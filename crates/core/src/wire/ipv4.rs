@@ -107,31 +107,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     where
         T: AsMut<[u8]>,
     {
-        // One bounds check for the fixed header, none per field.
-        let b: &mut [u8; 20] = (&mut self.buf.as_mut()[..20])
-            .try_into()
-            .expect("a checked view holds its 20-byte header");
-        let at = if src { field::SRC } else { field::DST };
-        let o = [b[at], b[at + 1], b[at + 2], b[at + 3]];
-        let n = new.octets();
-        let ttl_proto = u16::from_be_bytes([b[field::TTL], b[field::PROTO]]);
-        let c = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
-        let c = crate::checksum::update_words(
-            c,
-            &[
-                u16::from_be_bytes([o[0], o[1]]),
-                u16::from_be_bytes([o[2], o[3]]),
-                ttl_proto,
-            ],
-            &[
-                u16::from_be_bytes([n[0], n[1]]),
-                u16::from_be_bytes([n[2], n[3]]),
-                ttl_proto - 0x0100,
-            ],
-        );
-        b[at..at + 4].copy_from_slice(&n);
-        b[field::TTL] -= 1;
-        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
+        self.nat_rewrite_delta(src, new);
     }
 
     /// NAT's header rewrite as [`Self::nat_rewrite`] does it, returning the one's-complement
