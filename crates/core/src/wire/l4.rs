@@ -96,6 +96,54 @@ pub fn nat_rewrite(
     new_addr: &[u16],
     udp_zero_ok: bool,
 ) {
+    rewrite_port(protocol, seg, src, port, udp_zero_ok, |c, old_port| {
+        let n = old_addr.len();
+        let mut olds = [0u16; 9];
+        let mut news = [0u16; 9];
+        olds[..n].copy_from_slice(old_addr);
+        news[..n].copy_from_slice(new_addr);
+        olds[n] = old_port;
+        news[n] = port;
+        crate::checksum::update_words(c, &olds[..=n], &news[..=n])
+    });
+}
+
+/// [`nat_rewrite`] over IPv4, with the address change already summed (`addr_delta`, from
+/// [`super::ipv4::Ipv4Packet::nat_rewrite_delta`]): the port and one fold.
+#[inline(always)]
+pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_delta: u32) {
+    let update = |c: u16, old_port: u16| {
+        !crate::checksum::fold((!c) as u32 + addr_delta + (!old_port) as u32 + port as u32)
+    };
+    // TCP, the common case: the header is whole (the classifier checked), so one bounds check
+    // covers every field touched.
+    if protocol == proto::TCP {
+        if let Some(h) = seg.first_chunk_mut::<{ super::tcp::MIN_HEADER_LEN }>() {
+            let at = if src { 0 } else { 2 };
+            let old_port = u16::from_be_bytes([h[at], h[at + 1]]);
+            h[at..at + 2].copy_from_slice(&port.to_be_bytes());
+            let k = super::tcp::CHECKSUM_AT;
+            let c = update(u16::from_be_bytes([h[k], h[k + 1]]), old_port);
+            h[k..k + 2].copy_from_slice(&c.to_be_bytes());
+            return;
+        }
+    }
+    rewrite_port(protocol, seg, src, port, true, update);
+}
+
+/// The port rewrite both NAT forms share: the source (`src`) or destination port becomes
+/// `port`, and the checksum becomes what `update` makes of it and the old port. SCTP's CRC32c
+/// is recomputed instead; an IPv4 UDP datagram without a checksum (`udp_zero_ok`) keeps none,
+/// and a UDP sum that comes to zero is sent as 0xffff.
+#[inline(always)]
+fn rewrite_port(
+    protocol: u8,
+    seg: &mut [u8],
+    src: bool,
+    port: u16,
+    udp_zero_ok: bool,
+    update: impl FnOnce(u16, u16) -> u16,
+) {
     let at = if src { 0 } else { 2 };
     let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
     seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
@@ -108,50 +156,7 @@ pub fn nat_rewrite(
     if protocol == proto::UDP && c == 0 && udp_zero_ok {
         return; // IPv4 UDP without a checksum stays without one
     }
-    let n = old_addr.len();
-    let mut olds = [0u16; 9];
-    let mut news = [0u16; 9];
-    olds[..n].copy_from_slice(old_addr);
-    news[..n].copy_from_slice(new_addr);
-    olds[n] = old_port;
-    news[n] = port;
-    let mut c = crate::checksum::update_words(c, &olds[..=n], &news[..=n]);
-    if protocol == proto::UDP && c == 0 {
-        c = 0xffff;
-    }
-    seg[csum_at..csum_at + 2].copy_from_slice(&c.to_be_bytes());
-}
-
-/// [`nat_rewrite`] over IPv4, with the address change already summed (`addr_delta`, from
-/// [`super::ipv4::Ipv4Packet::nat_rewrite_delta`]): the port and one fold.
-#[inline(always)]
-pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_delta: u32) {
-    let at = if src { 0 } else { 2 };
-    // TCP, the common case: the header is whole (the classifier checked), so one bounds check
-    // covers every field touched.
-    if protocol == proto::TCP {
-        if let Some(h) = seg.first_chunk_mut::<{ super::tcp::MIN_HEADER_LEN }>() {
-            let old_port = u16::from_be_bytes([h[at], h[at + 1]]);
-            h[at..at + 2].copy_from_slice(&port.to_be_bytes());
-            let k = super::tcp::CHECKSUM_AT;
-            let c = u16::from_be_bytes([h[k], h[k + 1]]);
-            let c = !crate::checksum::fold((!c) as u32 + addr_delta + (!old_port) as u32 + port as u32);
-            h[k..k + 2].copy_from_slice(&c.to_be_bytes());
-            return;
-        }
-    }
-    let old_port = u16::from_be_bytes([seg[at], seg[at + 1]]);
-    seg[at..at + 2].copy_from_slice(&port.to_be_bytes());
-    let csum_at = match protocol {
-        proto::TCP => super::tcp::CHECKSUM_AT,
-        proto::UDP => super::udp::CHECKSUM_AT,
-        _ => return finish(protocol, seg),
-    };
-    let c = u16::from_be_bytes([seg[csum_at], seg[csum_at + 1]]);
-    if protocol == proto::UDP && c == 0 {
-        return; // IPv4 UDP without a checksum stays without one
-    }
-    let mut c = !crate::checksum::fold((!c) as u32 + addr_delta + (!old_port) as u32 + port as u32);
+    let mut c = update(c, old_port);
     if protocol == proto::UDP && c == 0 {
         c = 0xffff;
     }
