@@ -9,6 +9,10 @@ pub trait Addr: Copy + Eq + Debug + 'static {
     /// 0.0.0.0 / ::, for empty entries.
     const UNSPECIFIED: Self;
     fn mix(self, h: u64) -> u64;
+    /// `h` mixed with two addresses (IPv4: both in one word, one round).
+    fn mix_pair(self, other: Self, h: u64) -> u64;
+    /// `h` mixed with an address and a port (IPv4: one word, one round).
+    fn mix_port(self, port: u16, h: u64) -> u64;
     /// The address with only its first `prefix_len` bits kept (persistence netmask).
     fn masked(self, prefix_len: u8) -> Self;
     fn ip(self) -> IpAddr;
@@ -37,6 +41,16 @@ impl Addr for Ipv4Addr {
         mix64(h, u32::from(self) as u64)
     }
 
+    #[inline]
+    fn mix_pair(self, other: Self, h: u64) -> u64 {
+        mix64(h, (u32::from(self) as u64) << 32 | u32::from(other) as u64)
+    }
+
+    #[inline]
+    fn mix_port(self, port: u16, h: u64) -> u64 {
+        mix64(h, (u32::from(self) as u64) << 16 | port as u64)
+    }
+
     fn masked(self, prefix_len: u8) -> Self {
         let m = if prefix_len == 0 {
             0
@@ -58,6 +72,16 @@ impl Addr for Ipv6Addr {
     fn mix(self, h: u64) -> u64 {
         let v = u128::from(self);
         mix64(mix64(h, v as u64), (v >> 64) as u64)
+    }
+
+    #[inline]
+    fn mix_pair(self, other: Self, h: u64) -> u64 {
+        other.mix(self.mix(h))
+    }
+
+    #[inline]
+    fn mix_port(self, port: u16, h: u64) -> u64 {
+        mix64(self.mix(h), port as u64)
     }
 
     fn masked(self, prefix_len: u8) -> Self {
@@ -348,9 +372,7 @@ impl<A: Addr> ConnTable<A> {
     /// An in key's hash: the whole tuple, keyed.
     #[inline]
     fn base_hash(&self, t: &Tuple<A>) -> u64 {
-        let mut h = self.seed ^ ((t.proto as u64) << 8);
-        h = t.src.mix(h);
-        h = t.dst.mix(h);
+        let h = t.src.mix_pair(t.dst, self.seed ^ ((t.proto as u64) << 8));
         mix64(h, ((t.sport as u64) << 16) | t.dport as u64)
     }
 
@@ -362,8 +384,7 @@ impl<A: Addr> ConnTable<A> {
     /// shares a home slot with itself, a run of a few.
     #[inline]
     fn out_hash(&self, proto: u8, dst: A, dport: u16) -> u32 {
-        let h = dst.mix(self.seed ^ OUT_KEY ^ ((proto as u64) << 8));
-        fold_hash(mix64(h, dport as u64))
+        fold_hash(dst.mix_port(dport, self.seed ^ OUT_KEY ^ ((proto as u64) << 8)))
     }
 
     /// Asks for the first index slot of `hash` to be brought into cache (a prefetch: nothing

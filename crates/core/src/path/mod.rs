@@ -10,6 +10,7 @@
 //! verdict's next hop to a MAC; the source MAC is set to the egress port's.
 
 mod family;
+mod fast;
 mod flow;
 mod frag;
 mod icmp;
@@ -139,6 +140,9 @@ worker_stats! {
     proxy_headers,
     toa_options,
     toa_no_room,
+    /// Packets the established path took (counted in `forwarded` too): with `forwarded`, how
+    /// much of the traffic takes the short way.
+    established_path,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -194,6 +198,9 @@ pub struct Director {
     steered: bool,
     /// FullNAT's local ports this worker owns.
     pub(crate) lports: lport::LocalPorts,
+    /// Whether the established path (`fast.rs`) takes the packets it can (always, but to
+    /// compare it with the general path).
+    established_path: bool,
 }
 
 /// What the first pass learns about a frame.
@@ -276,7 +283,75 @@ pub(crate) struct L4 {
     pub sctp_chunk: Option<u8>,
 }
 
+/// A frame the fast classifier took (`classify_v4_fast`): untagged Ethernet, a checked IPv4
+/// header of 20 bytes, not a fragment, a whole TCP segment or UDP datagram. What the burst's
+/// later passes read of it: a record of 20 bytes instead of a [`Class`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fast4 {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub sport: u16,
+    pub dport: u16,
+    /// The IP packet's length (its end, from the IP header).
+    pub len: u16,
+    /// TCP or UDP; 0 in a frame's record the fast classifier did not take.
+    pub proto: u8,
+    pub tcp_flags: u8,
+    pub ttl: u8,
+}
+
+impl Fast4 {
+    const NONE: Fast4 = Fast4 {
+        src: Ipv4Addr::UNSPECIFIED,
+        dst: Ipv4Addr::UNSPECIFIED,
+        sport: 0,
+        dport: 0,
+        len: 0,
+        proto: 0,
+        tcp_flags: 0,
+        ttl: 0,
+    };
+
+    #[inline(always)]
+    fn taken(&self) -> bool {
+        self.proto != 0
+    }
+
+    #[inline(always)]
+    pub(crate) fn tuple(&self) -> Tuple<Ipv4Addr> {
+        Tuple {
+            src: self.src,
+            dst: self.dst,
+            sport: self.sport,
+            dport: self.dport,
+            proto: self.proto,
+        }
+    }
+
+    /// The frame's IP and transport layers as the general path reads them.
+    #[inline(always)]
+    pub(crate) fn layers(&self) -> (IpInfo<Ipv4Addr>, L4) {
+        let ip = IpInfo {
+            src: self.src,
+            dst: self.dst,
+            proto: self.proto,
+            l4: ipv4::MIN_HEADER_LEN,
+            end: self.len as usize,
+            fragment: Frag::Whole,
+            ttl: self.ttl,
+        };
+        let l4 = L4 {
+            sport: self.sport,
+            dport: self.dport,
+            tcp_flags: self.tcp_flags,
+            sctp_chunk: None,
+        };
+        (ip, l4)
+    }
+}
+
 const MAX_BURST: usize = 32;
+const ETH: usize = crate::wire::ethernet::HEADER_LEN;
 
 impl Director {
     pub fn new(cfg: DirectorConfig) -> Director {
@@ -300,7 +375,14 @@ impl Director {
             frags: frag::Frags::default(),
             steered: false,
             lports: lport::LocalPorts::default(),
+            established_path: true,
         }
+    }
+
+    /// Turns the established path off (or on again): every packet then takes the general
+    /// path, which does the same (for tests and comparisons; it is on in a data plane).
+    pub fn set_established_path(&mut self, on: bool) {
+        self.established_path = on;
     }
 
     /// The same director sharing `templates` with the other workers (persistence holds across
@@ -369,28 +451,42 @@ impl Director {
     ) {
         assert_eq!(frames.len(), out.len(), "one verdict per frame");
         for (frames, out) in frames.chunks_mut(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
+            // The common frame (IPv4, TCP or UDP, no options, no tag) is read once into a
+            // small record; any other into a class, layer by layer.
+            let mut fast = [Fast4::NONE; MAX_BURST];
             let mut classes = [Class::Drop(DropReason::EthTruncated); MAX_BURST];
-            for (c, f) in classes.iter_mut().zip(frames.iter()) {
-                classify(f.data(), f.rx_checksums().ip, c);
+            for ((x, c), f) in fast.iter_mut().zip(classes.iter_mut()).zip(frames.iter()) {
+                let nic_ip = f.rx_checksums().ip;
+                if !classify_v4_fast(f.data(), nic_ip, x) {
+                    *c = classify_checked(f.data(), nic_ip);
+                }
             }
             // Ask for the index slots of the whole burst, then (once they are on their way)
             // for the entries they name, before probing any: the cache misses of a burst
             // overlap instead of coming one after another.
             let mut hashes = [(0u32, 0u32); MAX_BURST];
             let n = frames.len();
-            for (c, h) in classes[..n].iter().zip(hashes.iter_mut()) {
+            for ((x, c), h) in fast[..n].iter().zip(classes.iter()).zip(hashes.iter_mut()) {
+                if x.taken() {
+                    prefetch_slots(&self.conns4, &x.tuple(), h);
+                    continue;
+                }
                 match c {
                     Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => {
-                        prefetch_slots(&self.conns4, ip, l4, h)
+                        prefetch_slots(&self.conns4, &tuple(ip, l4), h)
                     }
                     Class::V6 { ip, l4, .. } | Class::First6 { ip, l4, .. } => {
-                        prefetch_slots(&self.conns6, ip, l4, h)
+                        prefetch_slots(&self.conns6, &tuple(ip, l4), h)
                     }
                     _ => {}
                 }
             }
             let (mut new4, mut new6) = (0, 0);
-            for (c, h) in classes[..n].iter().zip(hashes.iter()) {
+            for ((x, c), h) in fast[..n].iter().zip(classes.iter()).zip(hashes.iter()) {
+                if x.taken() {
+                    new4 += self.conns4.prefetch_entry(*h, x.proto, x.src, x.sport, new4) as usize;
+                    continue;
+                }
                 match c {
                     Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => {
                         new4 += self.conns4.prefetch_entry(*h, ip.proto, ip.src, l4.sport, new4) as usize;
@@ -401,19 +497,32 @@ impl Director {
                     _ => {}
                 }
             }
-            for (((c, h), f), v) in classes
+            for ((((x, c), h), f), v) in fast
                 .iter()
+                .zip(classes.iter())
                 .zip(hashes)
                 .zip(frames.iter_mut())
                 .zip(out.iter_mut())
             {
-                *v = self.dispatch(t, port, f, *c, h, now);
+                *v = if x.taken() {
+                    let found = self.conns4.lookup_hashed(&x.tuple(), h);
+                    if let Some((idx, kind)) = found {
+                        // Written and counted there when taken.
+                        if self.established4(t, f, x, idx, kind, now, v) {
+                            continue;
+                        }
+                    }
+                    let (ip, l4) = x.layers();
+                    self.known_or_new(t, f, &Pkt::new(port, ETH, ip, l4, now), found)
+                } else {
+                    self.dispatch(t, port, f, *c, h, now)
+                };
                 self.count(*v);
             }
         }
     }
 
-    fn count(&mut self, v: Verdict) {
+    pub(super) fn count(&mut self, v: Verdict) {
         self.stats.rx += 1;
         match v {
             Verdict::Forward { .. } => self.stats.forwarded += 1,
@@ -459,17 +568,23 @@ impl Director {
         if p.ip.proto == A::ICMP {
             return self.icmp(t, f, &p);
         }
-        let tuple = Tuple {
-            src: p.ip.src,
-            dst: p.ip.dst,
-            sport: p.l4.sport,
-            dport: p.l4.dport,
-            proto: p.ip.proto,
-        };
-        match A::table(self).lookup_hashed(&tuple, hashes) {
-            Some((idx, KeyKind::Out)) => self.outbound(t, f, &p, idx),
-            Some((idx, _)) => self.inbound(t, f, &p, idx),
-            None => self.new_flow(t, f, &p),
+        let found = A::table(self).lookup_hashed(&tuple(&p.ip, &p.l4), hashes);
+        self.known_or_new(t, f, &p, found)
+    }
+
+    /// A TCP/UDP/SCTP packet after its lookup: to its connection, or a new flow.
+    #[inline(always)]
+    fn known_or_new<A: Family, F: Frame>(
+        &mut self,
+        t: &Tables,
+        f: &mut F,
+        p: &Pkt<A>,
+        found: Option<(u32, KeyKind)>,
+    ) -> Verdict {
+        match found {
+            Some((idx, KeyKind::Out)) => self.outbound(t, f, p, idx),
+            Some((idx, _)) => self.inbound(t, f, p, idx),
+            None => self.new_flow(t, f, p),
         }
     }
 
@@ -519,34 +634,32 @@ pub(crate) fn host_or_drop(t: &Tables, port: u16, dst: IpAddr, reason: DropReaso
 
 /// Computes a frame's hashes and asks for their first index slots.
 #[inline]
-fn prefetch_slots<A: Addr>(t: &ConnTable<A>, ip: &IpInfo<A>, l4: &L4, h: &mut (u32, u32)) {
-    let tuple = Tuple {
+fn prefetch_slots<A: Addr>(t: &ConnTable<A>, tuple: &Tuple<A>, h: &mut (u32, u32)) {
+    *h = t.hashes(tuple);
+    t.prefetch_slot(h.0);
+    t.prefetch_slot(h.1);
+}
+
+/// A classified packet's 5-tuple.
+#[inline]
+fn tuple<A: Copy>(ip: &IpInfo<A>, l4: &L4) -> Tuple<A> {
+    Tuple {
         src: ip.src,
         dst: ip.dst,
         sport: l4.sport,
         dport: l4.dport,
         proto: ip.proto,
-    };
-    *h = t.hashes(&tuple);
-    t.prefetch_slot(h.0);
-    t.prefetch_slot(h.1);
-}
-
-/// First pass: parse and check every header the path will rely on.
-#[inline]
-fn classify(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) {
-    if !classify_v4_fast(b, nic_ip, out) {
-        *out = classify_checked(b, nic_ip);
     }
 }
 
 /// The common frame in one pass at fixed offsets: untagged Ethernet, an IPv4 header of 20
-/// bytes, not a fragment, carrying a whole TCP segment or UDP datagram: writes its class to
+/// bytes, not a fragment, carrying a whole TCP segment or UDP datagram: writes its record to
 /// `out` and answers true. Answers false, writing nothing, for anything else (a frame it does
-/// not take, a check that fails), which [`classify_checked`] then reads layer by layer: what it accepts is exactly what that function makes of the
-/// same frame (tested), so every malformed frame still meets its own drop reason there.
+/// not take, a check that fails), which [`classify_checked`] then reads layer by layer: what
+/// it accepts is exactly what that function makes of the same frame (tested), so every
+/// malformed frame still meets its own drop reason there.
 #[inline(always)]
-fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) -> bool {
+fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Fast4) -> bool {
     use crate::frame::RxCheck;
     const L2: usize = crate::wire::ethernet::HEADER_LEN;
     // Ethernet, the IPv4 header and the UDP header, the shortest transport header taken.
@@ -579,7 +692,7 @@ fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) ->
         return false;
     }
     let proto = h[L2 + 9];
-    let l4 = match proto {
+    let tcp_flags = match proto {
         proto::TCP => {
             // The whole 20-byte header within the packet, its data offset within the segment.
             if total < 40 {
@@ -590,40 +703,31 @@ fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Class) ->
             if off < 20 || off > total - 20 {
                 return false;
             }
-            L4 {
-                sport: u16::from_be_bytes([h[L2 + 20], h[L2 + 21]]),
-                dport: u16::from_be_bytes([h[L2 + 22], h[L2 + 23]]),
-                tcp_flags: b[L2 + 33],
-                sctp_chunk: None,
-            }
+            b[L2 + 33]
         }
         proto::UDP => {
             let len = u16::from_be_bytes([h[L2 + 24], h[L2 + 25]]) as usize;
             if total < 28 || len < 8 || len > total - 20 {
                 return false;
             }
-            L4 {
-                sport: u16::from_be_bytes([h[L2 + 20], h[L2 + 21]]),
-                dport: u16::from_be_bytes([h[L2 + 22], h[L2 + 23]]),
-                ..L4::default()
-            }
+            0
         }
         _ => return false,
     };
-    let ip = IpInfo {
+    *out = Fast4 {
         src: Ipv4Addr::new(h[L2 + 12], h[L2 + 13], h[L2 + 14], h[L2 + 15]),
         dst: Ipv4Addr::new(h[L2 + 16], h[L2 + 17], h[L2 + 18], h[L2 + 19]),
+        sport: u16::from_be_bytes([h[L2 + 20], h[L2 + 21]]),
+        dport: u16::from_be_bytes([h[L2 + 22], h[L2 + 23]]),
+        len: total as u16,
         proto,
-        l4: 20,
-        end: total,
-        fragment: Frag::Whole,
+        tcp_flags,
         ttl: h[L2 + 8],
     };
-    *out = Class::V4 { l2: L2, ip, l4 };
     true
 }
 
-/// [`classify`] for every frame, layer by layer.
+/// Any frame, layer by layer (what the fast classifier does not take).
 #[inline(never)]
 fn classify_checked(b: &[u8], nic_ip: crate::frame::RxCheck) -> Class {
     let eth = match EthernetFrame::new_checked(b) {
@@ -740,15 +844,22 @@ fn ip_class<A: Family>(
 #[cfg(test)]
 mod tests {
     use super::WorkerStats;
-    use super::{classify_checked, Class};
+    use super::{classify_checked, Class, Fast4};
     use crate::frame::RxCheck;
-    use crate::DropReason;
     use proptest::prelude::*;
 
-    /// The fast classifier's answer, if it takes the frame.
+    /// The fast classifier's answer, if it takes the frame, as the class it stands for.
     fn classify_v4_fast(b: &[u8], nic: RxCheck) -> Option<Class> {
-        let mut c = Class::Drop(DropReason::EthTruncated);
-        super::classify_v4_fast(b, nic, &mut c).then_some(c)
+        let mut x = Fast4::NONE;
+        super::classify_v4_fast(b, nic, &mut x).then(|| {
+            assert!(x.taken());
+            let (ip, l4) = x.layers();
+            Class::V4 {
+                l2: crate::wire::ethernet::HEADER_LEN,
+                ip,
+                l4,
+            }
+        })
     }
 
     /// A valid IPv4 TCP or UDP frame (etherparse builds it), with `pad` bytes of Ethernet

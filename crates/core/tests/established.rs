@@ -1,0 +1,237 @@
+//! The established path (`path/fast.rs`) is an exact shortcut of the general path: two
+//! directors, one with it and one without, are given the same bursts of frames (handshakes,
+//! data both ways, FIN, RST, retransmitted SYNs, TTLs running out, UDP with and without a
+//! checksum, DR, TUN and a persistent service, VLAN tags and IP options, time passing, sync
+//! on or off) and must agree on every output byte, verdict, counter, sync record and
+//! connection-table entry, and on the real servers' counts.
+
+mod support;
+
+use std::sync::atomic::Ordering;
+
+use proptest::prelude::*;
+use rvs_core::model::RealId;
+use rvs_core::{Director, Frame, Tables, VecFrame, Verdict, WorkerStats};
+use support::*;
+
+/// A service of `support::tables()` the ops address: VIP, port, UDP?, its real servers with
+/// their ports.
+type Svc = ([u8; 4], u16, bool, &'static [([u8; 4], u16)]);
+
+const SERVICES: [Svc; 5] = [
+    (
+        [10, 0, 0, 100],
+        80,
+        false,
+        &[([192, 168, 1, 2], 8080), ([192, 168, 1, 3], 8080)],
+    ),
+    ([10, 0, 0, 100], 53, true, &[([192, 168, 1, 2], 5353)]),
+    ([10, 0, 0, 101], 80, false, &[([192, 168, 1, 4], 80)]),
+    ([10, 0, 0, 102], 80, false, &[([192, 168, 1, 5], 80)]),
+    (
+        [10, 0, 0, 103],
+        443,
+        false,
+        &[([192, 168, 1, 6], 443), ([192, 168, 1, 7], 443)],
+    ),
+];
+
+const FLAGS: [Flags; 6] = [ACK, PSHACK, ACK, SYN, FINACK, RST];
+
+#[derive(Debug, Clone)]
+struct Op {
+    client: u8,
+    cport: u8,
+    svc: usize,
+    /// From the real server (number `rs` of the service's) rather than the client.
+    reply: bool,
+    rs: usize,
+    flags: usize,
+    ttl: u8,
+    payload: usize,
+    /// UDP sent without a checksum; a VLAN tag; an IP option (both: the general path's).
+    no_udp_sum: bool,
+    vlan: bool,
+    option: bool,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    (
+        (0u8..2, 0u8..2, 0usize..5, any::<bool>(), 0usize..2, 0usize..6),
+        (
+            prop_oneof![6 => Just(64u8), 1 => Just(2u8), 1 => Just(1u8), 1 => Just(0u8)],
+            0usize..40,
+            any::<bool>(),
+            prop::bool::weighted(0.1),
+            prop::bool::weighted(0.1),
+        ),
+    )
+        .prop_map(
+            |((client, cport, svc, reply, rs, flags), (ttl, payload, no_udp_sum, vlan, option))| Op {
+                client,
+                cport,
+                svc,
+                reply,
+                rs,
+                flags,
+                ttl,
+                payload,
+                no_udp_sum,
+                vlan,
+                option,
+            },
+        )
+}
+
+/// The op's frame and the port it arrives on.
+fn frame(o: &Op) -> (u16, Vec<u8>) {
+    let (vip, vport, udp, reals) = SERVICES[o.svc];
+    let client = [198, 51, 100, 1 + o.client];
+    let cport = 40000 + o.cport as u16;
+    let (rs, rport) = reals[o.rs % reals.len()];
+    let (port, mut l2, src, dst, sport, dport) = if o.reply {
+        (1, from_rs(ip4(rs)), rs, client, rport, cport)
+    } else {
+        (0, IN0, client, vip, cport, vport)
+    };
+    // (The UDP builder writes no tag.)
+    let vlan = o.vlan && !udp;
+    if vlan {
+        l2.vlan = Some(7);
+    }
+    let payload = vec![0x61; o.payload];
+    let mut f = if udp {
+        udp4(l2, src, dst, o.ttl, sport, dport, &payload)
+    } else {
+        tcp4(l2, src, dst, o.ttl, sport, dport, FLAGS[o.flags], &payload)
+    };
+    let ip = if vlan { 18 } else { 14 };
+    if udp && o.no_udp_sum {
+        f[ip + 26..ip + 28].copy_from_slice(&[0, 0]);
+    }
+    if o.option {
+        // A 4-byte IP option (NOP x4): IHL 6, lengths and the header checksum made good.
+        f.splice(ip + 20..ip + 20, [1, 1, 1, 1]);
+        f[ip] = 0x46;
+        let total = u16::from_be_bytes([f[ip + 2], f[ip + 3]]) + 4;
+        f[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        f[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let c = rvs_core::checksum::checksum(&f[ip..ip + 24]);
+        f[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+    }
+    (port, f)
+}
+
+/// Everything the two directors must agree on besides the frames and verdicts.
+fn state(d: &mut Director, t: &Tables) -> String {
+    let mut stats = d.stats;
+    stats.established_path = 0;
+    let conns: Vec<_> = d.conns_v4().iter().map(|(i, c)| (i, *c)).collect();
+    let reals: Vec<_> = (0..12)
+        .map(|i| {
+            let r = t.reals.get(RealId(i));
+            let traffic = d.real_traffic(RealId(i));
+            (
+                r.active.load(Ordering::Relaxed),
+                r.inactive.load(Ordering::Relaxed),
+                r.conns.load(Ordering::Relaxed),
+                traffic,
+            )
+        })
+        .collect();
+    let sync = std::mem::take(d.sync_out());
+    format!("{stats:?}\n{:?}\n{conns:?}\n{reals:?}\n{sync:?}", d.drops)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn the_established_path_does_what_the_general_path_does(
+        ops in prop::collection::vec((op(), 1usize..5, 0u64..3000), 1..80),
+        sync in any::<bool>(),
+    ) {
+        let (t_fast, t_general) = (tables(), tables());
+        let (mut fast, mut general) = (director(), director());
+        general.set_established_path(false);
+        fast.set_sync(sync);
+        general.set_sync(sync);
+        let mut now = 1_000;
+        let mut k = 0;
+        while k < ops.len() {
+            // A burst of the next few ops that arrive on one port.
+            let (_, size, dt) = ops[k];
+            now += dt;
+            let (port, _) = frame(&ops[k].0);
+            let burst: Vec<Vec<u8>> = ops[k..]
+                .iter()
+                .take(size)
+                .map(|o| frame(&o.0))
+                .take_while(|(p, _)| *p == port)
+                .map(|(_, f)| f)
+                .collect();
+            k += burst.len();
+            let mut outs = Vec::new();
+            for (d, t) in [(&mut fast, &t_fast), (&mut general, &t_general)] {
+                d.advance(t, now);
+                let mut frames: Vec<VecFrame> = burst.iter().map(|f| VecFrame::new(f)).collect();
+                let mut verdicts = vec![Verdict::Neighbor; frames.len()];
+                d.process_burst(t, port, &mut frames, now, &mut verdicts);
+                let bytes: Vec<Vec<u8>> = frames.iter().map(|f| f.data().to_vec()).collect();
+                outs.push((verdicts, bytes));
+            }
+            prop_assert_eq!(&outs[0], &outs[1]);
+            prop_assert_eq!(state(&mut fast, &t_fast), state(&mut general, &t_general));
+        }
+        prop_assert_eq!(general.stats.established_path, 0);
+    }
+}
+
+/// The property above is not vacuous: an established NAT flow's data, both ways, and a DR
+/// flow's take the established path; a FIN, a template's service and TUN do not.
+#[test]
+fn established_flows_take_the_established_path() {
+    let t = tables();
+    let mut d = director();
+    let client = [198, 51, 100, 9];
+    let rs = [192, 168, 1, 2];
+    let send = |d: &mut Director, port, f: Vec<u8>| d.process(&t, port, &mut VecFrame::new(&f), 1_000);
+    let vip = [10, 0, 0, 100];
+    send(&mut d, 0, tcp4(IN0, client, vip, 64, 40000, 80, SYN, &[]));
+    send(
+        &mut d,
+        1,
+        tcp4(from_rs(ip4(rs)), rs, client, 64, 8080, 40000, SYNACK, &[]),
+    );
+    send(&mut d, 0, tcp4(IN0, client, vip, 64, 40000, 80, ACK, &[]));
+    let before: WorkerStats = d.stats;
+    for _ in 0..10 {
+        let v = send(&mut d, 0, tcp4(IN0, client, vip, 64, 40000, 80, PSHACK, b"GET /"));
+        assert!(matches!(v, Verdict::Forward { port: 1, .. }), "{v:?}");
+        let v = send(
+            &mut d,
+            1,
+            tcp4(from_rs(ip4(rs)), rs, client, 64, 8080, 40000, PSHACK, b"200"),
+        );
+        assert!(matches!(v, Verdict::Forward { port: 0, .. }), "{v:?}");
+    }
+    assert_eq!(d.stats.established_path - before.established_path, 20);
+    // DR: the handshake's last ACK establishes it (input only); its data then goes the
+    // short way.
+    let dr = [10, 0, 0, 101];
+    send(&mut d, 0, tcp4(IN0, client, dr, 64, 40001, 80, SYN, &[]));
+    send(&mut d, 0, tcp4(IN0, client, dr, 64, 40001, 80, ACK, &[]));
+    let n = d.stats.established_path;
+    send(&mut d, 0, tcp4(IN0, client, dr, 64, 40001, 80, PSHACK, b"x"));
+    assert_eq!(d.stats.established_path, n + 1);
+    // A FIN changes the state: the general path's.
+    let n = d.stats.established_path;
+    send(&mut d, 0, tcp4(IN0, client, vip, 64, 40000, 80, FINACK, &[]));
+    assert_eq!(d.stats.established_path, n);
+    // A persistent service's connections keep their template alive: the general path's.
+    let p = [10, 0, 0, 103];
+    send(&mut d, 0, tcp4(IN0, client, p, 64, 40002, 443, SYN, &[]));
+    send(&mut d, 0, tcp4(IN0, client, p, 64, 40002, 443, ACK, &[]));
+    send(&mut d, 0, tcp4(IN0, client, p, 64, 40002, 443, PSHACK, b"x"));
+    assert_eq!(d.stats.established_path, n);
+}
