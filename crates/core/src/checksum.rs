@@ -41,10 +41,14 @@ fn fold64(acc: u64) -> u32 {
     ((acc & 0xffff_ffff) + (acc >> 32)) as u32
 }
 
-/// [`fold64`] for callers that sum 32-bit words themselves (a fixed-size header).
+/// Whether 32-bit words summed as plain integers into `acc` (a fixed-size header, in either
+/// byte order: RFC 1071) make a one's-complement sum of 0xffff, the sum of a header whose
+/// checksum is right. That sum is a multiple of 0xffff (2^16 is 1 modulo 0xffff) and not
+/// zero; one division by a constant instead of four folds. The caller knows the sum is not
+/// zero (an IPv4 header's version byte is not).
 #[inline]
-pub fn fold64_pub(acc: u64) -> u32 {
-    fold64(acc)
+pub fn words_sum_ok(acc: u64) -> bool {
+    acc % 0xffff == 0
 }
 
 /// Folds a 32-bit one's-complement accumulator to 16 bits (two rounds reach 16 bits from any
@@ -203,6 +207,31 @@ mod tests {
             // zeros.
             let data = if ones { vec![0xff; data.len()] } else { data };
             proptest::prop_assert_eq!(fold(sum(&data, initial)), sum_by_words(&data, initial));
+        }
+    }
+
+    proptest::proptest! {
+        /// Any 20 bytes with a nonzero word (a header, its checksum made right or not, in
+        /// either byte order): the division's answer is the folded sum's.
+        #[test]
+        fn a_header_is_right_by_division_as_by_folding(
+            mut h in proptest::prelude::any::<[u8; 20]>(),
+            fix in proptest::prelude::any::<bool>(),
+        ) {
+            h[0] |= 0x40;
+            if fix {
+                h[10..12].copy_from_slice(&[0, 0]);
+                let c = checksum(&h);
+                h[10..12].copy_from_slice(&c.to_be_bytes());
+            }
+            let folded = sum_by_words(&h, 0) == 0xffff;
+            let be = |i: usize| u32::from_be_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+            let ne = |i: usize| u32::from_ne_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+            proptest::prop_assert_eq!(words_sum_ok(be(0) + be(4) + be(8) + be(12) + be(16)), folded);
+            proptest::prop_assert_eq!(words_sum_ok(ne(0) + ne(4) + ne(8) + ne(12) + ne(16)), folded);
+            if fix {
+                proptest::prop_assert!(folded);
+            }
         }
     }
 
