@@ -121,6 +121,13 @@ fn metrics_agree_with_the_replay_and_the_report() {
         value(&scrape, "rvs_worker_packets_total", &[("kind", "received")]),
         frames.len() as f64
     );
+    // The connections' data took the established path: some of what was forwarded.
+    let established = value(&scrape, "rvs_established_path_packets_total", &[]);
+    let forwarded = value(&scrape, "rvs_worker_packets_total", &[("kind", "forwarded")]);
+    assert!(
+        established > 0.0 && established <= forwarded,
+        "{established} of {forwarded} forwarded"
+    );
     // The same figures as the report's --stats table.
     let stats_line = report
         .lines()
