@@ -260,7 +260,11 @@ pub const TICK_MS: u64 = 100;
 pub struct ConnTable<A> {
     entries: Box<[Conn<A>]>,
     free: Vec<u32>,
-    slots: Box<[u64]>,
+    /// The index: open addressing, linear probing, at most half full. A slot is 32 bits:
+    /// a tag from the key's hash, the key's kind, and its entry's number (all ones: empty),
+    /// laid out by [`SlotLayout`].
+    slots: Box<[u32]>,
+    layout: SlotLayout,
     mask: usize,
     seed: u64,
     wheel: Box<[u32]>,
@@ -281,15 +285,17 @@ impl<A: Addr> Debug for ConnTable<A> {
     }
 }
 
-/// `n` zeroed words, written one by one rather than taken from the allocator's zeroed pages:
-/// those are mapped on first write, so a busy table's first connections would take a page
-/// fault each (4 KiB of index per fault, hundreds of microseconds for a burst of new flows);
-/// the writes here take those faults when the table is made.
-fn prefaulted_zeros(n: usize) -> Box<[u64]> {
-    let mut v = Vec::with_capacity(n);
-    v.resize(n, std::hint::black_box(0u64));
-    v.into_boxed_slice()
+/// `n` empty index slots, written one by one (the allocator's fresh pages are mapped on
+/// first write, so a busy table's first connections would take a page fault each, 4 KiB of
+/// index per fault, hundreds of microseconds for a burst of new flows): the writes here take
+/// those faults when the table is made.
+fn empty_slots(n: usize) -> Box<[u32]> {
+    vec![EMPTY; n].into_boxed_slice()
 }
+
+/// An index slot holding no key: all ones, which no slot in use is (its entry bits would
+/// name an entry past the capacity).
+const EMPTY: u32 = u32::MAX;
 
 /// A hint that `x` is about to be read: its cache line is loaded while the CPU goes on.
 #[inline(always)]
@@ -306,12 +312,60 @@ fn prefetch<T>(x: &T) {
     let _ = x;
 }
 
-/// The entry index's bits in a slot.
-const INDEX_MASK: u64 = 0x3fff_ffff;
+/// Where the parts of a 32-bit index slot lie, from the table's capacity: the low bits
+/// hold the entry's number (never all ones: see [`EMPTY`]), the next bit the key's kind
+/// (set for an out key), and the rest the top bits of the key's hash, a tag that spares most
+/// probes of other keys a read of their entry. A table of 1M entries keeps 10 bits of tag; one
+/// of 2^29, one bit. (Half the index of 64-bit slots: 16 bytes a connection at 1M, not 32.)
+#[derive(Debug, Clone, Copy)]
+struct SlotLayout {
+    /// The entry bits.
+    idx: u32,
+    /// The kind's bit.
+    out: u32,
+    /// The tag's bits.
+    tag: u32,
+}
 
-#[inline]
-fn slot_of(tag: u32, kind: KeyKind, idx: u32) -> u64 {
-    ((tag as u64) << 32) | ((kind as u64) << 30) | idx as u64
+impl SlotLayout {
+    fn new(capacity: usize) -> SlotLayout {
+        // Enough bits for the capacity itself, so that the entries' numbers (below it) never
+        // set them all.
+        let bits = usize::BITS - capacity.leading_zeros();
+        let idx = ((1u64 << bits) - 1) as u32;
+        let out = idx + 1;
+        SlotLayout {
+            idx,
+            out,
+            tag: !(idx | out),
+        }
+    }
+
+    /// A key's slot without its entry: its tag and kind, which a probe compares in one test.
+    #[inline(always)]
+    fn key(&self, hash: u32, kind: KeyKind) -> u32 {
+        (hash & self.tag) | if kind == KeyKind::Out { self.out } else { 0 }
+    }
+
+    #[inline(always)]
+    fn slot(&self, hash: u32, kind: KeyKind, idx: u32) -> u32 {
+        self.key(hash, kind) | idx
+    }
+
+    /// The entry a slot in use names.
+    #[inline(always)]
+    fn entry(&self, s: u32) -> u32 {
+        s & self.idx
+    }
+
+    #[inline(always)]
+    fn kind(&self, s: u32) -> KeyKind {
+        if s & self.out != 0 {
+            KeyKind::Out
+        } else {
+            KeyKind::In
+        }
+    }
 }
 
 impl<A: Addr> ConnTable<A> {
@@ -331,7 +385,8 @@ impl<A: Addr> ConnTable<A> {
         ConnTable {
             entries: vec![free_slot; capacity].into_boxed_slice(),
             free: (0..capacity as u32).rev().collect(),
-            slots: prefaulted_zeros(nslots),
+            slots: empty_slots(nslots),
+            layout: SlotLayout::new(capacity),
             mask: nslots - 1,
             seed,
             wheel: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
@@ -356,7 +411,7 @@ impl<A: Addr> ConnTable<A> {
     /// Bytes the table occupies (entries, index, free list, wheel).
     pub fn memory_bytes(&self) -> usize {
         self.entries.len() * std::mem::size_of::<Conn<A>>()
-            + self.slots.len() * 8
+            + self.slots.len() * 4
             + self.free.capacity() * 4
             + self.wheel.len() * 4
     }
@@ -398,7 +453,7 @@ impl<A: Addr> ConnTable<A> {
     /// the entry whose key they name (an in key first, a reply's out key). Where neither does,
     /// the packet may start a connection of client `src:sport`: its out key's home slot and
     /// the `nth` next free entry are asked for instead. Returns whether it did so.
-    #[inline]
+    #[inline(always)]
     pub fn prefetch_entry(
         &self,
         (h_in, h_out): (u32, u32),
@@ -407,14 +462,15 @@ impl<A: Addr> ConnTable<A> {
         sport: u16,
         nth: usize,
     ) -> bool {
+        let l = self.layout;
         let s = self.slots[h_in as usize & self.mask];
-        if s & !INDEX_MASK == slot_of(h_in, KeyKind::In, 0) {
-            prefetch(&self.entries[(s & INDEX_MASK) as usize]);
+        if s != EMPTY && s & !l.idx == l.key(h_in, KeyKind::In) {
+            prefetch(&self.entries[l.entry(s) as usize]);
             return false;
         }
         let s = self.slots[h_out as usize & self.mask];
-        if s & !INDEX_MASK == slot_of(h_out, KeyKind::Out, 0) {
-            prefetch(&self.entries[(s & INDEX_MASK) as usize]);
+        if s != EMPTY && s & !l.idx == l.key(h_out, KeyKind::Out) {
+            prefetch(&self.entries[l.entry(s) as usize]);
             return false;
         }
         prefetch(&self.slots[self.out_hash(proto, src, sport) as usize & self.mask]);
@@ -445,7 +501,7 @@ impl<A: Addr> ConnTable<A> {
     }
 
     /// [`Self::lookup`] with the hashes computed beforehand (for a whole burst at once).
-    #[inline]
+    #[inline(always)]
     pub fn lookup_hashed(&self, t: &Tuple<A>, (h_in, h_out): (u32, u32)) -> Option<(u32, KeyKind)> {
         if let Some(i) = self.find(t, h_in, KeyKind::In) {
             return Some((i, KeyKind::In));
@@ -454,18 +510,19 @@ impl<A: Addr> ConnTable<A> {
     }
 
     /// Looks up one key kind with a precomputed hash.
-    #[inline]
+    #[inline(always)]
     pub fn find(&self, t: &Tuple<A>, hash: u32, kind: KeyKind) -> Option<u32> {
         let mut i = hash as usize & self.mask;
-        // Tag and kind compared in one masked test (the slot's layout: `slot_of`).
-        let want = slot_of(hash, kind, 0);
+        // Tag and kind compared in one masked test (the slot's layout: `SlotLayout`).
+        let l = self.layout;
+        let want = l.key(hash, kind);
         loop {
             let s = self.slots[i];
-            if s == 0 {
+            if s == EMPTY {
                 return None;
             }
-            if s & !INDEX_MASK == want {
-                let idx = (s & INDEX_MASK) as u32;
+            if s & !l.idx == want {
+                let idx = l.entry(s);
                 if self.entries[idx as usize].key(kind) == *t {
                     return Some(idx);
                 }
@@ -516,20 +573,20 @@ impl<A: Addr> ConnTable<A> {
         let t = self.entries[idx as usize].key(kind);
         let h = self.hash(&t, kind);
         let mut i = h as usize & self.mask;
-        while self.slots[i] != 0 {
+        while self.slots[i] != EMPTY {
             i = (i + 1) & self.mask;
         }
-        self.slots[i] = slot_of(h, kind, idx);
+        self.slots[i] = self.layout.slot(h, kind, idx);
     }
 
     fn unindex(&mut self, idx: u32, kind: KeyKind) {
         let t = self.entries[idx as usize].key(kind);
         let h = self.hash(&t, kind);
         let mut i = h as usize & self.mask;
-        let want = slot_of(h, kind, idx);
+        let want = self.layout.slot(h, kind, idx);
         while self.slots[i] != want {
-            debug_assert!(self.slots[i] != 0, "unindexing a key that is not indexed");
-            if self.slots[i] == 0 {
+            debug_assert!(self.slots[i] != EMPTY, "unindexing a key that is not indexed");
+            if self.slots[i] == EMPTY {
                 return;
             }
             i = (i + 1) & self.mask;
@@ -541,10 +598,11 @@ impl<A: Addr> ConnTable<A> {
         loop {
             j = (j + 1) & self.mask;
             let s = self.slots[j];
-            if s == 0 {
+            if s == EMPTY {
                 break;
             }
-            let home = (s >> 32) as usize & self.mask;
+            // A slot keeps only part of its hash: its home is found from its entry's key.
+            let home = self.home(s);
             let dist_home = j.wrapping_sub(home) & self.mask;
             let dist_hole = j.wrapping_sub(hole) & self.mask;
             if dist_home >= dist_hole {
@@ -552,7 +610,14 @@ impl<A: Addr> ConnTable<A> {
                 hole = j;
             }
         }
-        self.slots[hole] = 0;
+        self.slots[hole] = EMPTY;
+    }
+
+    /// The home slot of the key an index slot in use holds.
+    fn home(&self, s: u32) -> usize {
+        let kind = self.layout.kind(s);
+        let key = self.entries[self.layout.entry(s) as usize].key(kind);
+        self.hash(&key, kind) as usize & self.mask
     }
 
     fn link(&mut self, idx: u32) {
@@ -904,6 +969,53 @@ mod tests {
                     proto: 6,
                 };
                 assert!(t.lookup(&k).is_some(), "live entry lost in round {round}");
+                // A NAT entry's reply finds it by its out key (a second slot, moved by the
+                // same deletions).
+                let reply = Tuple {
+                    src: c.raddr,
+                    dst: c.client,
+                    sport: c.rport,
+                    dport: c.cport,
+                    proto: 6,
+                };
+                let found = t.lookup(&reply).map(|(_, kind)| kind);
+                let want = (c.forward == Forward::Nat).then_some(KeyKind::Out);
+                assert_eq!(found, want, "reply key in round {round}");
+            }
+            // And what expired is found by neither key.
+            for id in (round * 1000)..(round * 1000 + 200) {
+                if !live.contains_key(&id) {
+                    let c = conn(id, Forward::Nat, 0);
+                    let k = Tuple {
+                        src: c.client,
+                        dst: c.vaddr,
+                        sport: c.cport,
+                        dport: c.vport,
+                        proto: 6,
+                    };
+                    assert!(t.lookup(&k).is_none(), "expired entry {id} still found");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_slot_holds_tag_kind_and_entry_apart_at_every_capacity() {
+        for capacity in [1usize, 2, 3, 255, 256, 257, 1 << 20, (1 << 29) + 5] {
+            let l = SlotLayout::new(capacity);
+            assert_eq!(l.idx & l.out, 0);
+            assert_eq!(l.idx | l.out | l.tag, u32::MAX, "{capacity}");
+            assert!(
+                l.idx as usize >= capacity,
+                "every entry number fits below all ones"
+            );
+            for idx in [0, capacity as u32 - 1] {
+                for kind in [KeyKind::In, KeyKind::Out] {
+                    let s = l.slot(0xdead_beef, kind, idx);
+                    assert_ne!(s, EMPTY, "{capacity} {idx}");
+                    assert_eq!((l.entry(s), l.kind(s)), (idx, kind));
+                    assert_eq!(s & !l.idx, l.key(0xdead_beef, kind));
+                }
             }
         }
     }
