@@ -105,11 +105,8 @@ impl Director {
         let verdict = via(t, eth, egress, gateway, next_hop.ip());
         *v = verdict;
         match verdict {
-            Verdict::Forward { .. } => {
-                self.stats.rx += 1;
-                self.stats.forwarded += 1;
-                self.stats.established_path += 1;
-            }
+            // Received and forwarded too: added once a burst (`process_burst`).
+            Verdict::Forward { .. } => self.stats.established_path += 1,
             _ => self.count(verdict),
         }
         true

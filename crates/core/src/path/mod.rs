@@ -450,6 +450,7 @@ impl Director {
         out: &mut [Verdict],
     ) {
         assert_eq!(frames.len(), out.len(), "one verdict per frame");
+        let established = self.stats.established_path;
         for (frames, out) in frames.chunks_mut(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
             // The common frame (IPv4, TCP or UDP, no options, no tag) is read once into a
             // small record; any other into a class, layer by layer.
@@ -520,6 +521,10 @@ impl Director {
                 self.count(*v);
             }
         }
+        // What the established path forwarded was received and forwarded.
+        let n = self.stats.established_path - established;
+        self.stats.rx += n;
+        self.stats.forwarded += n;
     }
 
     pub(super) fn count(&mut self, v: Verdict) {
