@@ -48,7 +48,7 @@ fn fold64(acc: u64) -> u32 {
 /// zero (an IPv4 header's version byte is not).
 #[inline]
 pub fn words_sum_ok(acc: u64) -> bool {
-    acc % 0xffff == 0
+    acc.is_multiple_of(0xffff)
 }
 
 /// Folds a 32-bit one's-complement accumulator to 16 bits (two rounds reach 16 bits from any
