@@ -454,24 +454,25 @@ impl Director {
         for (frames, out) in frames.chunks_mut(MAX_BURST).zip(out.chunks_mut(MAX_BURST)) {
             // The common frame (IPv4, TCP or UDP, no options, no tag) is read once into a
             // small record; any other into a class, layer by layer.
+            // Each frame's hashes are computed, and its index slots asked for, as soon as it is
+            // read; then (once they are on their way) the entries they name, before probing
+            // any: the cache misses of a burst overlap instead of coming one after another.
             let mut fast = [Fast4::NONE; MAX_BURST];
             let mut classes = [Class::Drop(DropReason::EthTruncated); MAX_BURST];
-            for ((x, c), f) in fast.iter_mut().zip(classes.iter_mut()).zip(frames.iter()) {
-                let nic_ip = f.rx_checksums().ip;
-                if !classify_v4_fast(f.data(), nic_ip, x) {
-                    *c = classify_checked(f.data(), nic_ip);
-                }
-            }
-            // Ask for the index slots of the whole burst, then (once they are on their way)
-            // for the entries they name, before probing any: the cache misses of a burst
-            // overlap instead of coming one after another.
             let mut hashes = [(0u32, 0u32); MAX_BURST];
             let n = frames.len();
-            for ((x, c), h) in fast[..n].iter().zip(classes.iter()).zip(hashes.iter_mut()) {
-                if x.taken() {
+            for (((x, c), h), f) in fast
+                .iter_mut()
+                .zip(classes.iter_mut())
+                .zip(hashes.iter_mut())
+                .zip(frames.iter())
+            {
+                let nic_ip = f.rx_checksums().ip;
+                if classify_v4_fast(f.data(), nic_ip, x) {
                     prefetch_slots(&self.conns4, &x.tuple(), h);
                     continue;
                 }
+                *c = classify_checked(f.data(), nic_ip);
                 match c {
                     Class::V4 { ip, l4, .. } | Class::First4 { ip, l4, .. } => {
                         prefetch_slots(&self.conns4, &tuple(ip, l4), h)
