@@ -1,38 +1,150 @@
 //! The established path (`path/fast.rs`) is an exact shortcut of the general path: two
 //! directors, one with it and one without, are given the same bursts of frames (handshakes,
 //! data both ways, FIN, RST, retransmitted SYNs, TTLs running out, UDP with and without a
-//! checksum, DR, TUN and a persistent service, VLAN tags and IP options, time passing, sync
-//! on or off) and must agree on every output byte, verdict, counter, sync record and
-//! connection-table entry, and on the real servers' counts.
+//! checksum, NAT, DR, TUN, FullNAT plain, with the PROXY protocol and with TOA, a persistent
+//! service, VLAN tags and IP options, time passing, sync on or off) and must agree on every
+//! output byte, verdict, counter, sync record and connection-table entry, and on the real
+//! servers' counts.
 
 mod support;
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 use proptest::prelude::*;
-use rvs_core::model::RealId;
+use rvs_core::conn::state::Timeouts;
+use rvs_core::model::{
+    Forward, FullNatConfig, Persistence, Protocol, ProxyProtocol, RealId, RealRegistry, RealServer, Service,
+    ServiceKey,
+};
+use rvs_core::net::{Network, PortNet};
+use rvs_core::sched::SchedFlags;
 use rvs_core::{Director, Frame, Tables, VecFrame, Verdict, WorkerStats};
 use support::*;
 
-/// A service of `support::tables()` the ops address: VIP, port, UDP?, its real servers with
-/// their ports.
-type Svc = ([u8; 4], u16, bool, &'static [([u8; 4], u16)]);
+/// FullNAT's local address.
+const LADDR: [u8; 4] = [192, 168, 1, 250];
 
-const SERVICES: [Svc; 5] = [
+/// How a service of the ops forwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum F {
+    Nat,
+    Persistent,
+    Dr,
+    Tun,
+    Full,
+    FullProxy,
+    FullToa,
+}
+
+/// The services the ops address (`SERVICES`, in that order), on `support`'s two ports.
+fn tables() -> Tables {
+    let mut p0 = PortNet::new(P0_MAC);
+    p0.v4.push(("203.0.113.1".parse().unwrap(), 24));
+    p0.gateway4 = Some(Ipv4Addr::from(GW4));
+    let mut p1 = PortNet::new(P1_MAC);
+    p1.v4.push(("192.168.1.1".parse().unwrap(), 24));
+    let mut id = 0;
+    let services = SERVICES
+        .iter()
+        .map(|&(vip, port, udp, reals, forward)| {
+            let key = ServiceKey::Addr {
+                protocol: if udp { Protocol::Udp } else { Protocol::Tcp },
+                vip: IpAddr::from(vip),
+                port,
+            };
+            let reals = reals
+                .iter()
+                .map(|&(addr, port)| {
+                    id += 1;
+                    RealServer {
+                        id: RealId(id - 1),
+                        addr: IpAddr::from(addr),
+                        port,
+                        forward: match forward {
+                            F::Nat | F::Persistent => Forward::Nat,
+                            F::Dr => Forward::Dr,
+                            F::Tun => Forward::Tun,
+                            F::Full | F::FullProxy | F::FullToa => Forward::FullNat,
+                        },
+                        weight: 1,
+                        upper: 0,
+                        lower: 0,
+                    }
+                })
+                .collect();
+            let persistence = (forward == F::Persistent).then_some(Persistence {
+                timeout_s: 300,
+                prefix_len: 24,
+            });
+            let fullnat = FullNatConfig {
+                laddrs: vec![IpAddr::from(LADDR)],
+                proxy: if forward == F::FullProxy {
+                    ProxyProtocol::V1
+                } else {
+                    ProxyProtocol::Off
+                },
+                toa: forward == F::FullToa,
+            };
+            Arc::new(
+                Service::new(key, "rr", SchedFlags::default(), persistence, reals)
+                    .unwrap()
+                    .with_fullnat(fullnat),
+            )
+        })
+        .collect();
+    Tables::new(
+        Network { ports: vec![p0, p1] },
+        services,
+        Timeouts::default(),
+        Arc::new(RealRegistry::new(64)),
+    )
+}
+
+/// A service the ops address: VIP, port, UDP?, its real servers with their ports, how it
+/// forwards.
+type Svc = ([u8; 4], u16, bool, &'static [([u8; 4], u16)], F);
+
+const SERVICES: [Svc; 9] = [
     (
         [10, 0, 0, 100],
         80,
         false,
         &[([192, 168, 1, 2], 8080), ([192, 168, 1, 3], 8080)],
+        F::Nat,
     ),
-    ([10, 0, 0, 100], 53, true, &[([192, 168, 1, 2], 5353)]),
-    ([10, 0, 0, 101], 80, false, &[([192, 168, 1, 4], 80)]),
-    ([10, 0, 0, 102], 80, false, &[([192, 168, 1, 5], 80)]),
+    ([10, 0, 0, 100], 53, true, &[([192, 168, 1, 2], 5353)], F::Nat),
+    ([10, 0, 0, 101], 80, false, &[([192, 168, 1, 4], 80)], F::Dr),
+    ([10, 0, 0, 102], 80, false, &[([192, 168, 1, 5], 80)], F::Tun),
     (
         [10, 0, 0, 103],
         443,
         false,
         &[([192, 168, 1, 6], 443), ([192, 168, 1, 7], 443)],
+        F::Persistent,
+    ),
+    (
+        [10, 0, 0, 104],
+        80,
+        false,
+        &[([192, 168, 1, 2], 8080), ([192, 168, 1, 3], 8080)],
+        F::Full,
+    ),
+    ([10, 0, 0, 104], 53, true, &[([192, 168, 1, 2], 5353)], F::Full),
+    (
+        [10, 0, 0, 105],
+        80,
+        false,
+        &[([192, 168, 1, 2], 8080)],
+        F::FullProxy,
+    ),
+    (
+        [10, 0, 0, 106],
+        80,
+        false,
+        &[([192, 168, 1, 3], 8080)],
+        F::FullToa,
     ),
 ];
 
@@ -57,7 +169,14 @@ struct Op {
 
 fn op() -> impl Strategy<Value = Op> {
     (
-        (0u8..2, 0u8..2, 0usize..5, any::<bool>(), 0usize..2, 0usize..6),
+        (
+            0u8..2,
+            0u8..2,
+            0usize..SERVICES.len(),
+            any::<bool>(),
+            0usize..2,
+            0usize..6,
+        ),
         (
             prop_oneof![6 => Just(64u8), 1 => Just(2u8), 1 => Just(1u8), 1 => Just(0u8)],
             0usize..40,
@@ -83,13 +202,25 @@ fn op() -> impl Strategy<Value = Op> {
         )
 }
 
-/// The op's frame and the port it arrives on.
-fn frame(o: &Op) -> (u16, Vec<u8>) {
-    let (vip, vport, udp, reals) = SERVICES[o.svc];
+/// The op's frame and the port it arrives on. A FullNAT reply goes to the local port `d`
+/// gave the op's connection (or, with none, to one no connection has).
+fn frame(o: &Op, d: &Director) -> (u16, Vec<u8>) {
+    let (vip, vport, udp, reals, forward) = SERVICES[o.svc];
     let client = [198, 51, 100, 1 + o.client];
     let cport = 40000 + o.cport as u16;
     let (rs, rport) = reals[o.rs % reals.len()];
-    let (port, mut l2, src, dst, sport, dport) = if o.reply {
+    let full = matches!(forward, F::Full | F::FullProxy | F::FullToa);
+    let (port, mut l2, src, dst, sport, dport) = if o.reply && full {
+        let lport = d
+            .conns_v4()
+            .iter()
+            .find(|(_, c)| {
+                (c.client, c.cport, c.vaddr, c.vport)
+                    == (Ipv4Addr::from(client), cport, Ipv4Addr::from(vip), vport)
+            })
+            .map_or(999, |(_, c)| c.lport);
+        (1, from_rs(ip4(rs)), rs, LADDR, rport, lport)
+    } else if o.reply {
         (1, from_rs(ip4(rs)), rs, client, rport, cport)
     } else {
         (0, IN0, client, vip, cport, vport)
@@ -162,11 +293,11 @@ proptest! {
             // A burst of the next few ops that arrive on one port.
             let (_, size, dt) = ops[k];
             now += dt;
-            let (port, _) = frame(&ops[k].0);
+            let (port, _) = frame(&ops[k].0, &fast);
             let burst: Vec<Vec<u8>> = ops[k..]
                 .iter()
                 .take(size)
-                .map(|o| frame(&o.0))
+                .map(|o| frame(&o.0, &fast))
                 .take_while(|(p, _)| *p == port)
                 .map(|(_, f)| f)
                 .collect();
@@ -187,8 +318,9 @@ proptest! {
     }
 }
 
-/// The property above is not vacuous: an established NAT flow's data, both ways, and a DR
-/// flow's take the established path; a FIN, a template's service and TUN do not.
+/// The property above is not vacuous: an established NAT flow's data, both ways, a DR flow's
+/// and a plain FullNAT flow's take the established path; FullNAT with TOA, a FIN and a
+/// template's service do not.
 #[test]
 fn established_flows_take_the_established_path() {
     let t = tables();
@@ -223,6 +355,19 @@ fn established_flows_take_the_established_path() {
     send(&mut d, 0, tcp4(IN0, client, dr, 64, 40001, 80, ACK, &[]));
     let n = d.stats.established_path;
     send(&mut d, 0, tcp4(IN0, client, dr, 64, 40001, 80, PSHACK, b"x"));
+    assert_eq!(d.stats.established_path, n + 1);
+    // FullNAT without PROXY or TOA: its data too; with TOA, the general path's.
+    let full = [10, 0, 0, 104];
+    send(&mut d, 0, tcp4(IN0, client, full, 64, 40003, 80, SYN, &[]));
+    send(&mut d, 0, tcp4(IN0, client, full, 64, 40003, 80, ACK, &[]));
+    let n = d.stats.established_path;
+    let v = send(&mut d, 0, tcp4(IN0, client, full, 64, 40003, 80, PSHACK, b"x"));
+    assert!(matches!(v, Verdict::Forward { port: 1, .. }), "{v:?}");
+    assert_eq!(d.stats.established_path, n + 1);
+    let toa = [10, 0, 0, 106];
+    send(&mut d, 0, tcp4(IN0, client, toa, 64, 40004, 80, SYN, &[]));
+    send(&mut d, 0, tcp4(IN0, client, toa, 64, 40004, 80, ACK, &[]));
+    send(&mut d, 0, tcp4(IN0, client, toa, 64, 40004, 80, PSHACK, b"x"));
     assert_eq!(d.stats.established_path, n + 1);
     // A FIN changes the state: the general path's.
     let n = d.stats.established_path;

@@ -140,8 +140,9 @@ worker_stats! {
     proxy_headers,
     toa_options,
     toa_no_room,
-    /// Packets the established path took (counted in `forwarded` too): with `forwarded`, how
-    /// much of the traffic takes the short way.
+    /// Packets the established path took (NAT, DR and plain FullNAT connections' IPv4 packets
+    /// that only keep them alive; counted in `forwarded` too): with `forwarded`, how much of
+    /// the traffic takes the short way.
     established_path,
 }
 

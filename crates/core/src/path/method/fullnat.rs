@@ -273,7 +273,7 @@ fn fix(th: &mut [u8], old: &[u16], new: &[u16]) {
 /// offset in the TCP header and its new value) rewritten, the TTL decremented; the transport
 /// checksum takes one incremental update for all of it (RFC 1624).
 #[inline(always)]
-fn rewrite<A: Family>(
+pub(in crate::path) fn rewrite<A: Family>(
     b: &mut [u8],
     l2: usize,
     ip: &IpInfo<A>,

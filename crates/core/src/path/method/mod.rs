@@ -5,7 +5,7 @@
 //! becomes. Each method is one file: `nat.rs`, `dr.rs`, `tun.rs`, `fullnat.rs`.
 
 pub(super) mod dr;
-pub(super) mod fullnat;
+pub(in crate::path) mod fullnat;
 pub(super) mod nat;
 mod tun;
 
