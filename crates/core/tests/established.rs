@@ -167,6 +167,16 @@ struct Op {
     option: bool,
 }
 
+/// Milliseconds between bursts: mostly a few, sometimes long enough for a sync refresh of an
+/// established UDP (150 s) or TCP (450 s) connection, which expiry (300 s, 900 s) follows.
+fn pause() -> impl Strategy<Value = u64> {
+    prop_oneof![
+        12 => 0u64..3000,
+        1 => 150_000u64..300_000,
+        1 => 450_000u64..900_000,
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
     (
         (
@@ -279,7 +289,7 @@ proptest! {
 
     #[test]
     fn the_established_path_does_what_the_general_path_does(
-        ops in prop::collection::vec((op(), 1usize..5, 0u64..3000), 1..80),
+        ops in prop::collection::vec((op(), 1usize..5, pause()), 1..80),
         sync in any::<bool>(),
     ) {
         let (t_fast, t_general) = (tables(), tables());
@@ -318,8 +328,8 @@ proptest! {
     }
 }
 
-/// The property above is not vacuous: an established NAT flow's data, both ways, a DR flow's
-/// and a plain FullNAT flow's take the established path; FullNAT with TOA, a FIN and a
+/// The property above is not vacuous: an established NAT flow's data, both ways, and a DR,
+/// FullNAT (plain, TOA, PROXY) and TUN flow's take the established path; a FIN and a
 /// template's service do not.
 #[test]
 fn established_flows_take_the_established_path() {
@@ -364,11 +374,20 @@ fn established_flows_take_the_established_path() {
     let v = send(&mut d, 0, tcp4(IN0, client, full, 64, 40003, 80, PSHACK, b"x"));
     assert!(matches!(v, Verdict::Forward { port: 1, .. }), "{v:?}");
     assert_eq!(d.stats.established_path, n + 1);
-    let toa = [10, 0, 0, 106];
-    send(&mut d, 0, tcp4(IN0, client, toa, 64, 40004, 80, SYN, &[]));
-    send(&mut d, 0, tcp4(IN0, client, toa, 64, 40004, 80, ACK, &[]));
-    send(&mut d, 0, tcp4(IN0, client, toa, 64, 40004, 80, PSHACK, b"x"));
-    assert_eq!(d.stats.established_path, n + 1);
+    // With TOA and with the PROXY protocol (their methods' own code inserts what is due), and
+    // TUN's (encapsulated by its method).
+    for (vip, port) in [
+        ([10, 0, 0, 106], 40004),
+        ([10, 0, 0, 105], 40005),
+        ([10, 0, 0, 102], 40006),
+    ] {
+        send(&mut d, 0, tcp4(IN0, client, vip, 64, port, 80, SYN, &[]));
+        send(&mut d, 0, tcp4(IN0, client, vip, 64, port, 80, ACK, &[]));
+        let n = d.stats.established_path;
+        let v = send(&mut d, 0, tcp4(IN0, client, vip, 64, port, 80, PSHACK, b"x"));
+        assert!(matches!(v, Verdict::Forward { port: 1, .. }), "{vip:?} {v:?}");
+        assert_eq!(d.stats.established_path, n + 1, "{vip:?}");
+    }
     // A FIN changes the state: the general path's.
     let n = d.stats.established_path;
     send(&mut d, 0, tcp4(IN0, client, vip, 64, 40000, 80, FINACK, &[]));

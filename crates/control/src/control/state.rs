@@ -1537,7 +1537,7 @@ impl ControlState {
             (
                 "rvs_established_path_packets_total",
                 "counter",
-                "Packets the established path took (forwarded the short way: an established NAT, DR or plain FullNAT connection's IPv4 packet that changes nothing but its expiry), by worker; a share of the forwarded.",
+                "Packets the established path took (forwarded the short way: an established connection's IPv4 packet that changes nothing but its expiry), by worker; a share of the forwarded.",
                 |s| s.established_path,
             ),
             (

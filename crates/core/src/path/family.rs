@@ -91,6 +91,8 @@ pub(crate) trait Family: Addr {
     /// Rewrites the source (`src`) or destination address in the IP header and decrements the
     /// TTL, with one checksum update (IPv6 has no header checksum).
     fn nat_header(ip: &mut [u8], src: bool, old: Self, new: Self);
+    /// FullNAT's: both addresses rewritten and the TTL decremented, with one checksum update.
+    fn full_nat_header(ip: &mut [u8], src: Self, dst: Self);
     /// May the packet be fragmented on the way? (IPv6: never by a router.)
     fn may_fragment(ip: &[u8]) -> bool;
     fn source(net: &Network, port: u16) -> Option<Self>;
@@ -229,6 +231,11 @@ impl Family for Ipv4Addr {
     #[inline]
     fn nat_header(ip: &mut [u8], src: bool, _old: Self, new: Self) {
         Ipv4Packet::new_unchecked(ip).nat_rewrite(src, new);
+    }
+
+    #[inline]
+    fn full_nat_header(ip: &mut [u8], src: Self, dst: Self) {
+        Ipv4Packet::new_unchecked(ip).full_nat_rewrite(src, dst);
     }
 
     fn may_fragment(ip: &[u8]) -> bool {
@@ -415,6 +422,14 @@ impl Family for Ipv6Addr {
     #[inline]
     fn nat_header(ip: &mut [u8], src: bool, _old: Self, new: Self) {
         Ipv6Packet::new_unchecked(ip).nat_rewrite(src, new);
+    }
+
+    #[inline]
+    fn full_nat_header(ip: &mut [u8], src: Self, dst: Self) {
+        // No header checksum: the source with the hop limit, then the destination.
+        let mut p = Ipv6Packet::new_unchecked(ip);
+        p.nat_rewrite(true, src);
+        p.set_dst(dst);
     }
 
     fn may_fragment(_ip: &[u8]) -> bool {

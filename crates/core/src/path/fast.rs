@@ -1,23 +1,21 @@
-//! The established path: a NAT, DR or plain FullNAT connection's packet that changes nothing
-//! but its connection's expiry (TCP in ESTABLISHED without SYN, FIN or RST; UDP), in an
-//! untagged IPv4 frame with a 20-byte header, is rewritten here (NAT's at fixed offsets),
-//! without the general path's steps. It is an exact shortcut: every frame it takes comes out
-//! of it byte for byte, with the same verdict, the same table and the same counters as out of
-//! the general path (`crates/core/tests/established.rs` drives both with the same random
-//! bursts and compares them), and it takes nothing else.
+//! The established path: a connection's packet that changes nothing but its connection's
+//! expiry (TCP in ESTABLISHED without SYN, FIN or RST; UDP), in an untagged IPv4 frame with a
+//! 20-byte header, is forwarded here without the general path's steps: NAT's and DR's in one
+//! inlined step (NAT's rewrite at fixed offsets), FullNAT's and TUN's by their methods' own
+//! code. It is an exact shortcut: every frame it takes comes out of it byte for byte, with the
+//! same verdict, the same table and the same counters as out of the general path
+//! (`crates/core/tests/established.rs` drives both with the same random bursts and compares
+//! them), and it takes nothing else.
 //!
-//! DR's client packets are taken (only the MACs change), and FullNAT's both ways when nothing
-//! is inserted into the stream. What it does not take goes the general way: a state change, a
-//! template to keep alive, a TTL that runs out, TUN, FullNAT with the PROXY protocol or TOA,
-//! IPv6, options or a VLAN tag.
+//! What it does not take goes the general way: a state change, a template to keep alive, a
+//! TTL that runs out, IPv6, options or a VLAN tag.
 
 use std::net::Ipv4Addr;
 
 use super::flow::via;
-use super::method::fullnat;
-use super::{Director, Fast4, Verdict};
+use super::{Director, Fast4, Pkt, Verdict};
 use crate::conn::state::TcpState;
-use crate::conn::{Addr, KeyKind, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_RS_VIA_GW, CONN_TOA, NIL};
+use crate::conn::{Addr, KeyKind, CONN_CLIENT_VIA_GW, CONN_INACTIVE, CONN_RS_VIA_GW, NIL};
 use crate::frame::Frame;
 use crate::model::Forward;
 use crate::tables::Tables;
@@ -33,6 +31,7 @@ impl Director {
     pub(super) fn established4<F: Frame>(
         &mut self,
         t: &Tables,
+        port: u16,
         f: &mut F,
         x: &Fast4,
         idx: u32,
@@ -54,20 +53,18 @@ impl Director {
             proto::UDP if c.flags & CONN_INACTIVE != 0 => t.timeouts.udp,
             _ => return false,
         };
-        // NAT either way; DR's client packets (it has no others), which keep their headers;
-        // FullNAT either way when nothing is inserted into its stream (no PROXY header, no
-        // TOA: no sequence numbers to move, no option to add), out of line.
+        // NAT either way and DR's client packets (it has no others, and they keep their
+        // headers) here; FullNAT and TUN out of line, by their methods' own code.
         let nat = match c.forward {
             Forward::Nat => Some(true),
             Forward::Dr => Some(false),
-            Forward::FullNat if c.proxy_len == 0 && c.flags & CONN_TOA == 0 => None,
-            Forward::Tun | Forward::FullNat => return false,
+            Forward::FullNat | Forward::Tun => None,
         };
         if c.template != NIL || x.ttl <= 1 || !self.established_path {
             return false;
         }
         let Some(nat) = nat else {
-            return self.established_full4(t, f, x, idx, kind, now, timeout_s, v);
+            return self.established_by_method4(t, port, f, x, idx, kind, now, timeout_s, v);
         };
         let inbound = kind == KeyKind::In;
         // Inbound the destination becomes the real server's; a reply's source the VIP's.
@@ -114,15 +111,16 @@ impl Director {
         self.taken(verdict, v)
     }
 
-    /// [`Self::established4`] for a FullNAT connection without PROXY or TOA, its conditions
-    /// met: both addresses and ports rewritten by FullNAT's own rewrite, as its general path
-    /// does (out of line: its word-by-word checksum update would crowd the NAT and DR cases'
-    /// registers).
+    /// [`Self::established4`] for a FullNAT or TUN connection, its conditions met: what the
+    /// general path does after its state step, its method's own code included (FullNAT's
+    /// PROXY header and TOA, TUN's encapsulation), without the steps before (out of line:
+    /// inlined, that code would crowd the NAT and DR cases' registers).
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
-    fn established_full4<F: Frame>(
+    fn established_by_method4<F: Frame>(
         &mut self,
         t: &Tables,
+        port: u16,
         f: &mut F,
         x: &Fast4,
         idx: u32,
@@ -131,36 +129,19 @@ impl Director {
         timeout_s: u32,
         v: &mut Verdict,
     ) -> bool {
-        let c = *self.conns4.get(idx);
-        let inbound = kind == KeyKind::In;
-        // Inbound from the local address and port to the real server; a reply from the VIP
-        // to the client.
-        let (src, dst, egress, gateway) = if inbound {
-            (
-                (c.laddr, c.lport),
-                (c.raddr, c.rport),
-                c.rs_port,
-                c.flags & CONN_RS_VIA_GW != 0,
-            )
-        } else {
-            (
-                (c.vaddr, c.vport),
-                (c.client, c.cport),
-                c.client_port,
-                c.flags & CONN_CLIENT_VIA_GW != 0,
-            )
-        };
-        let Some(b) = f.data_mut().get_mut(..ethernet::HEADER_LEN + x.len as usize) else {
-            return false;
-        };
-        self.conns4.get_mut(idx).expires = now + timeout_s as u64 * 1000;
+        let mut c = *self.conns4.get(idx);
+        c.expires = now + timeout_s as u64 * 1000;
+        self.conns4.get_mut(idx).expires = c.expires;
         if self.sync_on {
             self.sync_check::<Ipv4Addr>(idx, c.state, now);
         }
-        self.account(c.real, inbound, x.len as usize);
-        let (ip, _) = x.layers();
-        fullnat::rewrite(b, ethernet::HEADER_LEN, &ip, src, dst, None);
-        let verdict = via(t, b, egress, gateway, dst.0.ip());
+        let (ip, l4) = x.layers();
+        let p = Pkt::new(port, ethernet::HEADER_LEN, ip, l4, now);
+        let verdict = if kind == KeyKind::In {
+            self.forward_in(t, f, &p, &c)
+        } else {
+            self.forward_out(t, f, &p, &c)
+        };
         self.taken(verdict, v)
     }
 

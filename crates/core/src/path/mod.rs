@@ -140,9 +140,9 @@ worker_stats! {
     proxy_headers,
     toa_options,
     toa_no_room,
-    /// Packets the established path took (NAT, DR and plain FullNAT connections' IPv4 packets
-    /// that only keep them alive; counted in `forwarded` too): with `forwarded`, how much of
-    /// the traffic takes the short way.
+    /// Packets the established path took (established connections' IPv4 packets that only
+    /// keep them alive; counted in `forwarded` too): with `forwarded`, how much of the
+    /// traffic takes the short way.
     established_path,
 }
 
@@ -511,7 +511,7 @@ impl Director {
                     let found = self.conns4.lookup_hashed(&x.tuple(), h);
                     if let Some((idx, kind)) = found {
                         // Written and counted there when taken.
-                        if self.established4(t, f, x, idx, kind, now, v) {
+                        if self.established4(t, port, f, x, idx, kind, now, v) {
                             continue;
                         }
                     }

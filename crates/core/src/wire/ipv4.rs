@@ -124,7 +124,7 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         let at = if src { field::SRC } else { field::DST };
         let o = u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
         let n = u32::from(new);
-        let delta = (!(o >> 16) & 0xffff) + (!o & 0xffff) + (n >> 16) + (n & 0xffff);
+        let delta = addr_delta(o, n);
         let c = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
         // The TTL/protocol word loses 0x0100: ~old + (old - 0x0100) is 0xfeff.
         let c = !checksum::fold((!c) as u32 + delta + 0xfeff);
@@ -132,6 +132,28 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         b[field::TTL] -= 1;
         b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
         delta
+    }
+
+    /// FullNAT's header rewrite: both addresses become `src` and `dst` and the TTL drops by
+    /// one, with one fused checksum update (the same checksum as NAT's rewrite of one then
+    /// the other: one's-complement updates compose). The TTL must be above 1.
+    #[inline(always)]
+    pub fn full_nat_rewrite(&mut self, src: Ipv4Addr, dst: Ipv4Addr)
+    where
+        T: AsMut<[u8]>,
+    {
+        let b: &mut [u8; 20] = (&mut self.buf.as_mut()[..20])
+            .try_into()
+            .expect("a checked view holds its 20-byte header");
+        let word = |b: &[u8; 20], at: usize| u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+        let (s, d) = (u32::from(src), u32::from(dst));
+        let delta = addr_delta(word(b, field::SRC), s) + addr_delta(word(b, field::DST), d);
+        let c = u16::from_be_bytes([b[field::CHECKSUM], b[field::CHECKSUM + 1]]);
+        let c = !checksum::fold((!c) as u32 + delta + 0xfeff);
+        b[field::SRC..field::SRC + 4].copy_from_slice(&s.to_be_bytes());
+        b[field::DST..field::DST + 4].copy_from_slice(&d.to_be_bytes());
+        b[field::TTL] -= 1;
+        b[field::CHECKSUM..field::CHECKSUM + 2].copy_from_slice(&c.to_be_bytes());
     }
 
     /// The flags-and-offset field, for one read of both (`MORE_FRAGMENTS`, `FRAG_OFFSET`).
@@ -278,6 +300,13 @@ pub fn emit(
     b[field::DST..field::DST + 4].copy_from_slice(&dst.octets());
     let c = checksum::checksum(&b[..20]);
     put16(b, field::CHECKSUM, c);
+}
+
+/// The one's-complement sum of an address's change, ~old + new over its two words (RFC 1624),
+/// unfolded.
+#[inline(always)]
+fn addr_delta(old: u32, new: u32) -> u32 {
+    (!(old >> 16) & 0xffff) + (!old & 0xffff) + (new >> 16) + (new & 0xffff)
 }
 
 #[cfg(test)]

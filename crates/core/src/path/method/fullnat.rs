@@ -281,8 +281,7 @@ pub(in crate::path) fn rewrite<A: Family>(
     (dst, dport): (A, u16),
     word: Option<(usize, u32)>,
 ) {
-    A::nat_header(&mut b[l2..], true, ip.src, src);
-    A::set_dst(&mut b[l2..], dst);
+    A::full_nat_header(&mut b[l2..], src, dst);
     let seg = &mut b[l2 + ip.l4..l2 + ip.end];
     let (osp, odp) = l4::ports(seg);
     seg[0..2].copy_from_slice(&sport.to_be_bytes());
@@ -296,27 +295,24 @@ pub(in crate::path) fn rewrite<A: Family>(
     if ip.proto == proto::UDP && c == 0 && A::HEADER_LEN == 20 {
         return; // IPv4 UDP without a checksum stays without one
     }
+    // RFC 1624 over every changed word, summed as they come (what `update_words` sums).
     let ((os, n), (od, _)) = (ip.src.words(), ip.dst.words());
     let ((ns, _), (nd, _)) = (src.words(), dst.words());
-    let mut olds = [0u16; 20];
-    let mut news = [0u16; 20];
-    olds[..n].copy_from_slice(&os[..n]);
-    news[..n].copy_from_slice(&ns[..n]);
-    olds[n..2 * n].copy_from_slice(&od[..n]);
-    news[n..2 * n].copy_from_slice(&nd[..n]);
-    olds[2 * n] = osp;
-    news[2 * n] = sport;
-    olds[2 * n + 1] = odp;
-    news[2 * n + 1] = dport;
-    let mut k = 2 * n + 2;
-    if let Some((off, v)) = word {
-        let old = be32(seg, off);
-        put32(seg, off, v);
-        olds[k..k + 2].copy_from_slice(&words32(old));
-        news[k..k + 2].copy_from_slice(&words32(v));
-        k += 2;
+    let mut acc = (!c) as u32;
+    let mut add = |old: u16, new: u16| acc += (!old) as u32 + new as u32;
+    for i in 0..n {
+        add(os[i], ns[i]);
+        add(od[i], nd[i]);
     }
-    let mut c = crate::checksum::update_words(c, &olds[..k], &news[..k]);
+    add(osp, sport);
+    add(odp, dport);
+    if let Some((off, v)) = word {
+        let (o, w) = (words32(be32(seg, off)), words32(v));
+        put32(seg, off, v);
+        add(o[0], w[0]);
+        add(o[1], w[1]);
+    }
+    let mut c = !crate::checksum::fold(acc);
     if ip.proto == proto::UDP && c == 0 {
         c = 0xffff;
     }
