@@ -961,38 +961,18 @@ mod tests {
             live.retain(|_, c| c.expires > now);
             assert_eq!(t.len(), live.len());
             for c in live.values() {
-                let k = Tuple {
-                    src: c.client,
-                    dst: c.vaddr,
-                    sport: c.cport,
-                    dport: c.vport,
-                    proto: 6,
-                };
+                let k = c.key(KeyKind::In);
                 assert!(t.lookup(&k).is_some(), "live entry lost in round {round}");
                 // A NAT entry's reply finds it by its out key (a second slot, moved by the
                 // same deletions).
-                let reply = Tuple {
-                    src: c.raddr,
-                    dst: c.client,
-                    sport: c.rport,
-                    dport: c.cport,
-                    proto: 6,
-                };
-                let found = t.lookup(&reply).map(|(_, kind)| kind);
+                let found = t.lookup(&c.key(KeyKind::Out)).map(|(_, kind)| kind);
                 let want = (c.forward == Forward::Nat).then_some(KeyKind::Out);
                 assert_eq!(found, want, "reply key in round {round}");
             }
             // And what expired is found by neither key.
             for id in (round * 1000)..(round * 1000 + 200) {
                 if !live.contains_key(&id) {
-                    let c = conn(id, Forward::Nat, 0);
-                    let k = Tuple {
-                        src: c.client,
-                        dst: c.vaddr,
-                        sport: c.cport,
-                        dport: c.vport,
-                        proto: 6,
-                    };
+                    let k = conn(id, Forward::Nat, 0).key(KeyKind::In);
                     assert!(t.lookup(&k).is_none(), "expired entry {id} still found");
                 }
             }
