@@ -559,6 +559,7 @@ impl Worker {
         }
     }
 
+    #[inline]
     fn send(&mut self, port: u16, m: Mbuf) {
         let Some(b) = self.tx_bursts.get_mut(port as usize) else {
             self.dp_drops[DpDrop::BadPort as usize] += 1;

@@ -28,24 +28,29 @@ impl Burst {
         }
     }
 
+    #[inline]
     pub fn len(&self) -> usize {
         self.len
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    #[inline]
     pub fn is_full(&self) -> bool {
         self.len == BURST_SIZE
     }
 
     /// Free slots.
+    #[inline]
     pub fn room(&self) -> usize {
         BURST_SIZE - self.len
     }
 
     /// Adds an mbuf; gives it back when the burst is full.
+    #[inline]
     pub fn push(&mut self, m: Mbuf) -> Result<(), Mbuf> {
         if self.is_full() {
             return Err(m);
@@ -55,6 +60,7 @@ impl Burst {
         Ok(())
     }
 
+    #[inline]
     pub fn pop(&mut self) -> Option<Mbuf> {
         if self.len == 0 {
             return None;
@@ -63,12 +69,14 @@ impl Burst {
         self.slots[self.len].take()
     }
 
+    #[inline]
     pub fn as_slice(&self) -> &[Mbuf] {
         // SAFETY: Mbuf is repr(transparent) over NonNull, so Option<Mbuf> has the same layout as
         // Mbuf with None as null; slots 0..len are all Some, so they are valid Mbufs.
         unsafe { std::slice::from_raw_parts(self.slots.as_ptr().cast::<Mbuf>(), self.len) }
     }
 
+    #[inline]
     pub fn as_mut_slice(&mut self) -> &mut [Mbuf] {
         // SAFETY: as in as_slice; &mut self makes the access exclusive, and a caller cannot write
         // a None through &mut Mbuf.
@@ -76,6 +84,7 @@ impl Burst {
     }
 
     /// Takes every mbuf out, in order, leaving the burst empty.
+    #[inline]
     pub fn drain(&mut self) -> impl Iterator<Item = Mbuf> + '_ {
         let n = self.len;
         self.len = 0;
