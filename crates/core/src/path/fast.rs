@@ -68,7 +68,7 @@ impl Director {
         };
         let inbound = kind == KeyKind::In;
         // Inbound the destination becomes the real server's; a reply's source the VIP's.
-        let (addr, port, egress, gateway, next_hop) = if inbound {
+        let (addr, new_port, egress, gateway, next_hop) = if inbound {
             (
                 c.raddr,
                 c.rport,
@@ -105,7 +105,7 @@ impl Director {
         if nat {
             // NAT's rewrite (`Family::nat`) with the offsets known.
             let delta = Ipv4Packet::new_unchecked(ip_header).nat_rewrite_delta(!inbound, addr);
-            l4::nat_rewrite_v4(x.proto, seg, !inbound, port, delta);
+            l4::nat_rewrite_v4(x.proto, seg, !inbound, new_port, delta);
         }
         let verdict = via(t, eth, egress, gateway, next_hop.ip());
         self.taken(verdict, v)
