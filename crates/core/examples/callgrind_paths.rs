@@ -3,8 +3,9 @@
 //!
 //!   callgrind_paths CASE N        CASE: nat-in | nat-reply | syn | dr-in | fnat-in |
 //!                                 fnat-reply | fnat-pp-in | fnat-pp-reply (FullNAT, and
-//!                                 FullNAT with the PROXY protocol's sequence shift); any
-//!                                 CASE-offload: with a NIC's checksums-good flags
+//!                                 FullNAT with the PROXY protocol's sequence shift) |
+//!                                 nat6-in (IPv6 NAT); any CASE-offload: with a NIC's
+//!                                 checksums-good flags
 //!   callgrind_paths memory        size of the connection table at 1M and 10M entries
 //!
 //! Frames are built before the measured function, `measure`, which callgrind is told to count
@@ -66,7 +67,11 @@ fn main() {
         "fnat-pp-in" | "fnat-pp-reply" => VIP_FN_PP,
         _ => VIP,
     };
-    let setup_flows = if case == "syn" { 0 } else { flows };
+    let setup_flows = if matches!(case, "syn" | "nat6-in") {
+        0
+    } else {
+        flows
+    };
     let mut d = director_with_flows(&t, setup_flows, (n + flows) as usize * 2, vip);
     let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
     let (port, mut frames): (u16, Vec<VecFrame>) = match case {
@@ -118,8 +123,21 @@ fn main() {
                 })
                 .collect(),
         ),
+        // IPv6 NAT, a client's established flow (the IPv6 general path).
+        "nat6-in" => {
+            establish6(&mut d, &t, flows);
+            (
+                0,
+                (0..n)
+                    .map(|i| {
+                        let (c, p) = client6(i % flows);
+                        VecFrame::new(&tcp6(c, VIP6, p, 80, ACK))
+                    })
+                    .collect(),
+            )
+        }
         other => {
-            eprintln!("unknown case {other:?}: nat-in | nat-reply | syn | dr-in | fnat-in | fnat-reply | fnat-pp-in | fnat-pp-reply | memory");
+            eprintln!("unknown case {other:?}: nat-in | nat-reply | syn | dr-in | fnat-in | fnat-reply | fnat-pp-in | fnat-pp-reply | nat6-in | memory");
             std::process::exit(2);
         }
     };
