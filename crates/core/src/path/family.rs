@@ -480,16 +480,9 @@ impl Family for Ipv6Addr {
     fn nat(b: &mut [u8], l2: usize, ip: &IpInfo<Self>, src: bool, addr: Self, port: u16) {
         let old = if src { ip.src } else { ip.dst };
         Ipv6Packet::new_unchecked(&mut b[l2..]).nat_rewrite(src, addr);
-        let (ow, nw) = (old.segments(), addr.segments());
-        l4::nat_rewrite(
-            ip.proto,
-            &mut b[l2 + ip.l4..l2 + ip.end],
-            src,
-            port,
-            &ow,
-            &nw,
-            false,
-        );
+        // The address's change summed once, two words at a time (no header checksum here).
+        let delta = checksum::words_delta128(u128::from(old), u128::from(addr));
+        l4::nat_rewrite_summed(ip.proto, &mut b[l2 + ip.l4..l2 + ip.end], src, port, delta, false);
     }
 
     fn set_packet_len(ip: &mut [u8], len: usize) {

@@ -80,38 +80,28 @@ pub fn pseudo_addr_changed_v6(protocol: u8, b: &mut [u8], old: Ipv6Addr, new: Ip
     update(protocol, b, |c| checksum::update128(c, &o, &n));
 }
 
-/// NAT's transport rewrite: the source (`src`) or destination port becomes `port`, and the
-/// checksum takes one incremental update for that and for the address words that changed in
-/// the pseudo-header (`old_addr` -> `new_addr`, 2 words for IPv4, 8 for IPv6). An IPv4 UDP
-/// datagram without a checksum (`udp_zero_ok`) keeps none; SCTP's CRC32c is recomputed.
-/// Always inlined: the address width is then a constant of the caller's family, and the
-/// update folds to straight-line code (out of line it costs ~170 instructions a packet).
+/// [`nat_rewrite_summed`] over IPv4 (a UDP datagram without a checksum keeps none), the
+/// address change from [`super::ipv4::Ipv4Packet::nat_rewrite_delta`].
 #[inline(always)]
-pub fn nat_rewrite(
+pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_delta: u32) {
+    nat_rewrite_summed(protocol, seg, src, port, addr_delta, true);
+}
+
+/// NAT's transport rewrite: the source (`src`) or destination port becomes `port`, and the
+/// checksum takes one incremental update for that and for the address's change in the
+/// pseudo-header, summed beforehand (`addr_delta`: ~old + new over the address's 16-bit words,
+/// unfolded, as IPv4's header rewrite or [`crate::checksum::words_delta128`] gives it): the
+/// port and one fold. An IPv4 UDP datagram without a checksum (`udp_zero_ok`) keeps none;
+/// SCTP's CRC32c is recomputed.
+#[inline(always)]
+pub fn nat_rewrite_summed(
     protocol: u8,
     seg: &mut [u8],
     src: bool,
     port: u16,
-    old_addr: &[u16],
-    new_addr: &[u16],
+    addr_delta: u32,
     udp_zero_ok: bool,
 ) {
-    rewrite_port(protocol, seg, src, port, udp_zero_ok, |c, old_port| {
-        let n = old_addr.len();
-        let mut olds = [0u16; 9];
-        let mut news = [0u16; 9];
-        olds[..n].copy_from_slice(old_addr);
-        news[..n].copy_from_slice(new_addr);
-        olds[n] = old_port;
-        news[n] = port;
-        crate::checksum::update_words(c, &olds[..=n], &news[..=n])
-    });
-}
-
-/// [`nat_rewrite`] over IPv4, with the address change already summed (`addr_delta`, from
-/// [`super::ipv4::Ipv4Packet::nat_rewrite_delta`]): the port and one fold.
-#[inline(always)]
-pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_delta: u32) {
     let update = |c: u16, old_port: u16| {
         !crate::checksum::fold((!c) as u32 + addr_delta + (!old_port) as u32 + port as u32)
     };
@@ -128,7 +118,7 @@ pub fn nat_rewrite_v4(protocol: u8, seg: &mut [u8], src: bool, port: u16, addr_d
             return;
         }
     }
-    rewrite_port(protocol, seg, src, port, true, update);
+    rewrite_port(protocol, seg, src, port, udp_zero_ok, update);
 }
 
 /// The port rewrite both NAT forms share: the source (`src`) or destination port becomes
