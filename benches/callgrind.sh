@@ -12,7 +12,7 @@ bin=target/release/examples/callgrind_paths
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 printf '%-14s %14s %12s\n' case instructions per-packet
-for c in nat-in nat-reply syn dr-in fnat-in fnat-reply fnat-pp-in fnat-pp-reply nat6-in nat-in-offload syn-offload; do
+for c in nat-in nat-reply syn dr-in fnat-in fnat-reply fnat-pp-in fnat-pp-reply nat6-in tun-in nat-in-offload syn-offload; do
     valgrind --tool=callgrind --toggle-collect='*measure*' --callgrind-out-file="$out/$c" "$bin" "$c" "$N" >/dev/null 2>"$out/$c.log"
     ir=$(grep -m1 '^summary:' "$out/$c" | awk '{print $2}')
     printf '%-14s %14s %12.1f\n' "$c" "$ir" "$(echo "$ir / $N" | bc -l)"

@@ -4,7 +4,7 @@
 //!   callgrind_paths CASE N        CASE: nat-in | nat-reply | syn | dr-in | fnat-in |
 //!                                 fnat-reply | fnat-pp-in | fnat-pp-reply (FullNAT, and
 //!                                 FullNAT with the PROXY protocol's sequence shift) |
-//!                                 nat6-in (IPv6 NAT); any CASE-offload: with a NIC's
+//!                                 nat6-in (IPv6 NAT) | tun-in (IPIP); any CASE-offload: with a NIC's
 //!                                 checksums-good flags
 //!   callgrind_paths memory        size of the connection table at 1M and 10M entries
 //!
@@ -63,6 +63,7 @@ fn main() {
     // Established flows first (handshake done), outside the measurement.
     let vip = match case {
         "dr-in" => VIP_DR,
+        "tun-in" => VIP_TUN,
         "fnat-in" | "fnat-reply" => VIP_FN,
         "fnat-pp-in" | "fnat-pp-reply" => VIP_FN_PP,
         _ => VIP,
@@ -75,7 +76,7 @@ fn main() {
     let mut d = director_with_flows(&t, setup_flows, (n + flows) as usize * 2, vip);
     let rs = [Ipv4Addr::new(192, 168, 1, 2), Ipv4Addr::new(192, 168, 1, 3)];
     let (port, mut frames): (u16, Vec<VecFrame>) = match case {
-        "nat-in" | "dr-in" => (
+        "nat-in" | "dr-in" | "tun-in" => (
             0,
             (0..n)
                 .map(|i| {
@@ -137,7 +138,7 @@ fn main() {
             )
         }
         other => {
-            eprintln!("unknown case {other:?}: nat-in | nat-reply | syn | dr-in | fnat-in | fnat-reply | fnat-pp-in | fnat-pp-reply | nat6-in | memory");
+            eprintln!("unknown case {other:?}: nat-in | nat-reply | syn | dr-in | fnat-in | fnat-reply | fnat-pp-in | fnat-pp-reply | nat6-in | tun-in | memory");
             std::process::exit(2);
         }
     };

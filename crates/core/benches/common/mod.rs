@@ -20,6 +20,8 @@ pub const VIP_DR: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 101);
 pub const VIP_FN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 102);
 pub const VIP_FN_PP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 103);
 pub const LADDR: Ipv4Addr = Ipv4Addr::new(192, 168, 1, 250);
+/// TUN (IPIP to 192.168.1.5).
+pub const VIP_TUN: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 104);
 /// NAT over IPv6 (port 80 to 2001:db8:1::2 and ::3, port 8080).
 pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 
@@ -88,6 +90,7 @@ pub fn tables() -> Tables {
             ],
             ProxyProtocol::V2,
         ),
+        svc(VIP_TUN, vec![real(9, 5, Forward::Tun, 80)], off),
     ];
     Tables::new(
         Network { ports: vec![p0, p1] },
