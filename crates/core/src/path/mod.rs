@@ -701,27 +701,12 @@ fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Fast4) ->
         return false;
     }
     let proto = h[L2 + 9];
-    let tcp_flags = match proto {
-        proto::TCP => {
-            // The whole 20-byte header within the packet, its data offset within the segment.
-            if total < 40 {
-                return false;
-            }
-            // total >= 40 and total <= b.len() - L2: the header is in the frame.
-            let off = (b[L2 + 32] >> 4) as usize * 4;
-            if off < 20 || off > total - 20 {
-                return false;
-            }
-            b[L2 + 33]
-        }
-        proto::UDP => {
-            let len = u16::from_be_bytes([h[L2 + 24], h[L2 + 25]]) as usize;
-            if total < 28 || len < 8 || len > total - 20 {
-                return false;
-            }
-            0
-        }
-        _ => return false,
+    // total <= b.len() - L2 (above): the segment is in the frame.
+    let Some(tcp_flags) = b
+        .get(L2 + 20..L2 + total)
+        .and_then(|seg| fast_transport(proto, seg))
+    else {
+        return false;
     };
     *out = Fast4 {
         src: Ipv4Addr::new(h[L2 + 12], h[L2 + 13], h[L2 + 14], h[L2 + 15]),
@@ -734,6 +719,27 @@ fn classify_v4_fast(b: &[u8], nic_ip: crate::frame::RxCheck, out: &mut Fast4) ->
         ttl: h[L2 + 8],
     };
     true
+}
+
+/// The fast classifiers' transport check of a segment (the IP packet's payload): a whole
+/// TCP header with its data offset inside the segment, or a UDP datagram whose length fits
+/// it, as `TcpSegment::new_checked` and `UdpDatagram::new_checked` ask. The TCP flags (0 for
+/// UDP), or None for anything else.
+#[inline(always)]
+fn fast_transport(protocol: u8, seg: &[u8]) -> Option<u8> {
+    match protocol {
+        proto::TCP => {
+            let h = seg.get(..20)?;
+            let off = (h[12] >> 4) as usize * 4;
+            (off >= 20 && off <= seg.len()).then_some(h[13])
+        }
+        proto::UDP => {
+            let h = seg.get(..8)?;
+            let len = u16::from_be_bytes([h[4], h[5]]) as usize;
+            (len >= 8 && len <= seg.len()).then_some(0)
+        }
+        _ => None,
+    }
 }
 
 /// The common IPv6 frame at fixed offsets: untagged Ethernet, an IPv6 header followed by a
@@ -758,26 +764,12 @@ fn classify_v6_fast(b: &[u8], out: &mut Class) -> bool {
         return false;
     }
     let proto = h[L2 + 6];
-    let tcp_flags = match proto {
-        proto::TCP => {
-            // plen >= 20 and 40 + plen <= b.len() - L2: the header is in the frame.
-            if plen < 20 {
-                return false;
-            }
-            let off = (b[L4_AT + 12] >> 4) as usize * 4;
-            if off < 20 || off > plen {
-                return false;
-            }
-            b[L4_AT + 13]
-        }
-        proto::UDP => {
-            let len = u16::from_be_bytes([h[L4_AT + 4], h[L4_AT + 5]]) as usize;
-            if plen < 8 || len < 8 || len > plen {
-                return false;
-            }
-            0
-        }
-        _ => return false,
+    // 40 + plen <= b.len() - L2 (above): the segment is in the frame.
+    let Some(tcp_flags) = b
+        .get(L4_AT..L4_AT + plen)
+        .and_then(|seg| fast_transport(proto, seg))
+    else {
+        return false;
     };
     let addr = |at: usize| {
         let a: [u8; 16] = h[at..at + 16].try_into().expect("16 bytes");
